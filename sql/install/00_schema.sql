@@ -1,0 +1,6 @@
+-- analytics 1.0 install script, assembled from sql/install/*.sql in name order.
+-- Piece 00: the guard against running it by hand.
+\echo Use "CREATE EXTENSION analytics" to load this file. \quit
+
+CREATE SCHEMA analytics;
+COMMENT ON SCHEMA analytics IS 'Per-user analytics and budgets for LLM applications.';

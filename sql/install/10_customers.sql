@@ -1,0 +1,204 @@
+-- Piece 10: customers, one row per end user, and upsert_customer().
+
+CREATE TABLE analytics.customers (
+    customer_identifier text PRIMARY KEY
+        CONSTRAINT customer_identifier_length
+        CHECK (length(customer_identifier) BETWEEN 1 AND 255),
+    name text,
+    email text,
+    metadata jsonb NOT NULL DEFAULT '{}'
+        CONSTRAINT metadata_is_object CHECK (jsonb_typeof(metadata) = 'object'),
+    period_budget numeric
+        CONSTRAINT period_budget_range
+        CHECK (period_budget >= 0 AND period_budget < 'Infinity'),
+    budget_duration text NOT NULL DEFAULT 'monthly'
+        CONSTRAINT budget_duration_known
+        CHECK (budget_duration IN ('daily', 'weekly', 'monthly', 'yearly')),
+    period_start timestamptz NOT NULL DEFAULT now()
+        CONSTRAINT period_start_finite CHECK (isfinite(period_start)),
+    total_budget numeric
+        CONSTRAINT total_budget_range
+        CHECK (total_budget >= 0 AND total_budget < 'Infinity'),
+    markup_percentage numeric NOT NULL DEFAULT 0
+        CONSTRAINT markup_percentage_range
+        CHECK (markup_percentage >= 0 AND markup_percentage < 'Infinity'),
+    blocked boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE analytics.customers IS
+    'End users of the LLM application, one row each: created explicitly or by the first log naming them.';
+COMMENT ON COLUMN analytics.customers.customer_identifier IS 'The application''s id for the end user, 1-255 characters, case-sensitive.';
+COMMENT ON COLUMN analytics.customers.name IS 'Display name (optional).';
+COMMENT ON COLUMN analytics.customers.email IS 'Email address (optional).';
+COMMENT ON COLUMN analytics.customers.metadata IS 'Free-form JSON object.';
+COMMENT ON COLUMN analytics.customers.period_budget IS 'USD the customer may spend per budget period (billed cost); null means no period budget.';
+COMMENT ON COLUMN analytics.customers.budget_duration IS 'Length of a budget period: daily, weekly, monthly or yearly.';
+COMMENT ON COLUMN analytics.customers.period_start IS 'Anchor of the budget periods; periods are period_start + k * budget_duration.';
+COMMENT ON COLUMN analytics.customers.total_budget IS 'Lifetime USD budget (billed cost); null means none.';
+COMMENT ON COLUMN analytics.customers.markup_percentage IS 'Billed cost = cost * (1 + markup_percentage / 100).';
+COMMENT ON COLUMN analytics.customers.blocked IS 'When true, every new log of this customer is rejected (SQLSTATE UA003).';
+COMMENT ON COLUMN analytics.customers.created_at IS 'When the customer row was created.';
+COMMENT ON COLUMN analytics.customers.updated_at IS 'When the customer row was last changed.';
+
+SELECT pg_catalog.pg_extension_config_dump('analytics.customers', '');
+
+CREATE FUNCTION analytics.customers_touch() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION analytics.customers_touch() IS 'Keeps customers.updated_at current.';
+
+CREATE TRIGGER customers_touch BEFORE UPDATE ON analytics.customers
+    FOR EACH ROW EXECUTE FUNCTION analytics.customers_touch();
+
+-- Raise the house error for a customer_params key of the wrong type or value.
+CREATE FUNCTION analytics._param_error(key text, expected text, got jsonb)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RAISE EXCEPTION 'invalid value for customer_params key "%"', key
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = format('Expected %s, got %s.', expected,
+                              coalesce(left(got::text, 80), 'nothing')),
+              HINT = 'See the customer_params keys in the analytics README.';
+END;
+$$;
+COMMENT ON FUNCTION analytics._param_error(text, text, jsonb) IS 'Internal: error for a bad customer_params key.';
+
+-- Read a non-negative finite JSON number, or NULL for JSON null.
+CREATE FUNCTION analytics._param_amount(params jsonb, key text)
+RETURNS numeric LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    v jsonb := params -> key;
+BEGIN
+    IF jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(v) IS DISTINCT FROM 'number' OR (v #>> '{}')::numeric < 0 THEN
+        PERFORM analytics._param_error(key, 'a non-negative number or null', v);
+    END IF;
+    RETURN (v #>> '{}')::numeric;
+END;
+$$;
+COMMENT ON FUNCTION analytics._param_amount(jsonb, text) IS 'Internal: a non-negative customer_params amount.';
+
+-- Read a JSON string, or NULL for JSON null.
+CREATE FUNCTION analytics._param_text(params jsonb, key text)
+RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    v jsonb := params -> key;
+BEGIN
+    IF jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(v) IS DISTINCT FROM 'string' THEN
+        PERFORM analytics._param_error(key, 'a string or null', v);
+    END IF;
+    RETURN v #>> '{}';
+END;
+$$;
+COMMENT ON FUNCTION analytics._param_text(jsonb, text) IS 'Internal: a string customer_params value.';
+
+CREATE FUNCTION analytics.upsert_customer(params jsonb)
+RETURNS analytics.customers
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    ident text;
+    v_name text;
+    v_email text;
+    v_metadata jsonb;
+    v_period_budget numeric;
+    v_duration text;
+    v_period_start timestamptz;
+    v_total_budget numeric;
+    v_markup numeric;
+    result analytics.customers;
+BEGIN
+    IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'customer_params must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s.', coalesce(jsonb_typeof(params), 'SQL NULL'));
+    END IF;
+    IF NOT params ? 'customer_identifier' OR jsonb_typeof(params -> 'customer_identifier') = 'null' THEN
+        RAISE EXCEPTION 'customer_params key "customer_identifier" is required'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the application''s id of the end user as a string.';
+    END IF;
+    ident := analytics._param_text(params, 'customer_identifier');
+    IF length(ident) NOT BETWEEN 1 AND 255 THEN
+        RAISE EXCEPTION 'customer_identifier must be 1 to 255 characters long'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s characters.', length(ident));
+    END IF;
+
+    v_name := analytics._param_text(params, 'name');
+    v_email := analytics._param_text(params, 'email');
+    IF params ? 'metadata' THEN
+        v_metadata := params -> 'metadata';
+        IF jsonb_typeof(v_metadata) = 'null' THEN
+            v_metadata := '{}';
+        ELSIF jsonb_typeof(v_metadata) <> 'object' THEN
+            PERFORM analytics._param_error('metadata', 'a JSON object or null', v_metadata);
+        END IF;
+    END IF;
+    v_period_budget := analytics._param_amount(params, 'period_budget');
+    v_total_budget := analytics._param_amount(params, 'total_budget');
+    v_markup := coalesce(analytics._param_amount(params, 'markup_percentage'), 0);
+    v_duration := coalesce(analytics._param_text(params, 'budget_duration'), 'monthly');
+    IF v_duration NOT IN ('daily', 'weekly', 'monthly', 'yearly') THEN
+        RAISE EXCEPTION 'invalid value for customer_params key "budget_duration"'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got "%s".', v_duration),
+                  HINT = 'Use daily, weekly, monthly or yearly.';
+    END IF;
+    IF params ? 'period_start' AND jsonb_typeof(params -> 'period_start') <> 'null' THEN
+        BEGIN
+            v_period_start := analytics._param_text(params, 'period_start')::timestamptz;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+            PERFORM analytics._param_error('period_start', 'an ISO 8601 timestamp', params -> 'period_start');
+        END;
+        IF NOT isfinite(v_period_start) THEN
+            PERFORM analytics._param_error('period_start', 'a finite ISO 8601 timestamp', params -> 'period_start');
+        END IF;
+    ELSE
+        v_period_start := now();
+    END IF;
+
+    INSERT INTO analytics.customers AS c
+        (customer_identifier, name, email, metadata, period_budget, budget_duration,
+         period_start, total_budget, markup_percentage)
+    VALUES (ident, v_name, v_email, coalesce(v_metadata, '{}'), v_period_budget, v_duration,
+            v_period_start, v_total_budget, v_markup)
+    ON CONFLICT (customer_identifier) DO UPDATE SET
+        name = CASE WHEN params ? 'name' THEN EXCLUDED.name ELSE c.name END,
+        email = CASE WHEN params ? 'email' THEN EXCLUDED.email ELSE c.email END,
+        metadata = CASE WHEN params ? 'metadata' THEN EXCLUDED.metadata ELSE c.metadata END,
+        period_budget = CASE WHEN params ? 'period_budget' THEN EXCLUDED.period_budget ELSE c.period_budget END,
+        budget_duration = CASE WHEN params ? 'budget_duration' THEN EXCLUDED.budget_duration ELSE c.budget_duration END,
+        period_start = CASE WHEN params ? 'period_start' THEN EXCLUDED.period_start ELSE c.period_start END,
+        total_budget = CASE WHEN params ? 'total_budget' THEN EXCLUDED.total_budget ELSE c.total_budget END,
+        markup_percentage = CASE WHEN params ? 'markup_percentage' THEN EXCLUDED.markup_percentage ELSE c.markup_percentage END
+    -- Touch the row only when a given key changes it: repeated ingests that
+    -- carry the same customer_params must not queue on the customer's row.
+    WHERE (params ? 'name' AND c.name IS DISTINCT FROM EXCLUDED.name)
+       OR (params ? 'email' AND c.email IS DISTINCT FROM EXCLUDED.email)
+       OR (params ? 'metadata' AND c.metadata IS DISTINCT FROM EXCLUDED.metadata)
+       OR (params ? 'period_budget' AND c.period_budget IS DISTINCT FROM EXCLUDED.period_budget)
+       OR (params ? 'budget_duration' AND c.budget_duration IS DISTINCT FROM EXCLUDED.budget_duration)
+       OR (params ? 'period_start' AND c.period_start IS DISTINCT FROM EXCLUDED.period_start)
+       OR (params ? 'total_budget' AND c.total_budget IS DISTINCT FROM EXCLUDED.total_budget)
+       OR (params ? 'markup_percentage' AND c.markup_percentage IS DISTINCT FROM EXCLUDED.markup_percentage)
+    RETURNING * INTO result;
+    IF NOT FOUND THEN
+        SELECT * INTO result FROM analytics.customers
+         WHERE customer_identifier OPERATOR(pg_catalog.=) ident;
+    END IF;
+    RETURN result;
+END;
+$$;
+COMMENT ON FUNCTION analytics.upsert_customer(jsonb) IS
+    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it.';

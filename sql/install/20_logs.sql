@@ -1,0 +1,116 @@
+-- Piece 20: logs (one row per LLM request), model prices, and the guards
+-- that make logs facts.
+
+CREATE TABLE analytics.model_prices (
+    model text PRIMARY KEY CONSTRAINT model_not_empty CHECK (model <> ''),
+    prompt_per_million numeric NOT NULL
+        CONSTRAINT prompt_price_range
+        CHECK (prompt_per_million >= 0 AND prompt_per_million < 'Infinity'),
+    completion_per_million numeric NOT NULL
+        CONSTRAINT completion_price_range
+        CHECK (completion_per_million >= 0 AND completion_per_million < 'Infinity')
+);
+COMMENT ON TABLE analytics.model_prices IS
+    'USD per million tokens by model; a model uses the longest entry its name starts with. Yours to edit.';
+COMMENT ON COLUMN analytics.model_prices.model IS 'Model name or name prefix (gpt-4o matches gpt-4o-2024-08-06).';
+COMMENT ON COLUMN analytics.model_prices.prompt_per_million IS 'USD per million prompt (input) tokens.';
+COMMENT ON COLUMN analytics.model_prices.completion_per_million IS 'USD per million completion (output) tokens.';
+
+-- List prices as published by the vendors in 2025 (standard tier, USD per
+-- million tokens).  Edit the table to match your contract.
+INSERT INTO analytics.model_prices VALUES
+    ('gpt-4o', 2.50, 10.00),
+    ('gpt-4o-mini', 0.15, 0.60),
+    ('gpt-4.1', 2.00, 8.00),
+    ('gpt-4.1-mini', 0.40, 1.60),
+    ('gpt-4.1-nano', 0.10, 0.40),
+    ('o3-mini', 1.10, 4.40),
+    ('claude-3-5-haiku', 0.80, 4.00),
+    ('claude-3-7-sonnet', 3.00, 15.00),
+    ('claude-sonnet-4', 3.00, 15.00),
+    ('gemini-2.0-flash', 0.10, 0.40);
+
+-- Dump the whole table: the shipped rows may have been edited.
+SELECT pg_catalog.pg_extension_config_dump('analytics.model_prices', '');
+
+CREATE TABLE analytics.logs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    customer_identifier text,
+    model text NOT NULL,
+    prompt_tokens integer NOT NULL DEFAULT 0
+        CONSTRAINT prompt_tokens_non_negative CHECK (prompt_tokens >= 0),
+    completion_tokens integer NOT NULL DEFAULT 0
+        CONSTRAINT completion_tokens_non_negative CHECK (completion_tokens >= 0),
+    total_tokens integer GENERATED ALWAYS AS (prompt_tokens + completion_tokens) STORED,
+    cost numeric NOT NULL
+        CONSTRAINT cost_range CHECK (cost >= 0 AND cost < 'Infinity'),
+    latency double precision
+        CONSTRAINT latency_range CHECK (latency >= 0 AND latency < 'Infinity'),
+    time_to_first_token double precision
+        CONSTRAINT time_to_first_token_range
+        CHECK (time_to_first_token >= 0 AND time_to_first_token < 'Infinity'),
+    status_code integer NOT NULL DEFAULT 200,
+    error_message text,
+    thread_identifier text,
+    custom_identifier text,
+    metadata jsonb,
+    prompt_messages jsonb,
+    completion_message jsonb
+);
+
+COMMENT ON TABLE analytics.logs IS
+    'One row per LLM request. Facts: only metadata, error_message and the message bodies may change; rows leave through purge_logs() and delete_customer().';
+COMMENT ON COLUMN analytics.logs.id IS 'Identity; also the order in which the rollup folds logs in.';
+COMMENT ON COLUMN analytics.logs.created_at IS 'When the request finished.';
+COMMENT ON COLUMN analytics.logs.customer_identifier IS 'The end user; an unknown identifier creates the customer. Null for requests of no end user.';
+COMMENT ON COLUMN analytics.logs.model IS 'Model name as reported by the provider.';
+COMMENT ON COLUMN analytics.logs.prompt_tokens IS 'Prompt (input) tokens.';
+COMMENT ON COLUMN analytics.logs.completion_tokens IS 'Completion (output) tokens.';
+COMMENT ON COLUMN analytics.logs.total_tokens IS 'prompt_tokens + completion_tokens.';
+COMMENT ON COLUMN analytics.logs.cost IS 'USD; when not given, computed from analytics.model_prices.';
+COMMENT ON COLUMN analytics.logs.latency IS 'Seconds from request to last token.';
+COMMENT ON COLUMN analytics.logs.time_to_first_token IS 'Seconds from request to first token.';
+COMMENT ON COLUMN analytics.logs.status_code IS 'HTTP-style status; 400 and above counts as an error.';
+COMMENT ON COLUMN analytics.logs.error_message IS 'Provider error message, if any.';
+COMMENT ON COLUMN analytics.logs.thread_identifier IS 'Conversation thread id (optional).';
+COMMENT ON COLUMN analytics.logs.custom_identifier IS 'Application-defined id (optional).';
+COMMENT ON COLUMN analytics.logs.metadata IS 'Free-form JSON.';
+COMMENT ON COLUMN analytics.logs.prompt_messages IS 'Request messages (optional).';
+COMMENT ON COLUMN analytics.logs.completion_message IS 'Response message (optional).';
+
+CREATE INDEX logs_customer_created_at ON analytics.logs (customer_identifier, created_at);
+
+SELECT pg_catalog.pg_extension_config_dump('analytics.logs', '');
+SELECT pg_catalog.pg_extension_config_dump('analytics.logs_id_seq', '');
+
+-- Validates a new log, fills in its cost, makes sure its customer exists
+-- (creating it when unknown) and enforces the customer's budget.
+CREATE FUNCTION analytics.logs_before_insert() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'logs_before_insert' LANGUAGE C;
+COMMENT ON FUNCTION analytics.logs_before_insert() IS
+    'Trigger: validates a log, computes its cost, creates its customer and enforces budgets.';
+
+-- Rejects UPDATEs of the fact columns, and DELETE and TRUNCATE outside
+-- purge_logs() and delete_customer().
+CREATE FUNCTION analytics.logs_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'logs_guard' LANGUAGE C;
+COMMENT ON FUNCTION analytics.logs_guard() IS
+    'Trigger: keeps logs facts (no UPDATE of fact columns, no DELETE or TRUNCATE by hand).';
+
+CREATE TRIGGER logs_before_insert BEFORE INSERT ON analytics.logs
+    FOR EACH ROW EXECUTE FUNCTION analytics.logs_before_insert();
+CREATE TRIGGER logs_guard_update BEFORE UPDATE ON analytics.logs
+    FOR EACH ROW EXECUTE FUNCTION analytics.logs_guard();
+CREATE TRIGGER logs_guard_delete BEFORE DELETE ON analytics.logs
+    FOR EACH STATEMENT EXECUTE FUNCTION analytics.logs_guard();
+CREATE TRIGGER logs_guard_truncate BEFORE TRUNCATE ON analytics.logs
+    FOR EACH STATEMENT EXECUTE FUNCTION analytics.logs_guard();
+
+CREATE FUNCTION analytics.model_prices_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'model_prices_changed' LANGUAGE C;
+COMMENT ON FUNCTION analytics.model_prices_changed() IS
+    'Trigger: makes the next log of this session read model_prices afresh.';
+CREATE TRIGGER model_prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON analytics.model_prices
+    FOR EACH STATEMENT EXECUTE FUNCTION analytics.model_prices_changed();

@@ -1,0 +1,77 @@
+/*-------------------------------------------------------------------------
+ *
+ * analytics.c
+ *	  Entry point of the analytics extension: _PG_init defines the
+ *	  analytics.* settings and, when the library is preloaded, registers the
+ *	  rollup worker.  Everything else works without preloading.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "analytics.h"
+#include "logs.h"
+#include "worker.h"
+
+PG_MODULE_MAGIC;
+
+int			analytics_budget_enforcement = BUDGET_ENFORCEMENT_REJECT;
+int			analytics_rollup_interval = 1000;
+bool		analytics_worker_enabled = true;
+
+static const struct config_enum_entry budget_enforcement_options[] = {
+	{"reject", BUDGET_ENFORCEMENT_REJECT, false},
+	{"record", BUDGET_ENFORCEMENT_RECORD, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+/*
+ * _PG_init
+ *		Define the settings; register the worker only at preload time.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomEnumVariable("analytics.budget_enforcement",
+							 "Whether logs over a customer's budget are rejected or only recorded.",
+							 "reject (the default) rejects them with SQLSTATE UA001-UA003; "
+							 "record accepts and counts every log, for importing history.",
+							 &analytics_budget_enforcement,
+							 BUDGET_ENFORCEMENT_REJECT,
+							 budget_enforcement_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("analytics.rollup_interval",
+							"Time between two passes of the rollup worker.",
+							NULL,
+							&analytics_rollup_interval,
+							1000,
+							10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("analytics.worker_enabled",
+							 "Whether the rollup worker runs on this server.",
+							 "Turn it off on every node but one when the data is sharded.",
+							 &analytics_worker_enabled,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("analytics");
+
+	logs_init();
+
+	if (process_shared_preload_libraries_in_progress)
+		worker_register_launcher();
+}
