@@ -16,7 +16,7 @@ failed=0
 status=0
 
 echo "== make installcheck"
-if run_as make -s PG_CONFIG="$PG_CONFIG" installcheck; then
+if run_as make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee installcheck.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
 	echo "installcheck: ok"
 else
 	status=1
@@ -24,12 +24,8 @@ else
 		[ -f "$f" ] && { echo "== $f"; cat "$f"; }
 	done
 fi
-for out in regression.out output_iso/regression.out; do
-	if [ -f "$out" ]; then
-		passed=$((passed + $(grep -cE '\.\.\. ok' "$out" || true)))
-		failed=$((failed + $(grep -cE '\.\.\. FAILED' "$out" || true)))
-	fi
-done
+passed=$(grep -cE '\.\.\. ok' installcheck.log || true)
+failed=$(grep -cE '\.\.\. FAILED' installcheck.log || true)
 
 for t in test/*.sh; do
 	[ -e "$t" ] || continue
