@@ -5,9 +5,12 @@
 # the library) and the shell tests under test/ (crash, stress).  Prints the
 # diffs of a failure and exits non-zero.
 set -euo pipefail
+# One suite at a time per machine: the library is installed system-wide.
+exec 9>/tmp/analytics-install.lock
+flock 9
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-WORK="${ANALYTICS_TEST_DIR:-/tmp/analytics-test}"
+WORK="${ANALYTICS_TEST_DIR:-/tmp/analytics-test-$(basename "$ROOT")}"
 work_copy "$WORK"
 cd "$WORK"
 
