@@ -144,13 +144,14 @@ caches_reset(void)
 static void
 caches_ensure(void)
 {
-	if (cache_context != NULL)
-		return;
-	cache_context = AllocSetContextCreate(TopTransactionContext,
-										  "analytics write cache",
-										  ALLOCSET_DEFAULT_SIZES);
-	customer_cache = cache_create("analytics customers", sizeof(CustomerEntry));
-	price_cache = cache_create("analytics prices", sizeof(PriceEntry));
+	if (cache_context == NULL)
+		cache_context = AllocSetContextCreate(TopTransactionContext,
+											  "analytics write cache",
+											  ALLOCSET_DEFAULT_SIZES);
+	if (customer_cache == NULL)
+		customer_cache = cache_create("analytics customers", sizeof(CustomerEntry));
+	if (price_cache == NULL)
+		price_cache = cache_create("analytics prices", sizeof(PriceEntry));
 }
 
 /*

@@ -75,7 +75,7 @@ RETURNS numeric LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analyti
 DECLARE
     v jsonb := params -> key;
 BEGIN
-    IF jsonb_typeof(v) = 'null' THEN
+    IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
         RETURN NULL;
     END IF;
     IF jsonb_typeof(v) IS DISTINCT FROM 'number' OR (v #>> '{}')::numeric < 0 THEN
@@ -92,7 +92,7 @@ RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics 
 DECLARE
     v jsonb := params -> key;
 BEGIN
-    IF jsonb_typeof(v) = 'null' THEN
+    IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
         RETURN NULL;
     END IF;
     IF jsonb_typeof(v) IS DISTINCT FROM 'string' THEN
