@@ -19,6 +19,7 @@ failed=0
 status=0
 
 echo "== make installcheck"
+export PATH="$PGBIN:$PATH"
 if run_as make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee installcheck.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
 	echo "installcheck: ok"
 else

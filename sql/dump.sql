@@ -1,0 +1,41 @@
+-- pg_dump keeps customers, logs, prices and rollups: dump this database,
+-- restore it into a new one, and compare the rows.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS analytics CASCADE;
+CREATE EXTENSION analytics;
+RESET client_min_messages;
+
+SELECT analytics.upsert_customer('{"customer_identifier": "before_any_request",
+        "name": "Ada", "email": "ada@example.com", "period_budget": 5, "markup_percentage": 10}') IS NOT NULL AS created;
+INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
+                            latency, status_code, metadata)
+SELECT timestamptz '2026-01-01 00:00:00+00' + i * interval '7 minutes',
+       'user_' || (i % 17), (ARRAY['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4'])[1 + i % 3],
+       i * 3, i * 2, i / 100.0, CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END,
+       jsonb_build_object('i', i)
+  FROM generate_series(1, 500) AS i;
+-- A price edit and a new price are kept too.
+UPDATE analytics.model_prices SET prompt_per_million = 2.75 WHERE model = 'gpt-4o';
+INSERT INTO analytics.model_prices VALUES ('my-finetune', 1, 2);
+-- A blocked customer with logs must restore.
+UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'user_3';
+
+SELECT md5(string_agg(c::text, '|' ORDER BY customer_identifier)) AS customers_md5 FROM analytics.customers c \gset
+SELECT md5(string_agg(l::text, '|' ORDER BY id)) AS logs_md5 FROM analytics.logs l \gset
+SELECT md5(string_agg(p::text, '|' ORDER BY model)) AS prices_md5 FROM analytics.model_prices p \gset
+SELECT count(*) AS customers, (SELECT count(*) FROM analytics.logs) AS logs FROM analytics.customers;
+
+\! pg_dump -Fc -f results/dump.dump contrib_regression
+\! dropdb --if-exists analytics_restored && createdb analytics_restored
+\! PGOPTIONS='-c analytics.budget_enforcement=record' pg_restore --exit-on-error -d analytics_restored results/dump.dump && echo restored
+
+\c analytics_restored
+SELECT md5(string_agg(c::text, '|' ORDER BY customer_identifier)) = :'customers_md5' AS customers_kept FROM analytics.customers c;
+SELECT md5(string_agg(l::text, '|' ORDER BY id)) = :'logs_md5' AS logs_kept FROM analytics.logs l;
+SELECT md5(string_agg(p::text, '|' ORDER BY model)) = :'prices_md5' AS prices_kept FROM analytics.model_prices p;
+SELECT count(*) AS state_rows FROM analytics.rollup_state;
+-- New logs continue the id sequence after the restored ones.
+INSERT INTO analytics.logs (customer_identifier, model) VALUES ('after_restore', 'gpt-4o');
+SELECT id > 500 AS id_continues FROM analytics.logs WHERE customer_identifier = 'after_restore';
+\c contrib_regression
+\! dropdb analytics_restored
