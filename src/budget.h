@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * budget.h
- *	  Budget enforcement in the write path of analytics.logs.
+ *	  Budget enforcement in the write path of analytics.logs, and the
+ *	  calendar arithmetic of budget periods.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,6 +11,11 @@
 
 #include "datatype/timestamp.h"
 #include "utils/numeric.h"
+
+/* SQLSTATEs of rejected logs (class UA: usage analytics). */
+#define ERRCODE_ANALYTICS_PERIOD_BUDGET	MAKE_SQLSTATE('U', 'A', '0', '0', '1')
+#define ERRCODE_ANALYTICS_TOTAL_BUDGET	MAKE_SQLSTATE('U', 'A', '0', '0', '2')
+#define ERRCODE_ANALYTICS_BLOCKED		MAKE_SQLSTATE('U', 'A', '0', '0', '3')
 
 /*
  * A customer's budget settings, as read (under a FOR KEY SHARE lock on the
@@ -39,5 +45,9 @@ budget_applies(const CustomerBudget *budget)
 extern void budget_check_log(const char *customer,
 							 const CustomerBudget *budget,
 							 TimestampTz created_at, Numeric cost);
+
+extern void budget_period_compute(TimestampTz anchor, char duration,
+								  TimestampTz at, text *timezone,
+								  TimestampTz *start, TimestampTz *end);
 
 #endif							/* ANALYTICS_BUDGET_H */
