@@ -15,10 +15,54 @@
 -- containing since counts, the day containing until counts unless until is
 -- exactly its midnight.  A null since or until is unbounded.
 
+-- The logs not folded in yet (id above the watermark, with a customer),
+-- aggregated like usage_daily.  plpgsql so that the watermark is a known
+-- value when the query is planned: the planner then reads the few pending
+-- logs through the primary key (or all logs, when nothing is folded)
+-- instead of guessing.  STABLE: both statements run in the caller's
+-- snapshot, so the watermark read here matches the usage_daily the caller
+-- reads.  EXECUTE passes the values as parameters; nothing is pasted in.
+CREATE FUNCTION analytics._pending_usage()
+RETURNS TABLE (customer_identifier text, day date, model text, requests bigint,
+               errors bigint, prompt_tokens bigint, completion_tokens bigint,
+               cost numeric, latency_sum double precision, latency_count bigint,
+               ttft_sum double precision, ttft_count bigint,
+               first_seen timestamptz, last_seen timestamptz)
+LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    wm bigint;
+    tz text;
+BEGIN
+    SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
+    RETURN QUERY EXECUTE $q$
+        SELECT l.customer_identifier,
+               (l.created_at AT TIME ZONE $2)::date,
+               l.model,
+               count(*),
+               count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400),
+               sum(l.prompt_tokens)::bigint,
+               sum(l.completion_tokens)::bigint,
+               sum(l.cost),
+               coalesce(sum(l.latency), 0),
+               count(l.latency),
+               coalesce(sum(l.time_to_first_token), 0),
+               count(l.time_to_first_token),
+               min(l.created_at),
+               max(l.created_at)
+          FROM analytics.logs l
+         WHERE l.id OPERATOR(pg_catalog.>) $1
+           AND l.customer_identifier IS NOT NULL
+         GROUP BY 1, 2, 3$q$
+    USING wm, tz;
+END;
+$$;
+COMMENT ON FUNCTION analytics._pending_usage() IS
+    'Internal: the logs above the rollup watermark, aggregated per customer, day and model like usage_daily.';
+
 -- usage_daily plus the logs not folded in yet, in the shape of usage_daily.
 -- A (customer, day, model) may appear twice, once folded and once pending:
--- callers sum.  Quals on customer_identifier, day or model reach both
--- branches (usage_daily's indexes, and the short scan of the pending logs).
+-- callers sum.  Quals on customer_identifier, day or model reach
+-- usage_daily's indexes; the pending part is small and read whole.
 CREATE VIEW analytics._usage_live AS
 SELECT d.customer_identifier, d.day, d.model, d.requests, d.errors,
        d.prompt_tokens, d.completion_tokens, d.cost,
@@ -26,24 +70,11 @@ SELECT d.customer_identifier, d.day, d.model, d.requests, d.errors,
        d.first_seen, d.last_seen
   FROM analytics.usage_daily d
 UNION ALL
-SELECT l.customer_identifier,
-       (l.created_at AT TIME ZONE (SELECT s.timezone FROM analytics.rollup_state s))::date,
-       l.model,
-       count(*),
-       count(*) FILTER (WHERE l.status_code >= 400),
-       sum(l.prompt_tokens),
-       sum(l.completion_tokens),
-       sum(l.cost),
-       coalesce(sum(l.latency), 0),
-       count(l.latency),
-       coalesce(sum(l.time_to_first_token), 0),
-       count(l.time_to_first_token),
-       min(l.created_at),
-       max(l.created_at)
-  FROM analytics.logs l
- WHERE l.id > (SELECT s.watermark FROM analytics.rollup_state s)
-   AND l.customer_identifier IS NOT NULL
- GROUP BY 1, 2, 3;
+SELECT p.customer_identifier, p.day, p.model, p.requests, p.errors,
+       p.prompt_tokens, p.completion_tokens, p.cost,
+       p.latency_sum, p.latency_count, p.ttft_sum, p.ttft_count,
+       p.first_seen, p.last_seen
+  FROM analytics._pending_usage() p;
 
 COMMENT ON VIEW analytics._usage_live IS
     'Internal: usage_daily plus the logs not folded in yet, same columns; a (customer, day, model) may appear in two rows, sum them.';
@@ -76,52 +107,28 @@ $$;
 COMMENT ON FUNCTION analytics._argument_error(text, text, text) IS
     'Internal: raises SQLSTATE 22023 naming a bad argument of a view function.';
 
--- The interval of a budget_duration, or the house error.
-CREATE FUNCTION analytics._duration_interval(duration text)
-RETURNS interval LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
-BEGIN
-    CASE duration
-        WHEN 'daily' THEN RETURN interval '1 day';
-        WHEN 'weekly' THEN RETURN interval '7 days';
-        WHEN 'monthly' THEN RETURN interval '1 month';
-        WHEN 'yearly' THEN RETURN interval '1 year';
-        ELSE
-            PERFORM analytics._argument_error('duration', duration, 'daily, weekly, monthly or yearly');
-    END CASE;
-END;
-$$;
-COMMENT ON FUNCTION analytics._duration_interval(text) IS
-    'Internal: the calendar interval of a budget_duration (daily, weekly, monthly, yearly).';
+-- {start, end} of the budget period containing as_of (C, views.c).
+-- Marked expensive so that analytics.users computes it only for the rows
+-- it returns after ORDER BY ... LIMIT.
+CREATE FUNCTION analytics._period_bounds(anchor timestamptz, duration text,
+                                         as_of timestamptz, zone text)
+RETURNS timestamptz[]
+AS 'MODULE_PATHNAME', 'views_period_bounds'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+COMMENT ON FUNCTION analytics._period_bounds(timestamptz, text, timestamptz, text) IS
+    'Internal: {start, end} of the budget period containing as_of, in calendar arithmetic on local time in the given zone.';
 
--- The budget period [anchor + k*d, anchor + (k+1)*d) that contains as_of.
--- The arithmetic is calendar arithmetic on local time in the rollup time
--- zone: anchor + k months is computed in one step, so an anchor on Jan 31
--- gives Feb 28 (29), Mar 31, Apr 30...  k is estimated from the distance
--- and then corrected by at most one step either way.  One row; SQL so that
--- the planner inlines it and reads rollup_state once per statement.
+-- The budget period [anchor + k*d, anchor + (k+1)*d) that contains as_of,
+-- in calendar arithmetic on local time in the rollup time zone: an anchor
+-- on Jan 31 gives Feb 28 (29), Mar 31, Apr 30...
 CREATE FUNCTION analytics.current_period(anchor timestamptz, duration text,
                                          as_of timestamptz DEFAULT now())
 RETURNS TABLE (period_start timestamptz, period_end timestamptz)
 LANGUAGE sql STABLE AS $$
-SELECT (e.a + k.k * e.d) AT TIME ZONE e.tz,
-       (e.a + (k.k + 1) * e.d) AT TIME ZONE e.tz
-  FROM (SELECT anchor AT TIME ZONE z.tz AS a, as_of AT TIME ZONE z.tz AS t,
-               analytics._duration_interval(duration) AS d, z.tz
-          FROM (SELECT (SELECT s.timezone FROM analytics.rollup_state s) AS tz) z) e,
-       LATERAL (SELECT CASE duration
-                       WHEN 'monthly' THEN
-                           (extract(year FROM e.t) - extract(year FROM e.a)) * 12
-                           + extract(month FROM e.t) - extract(month FROM e.a)
-                       WHEN 'yearly' THEN
-                           extract(year FROM e.t) - extract(year FROM e.a)
-                       ELSE
-                           floor(extract(epoch FROM e.t - e.a) / extract(epoch FROM e.d))
-                       END::integer AS k0) k0,
-       LATERAL (SELECT CASE
-                       WHEN e.a + k0.k0 * e.d > e.t THEN k0.k0 - 1
-                       WHEN e.a + (k0.k0 + 1) * e.d <= e.t THEN k0.k0 + 1
-                       ELSE k0.k0
-                       END AS k) k
+SELECT b.b[1], b.b[2]
+  FROM (SELECT analytics._period_bounds(anchor, duration, as_of,
+                                        (SELECT s.timezone FROM analytics.rollup_state s)) AS b
+        OFFSET 0) b
 $$;
 COMMENT ON FUNCTION analytics.current_period(timestamptz, text, timestamptz) IS
     'The budget period [anchor + k*duration, anchor + (k+1)*duration) containing as_of, in calendar arithmetic in the rollup time zone.';
@@ -162,10 +169,17 @@ SELECT c.customer_identifier,
        m.top_model,
        c.period_budget,
        c.budget_duration,
-       p.period_start,
-       p.period_end,
-       analytics._period_spend(c.customer_identifier, p.period_start, p.period_end,
-                               c.markup_percentage) AS period_spend,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                 (SELECT s.timezone FROM analytics.rollup_state s)))[1] AS period_start,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                 (SELECT s.timezone FROM analytics.rollup_state s)))[2] AS period_end,
+       analytics._period_spend(
+           c.customer_identifier,
+           (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                     (SELECT s.timezone FROM analytics.rollup_state s)))[1],
+           (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                     (SELECT s.timezone FROM analytics.rollup_state s)))[2],
+           c.markup_percentage) AS period_spend,
        c.total_budget,
        coalesce(u.cost, 0) * (1 + c.markup_percentage / 100) AS total_spend,
        c.blocked
@@ -192,8 +206,7 @@ SELECT c.customer_identifier,
                        FROM analytics._usage_live g
                       GROUP BY g.customer_identifier, g.model) t
               ORDER BY t.customer_identifier, t.requests DESC, t.model) m
-         ON m.customer_identifier = c.customer_identifier
- CROSS JOIN LATERAL analytics.current_period(c.period_start, c.budget_duration) p;
+         ON m.customer_identifier = c.customer_identifier;
 
 COMMENT ON VIEW analytics.users IS
     'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs).';
