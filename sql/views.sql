@@ -311,6 +311,19 @@ SELECT (SELECT count(*) FROM analytics.users) = 61 AS users_rows;
 SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed
   FROM pg_temp.check_all();
 
+-- top_model sums a model's requests over folded and pending rows; a tie
+-- goes to the first name.
+INSERT INTO analytics.logs (customer_identifier, model, cost)
+VALUES ('cust_62', 'zeta', 0), ('cust_62', 'zeta', 0), ('cust_62', 'alpha', 0);
+SELECT top_model FROM analytics.users WHERE customer_identifier = 'cust_62';
+SELECT pg_temp.fold_to((SELECT max(id) FROM analytics.logs));
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('cust_62', 'alpha', 0);
+SELECT top_model FROM analytics.users WHERE customer_identifier = 'cust_62';
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('cust_62', 'alpha', 0);
+SELECT top_model FROM analytics.users WHERE customer_identifier = 'cust_62';
+SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed
+  FROM pg_temp.check_all();
+
 -- 5. Rollups in another time zone, rebuilt from scratch: New York days.
 UPDATE analytics.rollup_state SET timezone = 'America/New_York', watermark = 0;
 TRUNCATE analytics.usage_daily;

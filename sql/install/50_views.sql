@@ -148,6 +148,24 @@ $$;
 COMMENT ON FUNCTION analytics._period_spend(text, timestamptz, timestamptz, numeric) IS
     'Internal: billed cost of a customer''s logs created in [since, until), from the raw logs.';
 
+-- The model with the most requests in a group, ties to the first name in
+-- sort order (C, views.c): one pass over the rollups for analytics.users.
+CREATE FUNCTION analytics._top_model_step(internal, text, bigint) RETURNS internal
+AS 'MODULE_PATHNAME', 'views_top_model_step' LANGUAGE C CALLED ON NULL INPUT;
+COMMENT ON FUNCTION analytics._top_model_step(internal, text, bigint) IS
+    'Internal: transition function of analytics._top_model.';
+CREATE FUNCTION analytics._top_model_final(internal) RETURNS text
+AS 'MODULE_PATHNAME', 'views_top_model_final' LANGUAGE C;
+COMMENT ON FUNCTION analytics._top_model_final(internal) IS
+    'Internal: final function of analytics._top_model.';
+CREATE AGGREGATE analytics._top_model(text, bigint) (
+    SFUNC = analytics._top_model_step,
+    STYPE = internal,
+    FINALFUNC = analytics._top_model_final
+);
+COMMENT ON AGGREGATE analytics._top_model(text, bigint) IS
+    'Internal: the model with the most requests (summed per model), ties to the first name in sort order.';
+
 CREATE VIEW analytics.users AS
 SELECT c.customer_identifier,
        c.name,
@@ -166,7 +184,7 @@ SELECT c.customer_identifier,
        coalesce(u.cost, 0) * (1 + c.markup_percentage / 100) AS billed_cost,
        u.latency_sum / nullif(u.latency_count, 0) AS avg_latency,
        u.ttft_sum / nullif(u.ttft_count, 0) AS avg_ttft,
-       m.top_model,
+       u.top_model,
        c.period_budget,
        c.budget_duration,
        (analytics._period_bounds(c.period_start, c.budget_duration, now(),
@@ -196,17 +214,11 @@ SELECT c.customer_identifier,
                     sum(g.latency_sum) AS latency_sum,
                     sum(g.latency_count) AS latency_count,
                     sum(g.ttft_sum) AS ttft_sum,
-                    sum(g.ttft_count) AS ttft_count
+                    sum(g.ttft_count) AS ttft_count,
+                    analytics._top_model(g.model, g.requests) AS top_model
                FROM analytics._usage_live g
               GROUP BY g.customer_identifier) u
-         ON u.customer_identifier = c.customer_identifier
-  LEFT JOIN (SELECT DISTINCT ON (t.customer_identifier)
-                    t.customer_identifier, t.model AS top_model
-               FROM (SELECT g.customer_identifier, g.model, sum(g.requests) AS requests
-                       FROM analytics._usage_live g
-                      GROUP BY g.customer_identifier, g.model) t
-              ORDER BY t.customer_identifier, t.requests DESC, t.model) m
-         ON m.customer_identifier = c.customer_identifier;
+         ON u.customer_identifier = c.customer_identifier;
 
 COMMENT ON VIEW analytics.users IS
     'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs).';
