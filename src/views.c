@@ -92,6 +92,8 @@ views_current_period(TimestampTz anchor, const char *duration,
 	Datum		zone_datum = CStringGetTextDatum(zone);
 	Timestamp	a;
 	Timestamp	t;
+	Timestamp	a_start;
+	Timestamp	a_end;
 	int			months = 0;
 	int			days = 0;
 	int64		k;
@@ -153,10 +155,12 @@ views_current_period(TimestampTz anchor, const char *duration,
 	while (views_local_step(a, k + 1, months, days) <= t)
 		k++;
 
+	a_start = views_local_step(a, k, months, days);
+	a_end = views_local_step(a, k + 1, months, days);
 	*start = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, zone_datum,
-													 TimestampGetDatum(views_local_step(a, k, months, days))));
+													 TimestampGetDatum(a_start)));
 	*end = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, zone_datum,
-												   TimestampGetDatum(views_local_step(a, k + 1, months, days))));
+												   TimestampGetDatum(a_end)));
 }
 
 /*
@@ -237,7 +241,8 @@ views_top_model_step(PG_FUNCTION_ARGS)
 								  state->capacity * sizeof(TopModelEntry));
 	}
 	old = MemoryContextSwitchTo(aggcontext);
-	state->entries[state->count].model = (text *) cstring_to_text_with_len(VARDATA_ANY(model), len);
+	state->entries[state->count].model =
+		cstring_to_text_with_len(VARDATA_ANY(model), len);
 	MemoryContextSwitchTo(old);
 	state->entries[state->count].requests = PG_GETARG_INT64(2);
 	state->count++;
