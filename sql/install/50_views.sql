@@ -1,0 +1,416 @@
+-- Piece 50: the views and functions for people and BI tools (SPEC section 6).
+--
+-- Every figure is real time: it reads analytics.usage_daily (the logs folded
+-- in, including those purge_logs() removed since) plus the logs above
+-- rollup_state.watermark (not folded in yet), so it equals the same GROUP BY
+-- over the raw logs at any moment.  The watermark and the time zone are read
+-- by uncorrelated subqueries of the same statement that reads the rollups
+-- and the logs: one snapshot sees both sides of a fold-in or neither, and
+-- rollup_state is read once per statement, not once per row.  No function
+-- here reads the watermark into a variable and queries later: under READ
+-- COMMITTED a fold-in could commit in between and count logs twice.
+--
+-- A day is a calendar day in rollup_state.timezone.  Functions taking
+-- since/until count every day that overlaps [since, until) in full: the day
+-- containing since counts, the day containing until counts unless until is
+-- exactly its midnight.  A null since or until is unbounded.
+
+-- The logs not folded in yet (id above the watermark, with a customer),
+-- aggregated like usage_daily.  plpgsql so that the watermark is a known
+-- value when the query is planned: the planner then reads the few pending
+-- logs through the primary key (or all logs, when nothing is folded)
+-- instead of guessing.  STABLE: both statements run in the caller's
+-- snapshot, so the watermark read here matches the usage_daily the caller
+-- reads.  EXECUTE passes the values as parameters; nothing is pasted in.
+CREATE FUNCTION analytics._pending_usage()
+RETURNS TABLE (customer_identifier text, day date, model text, requests bigint,
+               errors bigint, prompt_tokens bigint, completion_tokens bigint,
+               cost numeric, latency_sum double precision, latency_count bigint,
+               ttft_sum double precision, ttft_count bigint,
+               first_seen timestamptz, last_seen timestamptz)
+LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    wm bigint;
+    tz text;
+BEGIN
+    SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
+    RETURN QUERY EXECUTE $q$
+        SELECT l.customer_identifier,
+               (l.created_at AT TIME ZONE $2)::date,
+               l.model,
+               count(*),
+               count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400),
+               sum(l.prompt_tokens)::bigint,
+               sum(l.completion_tokens)::bigint,
+               sum(l.cost),
+               coalesce(sum(l.latency), 0),
+               count(l.latency),
+               coalesce(sum(l.time_to_first_token), 0),
+               count(l.time_to_first_token),
+               min(l.created_at),
+               max(l.created_at)
+          FROM analytics.logs l
+         WHERE l.id OPERATOR(pg_catalog.>) $1
+           AND l.customer_identifier IS NOT NULL
+         GROUP BY 1, 2, 3$q$
+    USING wm, tz;
+END;
+$$;
+COMMENT ON FUNCTION analytics._pending_usage() IS
+    'Internal: the logs above the rollup watermark, aggregated per customer, day and model like usage_daily.';
+
+-- usage_daily plus the logs not folded in yet, in the shape of usage_daily.
+-- A (customer, day, model) may appear twice, once folded and once pending:
+-- callers sum.  Quals on customer_identifier, day or model reach
+-- usage_daily's indexes; the pending part is small and read whole.
+CREATE VIEW analytics._usage_live AS
+SELECT d.customer_identifier, d.day, d.model, d.requests, d.errors,
+       d.prompt_tokens, d.completion_tokens, d.cost,
+       d.latency_sum, d.latency_count, d.ttft_sum, d.ttft_count,
+       d.first_seen, d.last_seen
+  FROM analytics.usage_daily d
+UNION ALL
+SELECT p.customer_identifier, p.day, p.model, p.requests, p.errors,
+       p.prompt_tokens, p.completion_tokens, p.cost,
+       p.latency_sum, p.latency_count, p.ttft_sum, p.ttft_count,
+       p.first_seen, p.last_seen
+  FROM analytics._pending_usage() p;
+
+COMMENT ON VIEW analytics._usage_live IS
+    'Internal: usage_daily plus the logs not folded in yet, same columns; a (customer, day, model) may appear in two rows, sum them.';
+COMMENT ON COLUMN analytics._usage_live.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics._usage_live.day IS 'Calendar day of created_at in the rollup time zone.';
+COMMENT ON COLUMN analytics._usage_live.model IS 'Model name as logged.';
+COMMENT ON COLUMN analytics._usage_live.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_live.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_live.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_live.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_live.cost IS 'Sum of cost (USD, before markup).';
+COMMENT ON COLUMN analytics._usage_live.latency_sum IS 'Sum of non-null latency.';
+COMMENT ON COLUMN analytics._usage_live.latency_count IS 'Logs with a latency.';
+COMMENT ON COLUMN analytics._usage_live.ttft_sum IS 'Sum of non-null time_to_first_token.';
+COMMENT ON COLUMN analytics._usage_live.ttft_count IS 'Logs with a time_to_first_token.';
+COMMENT ON COLUMN analytics._usage_live.first_seen IS 'Earliest created_at.';
+COMMENT ON COLUMN analytics._usage_live.last_seen IS 'Latest created_at.';
+
+-- Raise the house error for a bad argument of the functions below.  Declared
+-- IMMUTABLE so that SQL functions calling it stay inlinable.
+CREATE FUNCTION analytics._argument_error(argument text, got text, expected text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RAISE EXCEPTION 'invalid value for argument "%"', argument
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = format('Got %s.', coalesce('"' || got || '"', 'null')),
+              HINT = format('Use %s.', expected);
+END;
+$$;
+COMMENT ON FUNCTION analytics._argument_error(text, text, text) IS
+    'Internal: raises SQLSTATE 22023 naming a bad argument of a view function.';
+
+-- {start, end} of the budget period containing as_of (C, views.c).
+-- Marked expensive so that analytics.users computes it only for the rows
+-- it returns after ORDER BY ... LIMIT.
+CREATE FUNCTION analytics._period_bounds(anchor timestamptz, duration text,
+                                         as_of timestamptz, zone text)
+RETURNS timestamptz[]
+AS 'MODULE_PATHNAME', 'views_period_bounds'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+COMMENT ON FUNCTION analytics._period_bounds(timestamptz, text, timestamptz, text) IS
+    'Internal: {start, end} of the budget period containing as_of, in calendar arithmetic on local time in the given zone.';
+
+-- The budget period [anchor + k*d, anchor + (k+1)*d) that contains as_of,
+-- in calendar arithmetic on local time in the rollup time zone: an anchor
+-- on Jan 31 gives Feb 28 (29), Mar 31, Apr 30...
+CREATE FUNCTION analytics.current_period(anchor timestamptz, duration text,
+                                         as_of timestamptz DEFAULT now())
+RETURNS TABLE (period_start timestamptz, period_end timestamptz)
+LANGUAGE sql STABLE AS $$
+SELECT b.b[1], b.b[2]
+  FROM (SELECT analytics._period_bounds(anchor, duration, as_of,
+                                        (SELECT s.timezone FROM analytics.rollup_state s)) AS b
+        OFFSET 0) b
+$$;
+COMMENT ON FUNCTION analytics.current_period(timestamptz, text, timestamptz) IS
+    'The budget period [anchor + k*duration, anchor + (k+1)*duration) containing as_of, in calendar arithmetic in the rollup time zone.';
+
+-- Billed cost of one customer's logs with created_at in [since, until), from
+-- the raw logs by the (customer_identifier, created_at) index.  Marked
+-- expensive so that the planner computes it after ORDER BY ... LIMIT when a
+-- query over analytics.users has one.
+CREATE FUNCTION analytics._period_spend(customer text, since timestamptz,
+                                        until timestamptz, markup numeric)
+RETURNS numeric LANGUAGE sql STABLE COST 10000 AS $$
+SELECT coalesce(sum(l.cost), 0) * (1 + markup / 100)
+  FROM analytics.logs l
+ WHERE l.customer_identifier OPERATOR(pg_catalog.=) customer
+   AND l.created_at >= since AND l.created_at < until
+$$;
+COMMENT ON FUNCTION analytics._period_spend(text, timestamptz, timestamptz, numeric) IS
+    'Internal: billed cost of a customer''s logs created in [since, until), from the raw logs.';
+
+-- The model with the most requests in a group, ties to the first name in
+-- sort order (C, views.c): one pass over the rollups for analytics.users.
+CREATE FUNCTION analytics._top_model_step(internal, text, bigint) RETURNS internal
+AS 'MODULE_PATHNAME', 'views_top_model_step' LANGUAGE C CALLED ON NULL INPUT;
+COMMENT ON FUNCTION analytics._top_model_step(internal, text, bigint) IS
+    'Internal: transition function of analytics._top_model.';
+CREATE FUNCTION analytics._top_model_final(internal) RETURNS text
+AS 'MODULE_PATHNAME', 'views_top_model_final' LANGUAGE C;
+COMMENT ON FUNCTION analytics._top_model_final(internal) IS
+    'Internal: final function of analytics._top_model.';
+CREATE AGGREGATE analytics._top_model(text, bigint) (
+    SFUNC = analytics._top_model_step,
+    STYPE = internal,
+    FINALFUNC = analytics._top_model_final
+);
+COMMENT ON AGGREGATE analytics._top_model(text, bigint) IS
+    'Internal: the model with the most requests (summed per model), ties to the first name in sort order.';
+
+CREATE VIEW analytics.users AS
+SELECT c.customer_identifier,
+       c.name,
+       c.email,
+       c.metadata,
+       c.created_at,
+       u.first_seen,
+       u.last_active,
+       coalesce(u.active_days, 0) AS active_days,
+       coalesce(u.requests, 0) AS requests,
+       coalesce(u.errors, 0) AS errors,
+       coalesce(u.prompt_tokens, 0) AS prompt_tokens,
+       coalesce(u.completion_tokens, 0) AS completion_tokens,
+       coalesce(u.prompt_tokens + u.completion_tokens, 0) AS total_tokens,
+       coalesce(u.cost, 0) AS cost,
+       coalesce(u.cost, 0) * (1 + c.markup_percentage / 100) AS billed_cost,
+       u.latency_sum / nullif(u.latency_count, 0) AS avg_latency,
+       u.ttft_sum / nullif(u.ttft_count, 0) AS avg_ttft,
+       u.top_model,
+       c.period_budget,
+       c.budget_duration,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                 (SELECT s.timezone FROM analytics.rollup_state s)))[1] AS period_start,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                 (SELECT s.timezone FROM analytics.rollup_state s)))[2] AS period_end,
+       analytics._period_spend(
+           c.customer_identifier,
+           (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                     (SELECT s.timezone FROM analytics.rollup_state s)))[1],
+           (analytics._period_bounds(c.period_start, c.budget_duration, now(),
+                                     (SELECT s.timezone FROM analytics.rollup_state s)))[2],
+           c.markup_percentage) AS period_spend,
+       c.total_budget,
+       coalesce(u.cost, 0) * (1 + c.markup_percentage / 100) AS total_spend,
+       c.blocked
+  FROM analytics.customers c
+  LEFT JOIN (SELECT g.customer_identifier,
+                    min(g.first_seen) AS first_seen,
+                    max(g.last_seen) AS last_active,
+                    count(DISTINCT g.day) AS active_days,
+                    sum(g.requests)::bigint AS requests,
+                    sum(g.errors)::bigint AS errors,
+                    sum(g.prompt_tokens)::bigint AS prompt_tokens,
+                    sum(g.completion_tokens)::bigint AS completion_tokens,
+                    sum(g.cost) AS cost,
+                    sum(g.latency_sum) AS latency_sum,
+                    sum(g.latency_count) AS latency_count,
+                    sum(g.ttft_sum) AS ttft_sum,
+                    sum(g.ttft_count) AS ttft_count,
+                    analytics._top_model(g.model, g.requests) AS top_model
+               FROM analytics._usage_live g
+              GROUP BY g.customer_identifier) u
+         ON u.customer_identifier = c.customer_identifier;
+
+COMMENT ON VIEW analytics.users IS
+    'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs).';
+COMMENT ON COLUMN analytics.users.customer_identifier IS 'The application''s id for the end user.';
+COMMENT ON COLUMN analytics.users.name IS 'Display name.';
+COMMENT ON COLUMN analytics.users.email IS 'Email address.';
+COMMENT ON COLUMN analytics.users.metadata IS 'The customer''s free-form JSON.';
+COMMENT ON COLUMN analytics.users.created_at IS 'When the customer row was created.';
+COMMENT ON COLUMN analytics.users.first_seen IS 'created_at of the customer''s first log; null without logs.';
+COMMENT ON COLUMN analytics.users.last_active IS 'created_at of the customer''s latest log; null without logs.';
+COMMENT ON COLUMN analytics.users.active_days IS 'Calendar days (rollup time zone) with at least one log.';
+COMMENT ON COLUMN analytics.users.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics.users.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics.users.prompt_tokens IS 'Sum of prompt tokens.';
+COMMENT ON COLUMN analytics.users.completion_tokens IS 'Sum of completion tokens.';
+COMMENT ON COLUMN analytics.users.total_tokens IS 'Sum of prompt and completion tokens.';
+COMMENT ON COLUMN analytics.users.cost IS 'USD, sum of log cost before markup.';
+COMMENT ON COLUMN analytics.users.billed_cost IS 'USD, cost * (1 + markup_percentage / 100) with the customer''s current markup.';
+COMMENT ON COLUMN analytics.users.avg_latency IS 'Mean latency in seconds over logs that have one.';
+COMMENT ON COLUMN analytics.users.avg_ttft IS 'Mean time to first token in seconds over logs that have one.';
+COMMENT ON COLUMN analytics.users.top_model IS 'Model with the most requests; ties go to the first name in sort order.';
+COMMENT ON COLUMN analytics.users.period_budget IS 'USD budget per period (billed cost); null means none.';
+COMMENT ON COLUMN analytics.users.budget_duration IS 'Length of a budget period: daily, weekly, monthly or yearly.';
+COMMENT ON COLUMN analytics.users.period_start IS 'Start of the current budget period (see analytics.current_period).';
+COMMENT ON COLUMN analytics.users.period_end IS 'End (exclusive) of the current budget period.';
+COMMENT ON COLUMN analytics.users.period_spend IS 'USD, billed cost of the logs created in the current budget period.';
+COMMENT ON COLUMN analytics.users.total_budget IS 'Lifetime USD budget (billed cost); null means none.';
+COMMENT ON COLUMN analytics.users.total_spend IS 'USD, billed cost over all time.';
+COMMENT ON COLUMN analytics.users.blocked IS 'True when the customer''s new logs are rejected.';
+
+-- Customers ranked by a metric over the days overlapping [since, until).
+CREATE FUNCTION analytics.top_users(since timestamptz, until timestamptz,
+                                    metric text DEFAULT 'cost', n integer DEFAULT 10)
+RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
+               requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+BEGIN
+    IF metric IS NULL OR metric NOT IN ('cost', 'requests', 'tokens') THEN
+        PERFORM analytics._argument_error('metric', metric, 'cost, requests or tokens');
+    END IF;
+    IF n < 0 THEN
+        PERFORM analytics._argument_error('n', n::text, 'a number of rows, at least 0, or null for all');
+    END IF;
+    RETURN QUERY
+    SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
+                                             WHEN 'requests' THEN a.requests
+                                             ELSE a.total_tokens END DESC),
+           a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
+      FROM (SELECT u.customer_identifier,
+                   sum(u.requests)::bigint AS requests,
+                   sum(u.prompt_tokens + u.completion_tokens)::bigint AS total_tokens,
+                   sum(u.cost) AS cost
+              FROM analytics._usage_live u
+             WHERE u.day >= (SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date
+                               FROM analytics.rollup_state s)
+               AND u.day < (SELECT ((coalesce(until, 'infinity') AT TIME ZONE s.timezone)
+                                    - interval '1 microsecond')::date + 1
+                              FROM analytics.rollup_state s)
+             GROUP BY u.customer_identifier) a
+      JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
+     ORDER BY 1, a.customer_identifier
+     LIMIT n;
+END;
+$$;
+COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
+    'The n customers with the most cost, requests or tokens over the calendar days (rollup time zone) overlapping [since, until); null n means all.';
+
+CREATE VIEW analytics.top_users AS
+SELECT t.rank, t.customer_identifier, t.name, t.email, t.requests, t.total_tokens, t.cost
+  FROM analytics.top_users(
+           (SELECT ((now() AT TIME ZONE s.timezone)::date - 29)::timestamp AT TIME ZONE s.timezone
+              FROM analytics.rollup_state s),
+           now(), 'cost', NULL) t;
+COMMENT ON VIEW analytics.top_users IS
+    'Customers active in the last 30 calendar days (today and the 29 before, rollup time zone), ranked by cost.';
+COMMENT ON COLUMN analytics.top_users.rank IS 'Rank by cost, 1 for the highest; equal costs share a rank.';
+COMMENT ON COLUMN analytics.top_users.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics.top_users.name IS 'Display name.';
+COMMENT ON COLUMN analytics.top_users.email IS 'Email address.';
+COMMENT ON COLUMN analytics.top_users.requests IS 'Number of logs in the 30 days.';
+COMMENT ON COLUMN analytics.top_users.total_tokens IS 'Prompt plus completion tokens in the 30 days.';
+COMMENT ON COLUMN analytics.top_users.cost IS 'USD before markup in the 30 days.';
+
+CREATE VIEW analytics.daily_active_users AS
+SELECT u.day,
+       count(DISTINCT u.customer_identifier) AS active_users,
+       sum(u.requests)::bigint AS requests,
+       sum(u.cost) AS cost
+  FROM analytics._usage_live u
+ GROUP BY u.day;
+COMMENT ON VIEW analytics.daily_active_users IS
+    'Per calendar day (rollup time zone) with any log: distinct customers, requests and cost. Filter on day.';
+COMMENT ON COLUMN analytics.daily_active_users.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics.daily_active_users.active_users IS 'Distinct customers with at least one log that day.';
+COMMENT ON COLUMN analytics.daily_active_users.requests IS 'Number of logs of customers that day.';
+COMMENT ON COLUMN analytics.daily_active_users.cost IS 'USD before markup that day.';
+
+-- Distinct customers per day, week (ISO, from Monday) or month.
+CREATE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
+                                       bucket text DEFAULT 'day')
+RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+BEGIN
+    IF bucket IS NULL OR bucket NOT IN ('day', 'week', 'month') THEN
+        PERFORM analytics._argument_error('bucket', bucket, 'day, week or month');
+    END IF;
+    RETURN QUERY
+    SELECT CASE bucket WHEN 'day' THEN u.day
+                       ELSE date_trunc(bucket, u.day::timestamp)::date END,
+           count(DISTINCT u.customer_identifier),
+           sum(u.requests)::bigint,
+           sum(u.cost)
+      FROM analytics._usage_live u
+     WHERE u.day >= (SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date
+                       FROM analytics.rollup_state s)
+       AND u.day < (SELECT ((coalesce(until, 'infinity') AT TIME ZONE s.timezone)
+                            - interval '1 microsecond')::date + 1
+                      FROM analytics.rollup_state s)
+     GROUP BY 1
+     ORDER BY 1;
+END;
+$$;
+COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
+    'Distinct customers, requests and cost per day, week (from Monday) or month, over the calendar days (rollup time zone) overlapping [since, until); buckets without logs are left out.';
+
+CREATE VIEW analytics.cost_by_user AS
+SELECT u.day,
+       u.customer_identifier,
+       sum(u.requests)::bigint AS requests,
+       sum(u.prompt_tokens)::bigint AS prompt_tokens,
+       sum(u.completion_tokens)::bigint AS completion_tokens,
+       sum(u.cost) AS cost
+  FROM analytics._usage_live u
+ GROUP BY u.day, u.customer_identifier;
+COMMENT ON VIEW analytics.cost_by_user IS
+    'LLM usage per calendar day (rollup time zone) and customer. Filter on day and customer_identifier.';
+COMMENT ON COLUMN analytics.cost_by_user.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics.cost_by_user.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics.cost_by_user.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics.cost_by_user.prompt_tokens IS 'Sum of prompt tokens.';
+COMMENT ON COLUMN analytics.cost_by_user.completion_tokens IS 'Sum of completion tokens.';
+COMMENT ON COLUMN analytics.cost_by_user.cost IS 'USD before markup.';
+
+CREATE VIEW analytics.logs_with_customer AS
+SELECT l.id, l.created_at, l.customer_identifier, l.model,
+       l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
+       l.latency, l.time_to_first_token, l.status_code, l.error_message,
+       l.thread_identifier, l.custom_identifier, l.metadata,
+       l.prompt_messages, l.completion_message,
+       c.name, c.email, c.metadata AS customer_metadata
+  FROM analytics.logs l
+  LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
+COMMENT ON VIEW analytics.logs_with_customer IS
+    'Each log with its customer''s name, email and metadata (the log detail side panel).';
+COMMENT ON COLUMN analytics.logs_with_customer.id IS 'Log id.';
+COMMENT ON COLUMN analytics.logs_with_customer.created_at IS 'When the request finished.';
+COMMENT ON COLUMN analytics.logs_with_customer.customer_identifier IS 'The end user; null for requests of no end user.';
+COMMENT ON COLUMN analytics.logs_with_customer.model IS 'Model name.';
+COMMENT ON COLUMN analytics.logs_with_customer.prompt_tokens IS 'Prompt (input) tokens.';
+COMMENT ON COLUMN analytics.logs_with_customer.completion_tokens IS 'Completion (output) tokens.';
+COMMENT ON COLUMN analytics.logs_with_customer.total_tokens IS 'prompt_tokens + completion_tokens.';
+COMMENT ON COLUMN analytics.logs_with_customer.cost IS 'USD before markup.';
+COMMENT ON COLUMN analytics.logs_with_customer.latency IS 'Seconds from request to last token.';
+COMMENT ON COLUMN analytics.logs_with_customer.time_to_first_token IS 'Seconds from request to first token.';
+COMMENT ON COLUMN analytics.logs_with_customer.status_code IS 'HTTP-style status; 400 and above is an error.';
+COMMENT ON COLUMN analytics.logs_with_customer.error_message IS 'Provider error message, if any.';
+COMMENT ON COLUMN analytics.logs_with_customer.thread_identifier IS 'Conversation thread id.';
+COMMENT ON COLUMN analytics.logs_with_customer.custom_identifier IS 'Application-defined id.';
+COMMENT ON COLUMN analytics.logs_with_customer.metadata IS 'The log''s free-form JSON.';
+COMMENT ON COLUMN analytics.logs_with_customer.prompt_messages IS 'Request messages.';
+COMMENT ON COLUMN analytics.logs_with_customer.completion_message IS 'Response message.';
+COMMENT ON COLUMN analytics.logs_with_customer.name IS 'The customer''s display name.';
+COMMENT ON COLUMN analytics.logs_with_customer.email IS 'The customer''s email address.';
+COMMENT ON COLUMN analytics.logs_with_customer.customer_metadata IS 'The customer''s free-form JSON.';
+
+-- One customer's logs, newest first, by the (customer_identifier,
+-- created_at) index.  SQL so that the planner inlines it.
+CREATE FUNCTION analytics.customer_logs(customer_identifier text,
+                                        since timestamptz DEFAULT NULL,
+                                        until timestamptz DEFAULT NULL,
+                                        lim integer DEFAULT 100)
+RETURNS SETOF analytics.logs
+LANGUAGE sql STABLE ROWS 100 AS $$
+SELECT l.*
+  FROM analytics.logs l
+ WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
+   AND l.created_at >= coalesce($2, '-infinity')
+   AND l.created_at < coalesce($3, 'infinity')
+ ORDER BY l.created_at DESC, l.id DESC
+ LIMIT $4
+$$;
+COMMENT ON FUNCTION analytics.customer_logs(text, timestamptz, timestamptz, integer) IS
+    'A customer''s logs created in [since, until) (null: unbounded), newest first, at most lim (null: all).';

@@ -1,0 +1,286 @@
+/*-------------------------------------------------------------------------
+ *
+ * views.c
+ *	  C behind the views of analytics: budget period arithmetic and the
+ *	  aggregate that picks a customer's top model.
+ *
+ * The current budget period of a customer is [anchor + k*d, anchor +
+ * (k+1)*d) containing a given instant, d being one day, seven days, one
+ * month or one year.  The arithmetic is calendar arithmetic on local time
+ * in the rollup time zone (timestamp without time zone): anchor + k months
+ * is computed in one step, so an anchor on Jan 31 gives Feb 28 (29), Mar
+ * 31, Apr 30, and a daily period keeps its local start time across a
+ * daylight saving change.
+ *
+ * analytics.users calls analytics._period_bounds() for every row it returns,
+ * so this is C: a few microseconds per call.  It reads no table and takes
+ * no lock; the caller passes the time zone (rollup_state.timezone, read
+ * once per statement).
+ *
+ * analytics._top_model(model, requests) sums requests per model within a
+ * group and returns the model with the most, ties going to the first name in
+ * the input collation's order.  It lets analytics.users compute every column
+ * in one aggregation pass over the rollups instead of a second GROUP BY
+ * customer, model.  Its state lives in the aggregate's memory context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "views.h"
+
+PG_FUNCTION_INFO_V1(views_period_bounds);
+PG_FUNCTION_INFO_V1(views_top_model_step);
+PG_FUNCTION_INFO_V1(views_top_model_final);
+
+/* One model and its requests so far, in a _top_model group. */
+typedef struct TopModelEntry
+{
+	text	   *model;
+	int64		requests;
+} TopModelEntry;
+
+/* State of a _top_model group: a customer has a handful of models. */
+typedef struct TopModelState
+{
+	int			count;
+	int			capacity;
+	TopModelEntry *entries;
+} TopModelState;
+
+/*
+ * local + k steps of (months, days), in timestamp-without-time-zone
+ * arithmetic, as SQL's "local + k * interval" would compute it.
+ */
+static Timestamp
+views_local_step(Timestamp local, int64 k, int months, int days)
+{
+	Interval	step;
+
+	step.time = 0;
+	step.day = (int32) (k * days);
+	step.month = (int32) (k * months);
+	return DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
+												 TimestampGetDatum(local),
+												 IntervalPGetDatum(&step)));
+}
+
+/*
+ * views_current_period
+ *		Bounds of the period [anchor + k*d, anchor + (k+1)*d) containing
+ *		as_of, d being the budget duration (daily, weekly, monthly, yearly),
+ *		computed on local time in the named time zone.
+ *
+ * Raises 22023 for an unknown duration or a non-finite instant, and the
+ * usual error for an unknown time zone.  Reads nothing, locks nothing.
+ */
+void
+views_current_period(TimestampTz anchor, const char *duration,
+					 TimestampTz as_of, const char *zone,
+					 TimestampTz *start, TimestampTz *end)
+{
+	Datum		zone_datum = CStringGetTextDatum(zone);
+	Timestamp	a;
+	Timestamp	t;
+	Timestamp	a_start;
+	Timestamp	a_end;
+	int			months = 0;
+	int			days = 0;
+	int64		k;
+
+	if (strcmp(duration, "daily") == 0)
+		days = 1;
+	else if (strcmp(duration, "weekly") == 0)
+		days = 7;
+	else if (strcmp(duration, "monthly") == 0)
+		months = 1;
+	else if (strcmp(duration, "yearly") == 0)
+		months = 12;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for argument \"duration\""),
+				 errdetail("Got \"%s\".", duration),
+				 errhint("Use daily, weekly, monthly or yearly.")));
+	if (TIMESTAMP_NOT_FINITE(anchor) || TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for argument \"%s\"",
+						TIMESTAMP_NOT_FINITE(anchor) ? "anchor" : "as_of"),
+				 errdetail("Budget periods need finite timestamps.")));
+
+	a = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, zone_datum,
+											  TimestampTzGetDatum(anchor)));
+	t = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, zone_datum,
+											  TimestampTzGetDatum(as_of)));
+	if (TIMESTAMP_NOT_FINITE(a) || TIMESTAMP_NOT_FINITE(t))
+		elog(ERROR, "time zone conversion gave a non-finite timestamp");
+
+	/* A first guess of k, then at most a step or two either way. */
+	if (months == 0)
+	{
+		int64		step = (int64) days * USECS_PER_DAY;
+		int64		diff = t - a;
+
+		k = diff / step;
+		if (diff % step != 0 && diff < 0)
+			k--;
+	}
+	else
+	{
+		struct pg_tm tm_a;
+		struct pg_tm tm_t;
+		fsec_t		fsec;
+
+		if (timestamp2tm(a, NULL, &tm_a, &fsec, NULL, NULL) != 0 ||
+			timestamp2tm(t, NULL, &tm_t, &fsec, NULL, NULL) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("timestamp out of range")));
+		k = ((int64) (tm_t.tm_year - tm_a.tm_year) * 12 +
+			 (tm_t.tm_mon - tm_a.tm_mon)) / months;
+	}
+	while (views_local_step(a, k, months, days) > t)
+		k--;
+	while (views_local_step(a, k + 1, months, days) <= t)
+		k++;
+
+	a_start = views_local_step(a, k, months, days);
+	a_end = views_local_step(a, k + 1, months, days);
+	*start = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, zone_datum,
+													 TimestampGetDatum(a_start)));
+	*end = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, zone_datum,
+												   TimestampGetDatum(a_end)));
+}
+
+/*
+ * analytics._period_bounds(anchor timestamptz, duration text,
+ *							as_of timestamptz, zone text) returns timestamptz[]
+ *		{start, end} of the budget period containing as_of; see
+ *		views_current_period.  Strict; reads nothing, locks nothing.
+ */
+Datum
+views_period_bounds(PG_FUNCTION_ARGS)
+{
+	TimestampTz anchor = PG_GETARG_TIMESTAMPTZ(0);
+	char	   *duration = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(2);
+	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	Datum		bounds[2];
+	TimestampTz start;
+	TimestampTz end;
+
+	views_current_period(anchor, duration, as_of, zone, &start, &end);
+	bounds[0] = TimestampTzGetDatum(start);
+	bounds[1] = TimestampTzGetDatum(end);
+	PG_RETURN_ARRAYTYPE_P(construct_array(bounds, 2, TIMESTAMPTZOID,
+										  sizeof(TimestampTz), FLOAT8PASSBYVAL,
+										  TYPALIGN_DOUBLE));
+}
+
+/*
+ * analytics._top_model_step(state internal, model text, requests bigint)
+ *		Transition function of analytics._top_model: adds requests to the
+ *		model's total.  Null models and null requests are skipped.  Must run
+ *		as an aggregate; allocates in the aggregate context.
+ */
+Datum
+views_top_model_step(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	MemoryContext old;
+	TopModelState *state;
+	text	   *model;
+	Size		len;
+	int			i;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		elog(ERROR, "views_top_model_step called in non-aggregate context");
+
+	if (PG_ARGISNULL(0))
+	{
+		state = MemoryContextAllocZero(aggcontext, sizeof(TopModelState));
+		state->capacity = 8;
+		state->entries = MemoryContextAlloc(aggcontext,
+											state->capacity * sizeof(TopModelEntry));
+	}
+	else
+		state = (TopModelState *) PG_GETARG_POINTER(0);
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(state);
+
+	model = PG_GETARG_TEXT_PP(1);
+	len = VARSIZE_ANY_EXHDR(model);
+	for (i = 0; i < state->count; i++)
+	{
+		text	   *known = state->entries[i].model;
+
+		if (VARSIZE_ANY_EXHDR(known) == len &&
+			memcmp(VARDATA_ANY(known), VARDATA_ANY(model), len) == 0)
+		{
+			state->entries[i].requests += PG_GETARG_INT64(2);
+			PG_RETURN_POINTER(state);
+		}
+	}
+
+	if (state->count == state->capacity)
+	{
+		state->capacity *= 2;
+		state->entries = repalloc(state->entries,
+								  state->capacity * sizeof(TopModelEntry));
+	}
+	old = MemoryContextSwitchTo(aggcontext);
+	state->entries[state->count].model =
+		cstring_to_text_with_len(VARDATA_ANY(model), len);
+	MemoryContextSwitchTo(old);
+	state->entries[state->count].requests = PG_GETARG_INT64(2);
+	state->count++;
+	PG_RETURN_POINTER(state);
+}
+
+/*
+ * analytics._top_model_final(state internal) returns text
+ *		The model with the most requests; ties go to the name that sorts
+ *		first in the aggregate's input collation.  Null for an empty group.
+ */
+Datum
+views_top_model_final(PG_FUNCTION_ARGS)
+{
+	TopModelState *state;
+	Oid			collation = PG_GET_COLLATION();
+	int			best = -1;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = (TopModelState *) PG_GETARG_POINTER(0);
+	if (!OidIsValid(collation))
+		collation = DEFAULT_COLLATION_OID;
+
+	for (i = 0; i < state->count; i++)
+	{
+		TopModelEntry *e = &state->entries[i];
+
+		if (best < 0 || e->requests > state->entries[best].requests ||
+			(e->requests == state->entries[best].requests &&
+			 varstr_cmp(VARDATA_ANY(e->model), VARSIZE_ANY_EXHDR(e->model),
+						VARDATA_ANY(state->entries[best].model),
+						VARSIZE_ANY_EXHDR(state->entries[best].model),
+						collation) < 0))
+			best = i;
+	}
+	if (best < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(state->entries[best].model);
+}
