@@ -19,15 +19,14 @@
  *
  * Locking protocol, and why it is exact under READ COMMITTED:
  *
- * 1. The insert trigger holds a FOR KEY SHARE lock on the customer's row
- *	  for the rest of the transaction (logs.c).  The budget settings it read
- *	  with that lock cannot change while it is held: every change of a
- *	  budget setting goes through budget_customers_changed(), which takes
- *	  FOR UPDATE on the same row, and FOR UPDATE conflicts with FOR KEY
- *	  SHARE.  So a budget change waits for the transactions that are
- *	  inserting logs of that customer, and inserts that begin after the
- *	  change has its lock wait until it commits and then read the new
- *	  settings.  That is "a change applies to the very next insert".
+ * 1. The budget settings the insert trigger uses (from logs.c's customer
+ *	  cache) are those of the last committed change: every change of a
+ *	  budget setting goes through budget_customers_changed(), which calls
+ *	  logs_customers_changing() - SHARE ROW EXCLUSIVE on analytics.logs
+ *	  until the changing transaction ends, plus a cache invalidation.  So a
+ *	  budget change waits for the transactions that are writing logs, and
+ *	  writes that begin after it wait until it commits and then read the
+ *	  new settings.  That is "a change applies to the very next insert".
  *
  * 2. Each log adds its cost with one UPDATE of its counter row, returning
  *	  the new spend.  The row lock taken by the UPDATE is held until the
@@ -45,7 +44,7 @@
  *	  a customer without a budget are not counted.  So when a budget goes
  *	  from null to a value (or period_start or budget_duration change),
  *	  budget_customers_changed() deletes the customer's counters; that
- *	  happens under the FOR UPDATE lock of point 1, i.e. after every
+ *	  happens under the table lock of point 1, i.e. after every
  *	  uncounted insert of the customer has committed, and the counters are
  *	  rebuilt from the committed logs by the next insert.  Concurrent first
  *	  inserts of a period race on the counter's primary key: the loser of
@@ -86,7 +85,6 @@ static SPIPlanPtr counter_add_plan = NULL;
 static SPIPlanPtr counter_init_period_plan = NULL;
 static SPIPlanPtr counter_init_lifetime_plan = NULL;
 static SPIPlanPtr timezone_plan = NULL;
-static SPIPlanPtr customer_lock_plan = NULL;
 static SPIPlanPtr counters_reset_plan = NULL;
 
 /* The extension time zone, read once per transaction. */
@@ -95,7 +93,7 @@ static text *timezone_name = NULL;
 
 /* The settings whose change budget_customers_changed() serializes. */
 static const char *const budget_columns[] = {
-	"period_budget", "budget_duration", "period_start", "total_budget",
+	"customer_identifier", "period_budget", "budget_duration", "period_start", "total_budget",
 	"markup_percentage", "blocked"
 };
 
@@ -490,16 +488,16 @@ budget_format_time(TimestampTz ts, text *timezone)
 
 /*
  * budget_check_log
- *		Enforce the customer's budgets on one new log (SPEC section 4):
+ *		Enforce the customer's budgets on one new log:
  *		blocked -> UA003; period spend before this log already at or over
  *		period_budget -> UA001; total spend before it at or over total_budget
  *		-> UA002.  Otherwise the log's raw cost is added to its period's and
  *		the lifetime counter.  With analytics.budget_enforcement = record
  *		the log is counted and never rejected.
  *
- * The caller holds a FOR KEY SHARE lock on the customer's row (so `budget`
- * is current) and runs inside the inserting transaction, READ COMMITTED or
- * stricter.  Locks the customer's counter rows until the transaction ends.
+ * `budget` holds the settings of the last committed change (see point 1
+ * above); the caller runs inside the inserting transaction, READ COMMITTED
+ * or stricter.  Locks the customer's counter rows until the transaction ends.
  */
 void
 budget_check_log(const char *customer, const CustomerBudget *budget,
@@ -589,13 +587,12 @@ text_differs(const char *a, const char *b)
 /*
  * budget_customers_changed
  *		BEFORE UPDATE row trigger on analytics.customers.  When a budget
- *		setting changes, take FOR UPDATE on the customer's row: this waits
- *		for every transaction inserting logs of the customer (they hold FOR
- *		KEY SHARE) and makes new inserts wait until this transaction ends, so
- *		the change applies exactly from the next insert on.  Then delete the
- *		customer's counters when they may be stale (a budget newly set, or
- *		the periods moved), and drop this session's customer cache.  Runs in
- *		the updating transaction; the row lock lasts until it ends.
+ *		setting (or the identifier) changes, call logs_customers_changing():
+ *		it waits for every transaction writing logs and makes new writes wait
+ *		until this transaction ends, so the change applies exactly from the
+ *		next insert on.  Then delete the customer's counters when they may be
+ *		stale (a budget newly set, or the periods moved).  Runs in the
+ *		updating transaction; the table lock lasts until it ends.
  */
 Datum
 budget_customers_changed(PG_FUNCTION_ARGS)
@@ -634,6 +631,8 @@ budget_customers_changed(PG_FUNCTION_ARGS)
 		(column_text(oldtup, tupdesc, "total_budget") == NULL &&
 		 column_text(newtup, tupdesc, "total_budget") != NULL);
 
+	logs_customers_changing();
+	if (reset)
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		values[1];
@@ -644,25 +643,14 @@ budget_customers_changed(PG_FUNCTION_ARGS)
 								 SPI_fnumber(tupdesc, "customer_identifier"),
 								 tupdesc, &isnull);
 		SPI_connect();
-		plan = budget_prepare(&customer_lock_plan,
-							  "SELECT 1 FROM analytics.customers "
-							  "WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
-							  "FOR UPDATE",
+		plan = budget_prepare(&counters_reset_plan,
+							  "DELETE FROM analytics.budget_counters "
+							  "WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
 							  1, argtypes);
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not lock customer");
-		if (reset)
-		{
-			plan = budget_prepare(&counters_reset_plan,
-								  "DELETE FROM analytics.budget_counters "
-								  "WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
-								  1, argtypes);
-			if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "could not reset budget counters");
-		}
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not reset budget counters");
 		SPI_finish();
 	}
 
-	logs_forget_customers();
 	return PointerGetDatum(newtup);
 }

@@ -9,16 +9,25 @@
  * sure the customer exists, and hands customers with a budget (or blocked
  * ones) to budget_check_log().
  *
- * Locking: the first log of a customer in a transaction takes a FOR KEY
- * SHARE lock on the customer's row (creating the row first when it is
- * unknown).  That lock does not conflict with other writers of the same
- * customer, nor with plain updates of the customer's row; it conflicts with
- * DELETE and with the FOR UPDATE lock that a budget change takes (see
- * budget.c).  So while a transaction holds it, the customer cannot vanish
- * and its budget settings cannot change, which is why the settings read
- * with the lock are cached for the rest of the transaction.  The cache is
- * dropped at the end of the transaction and at the abort of any
- * subtransaction (whose row locks are released with it).
+ * Customers: the trigger keeps a per-backend cache of the customers it has
+ * seen (that they exist, and their budget settings), kept across
+ * transactions.  A cache miss reads the row through the primary key index
+ * (no SPI, no row lock); an unknown customer is inserted (ON CONFLICT DO
+ * NOTHING, so concurrent first logs agree).  Writers of customers without a
+ * budget therefore take no lock beyond their RowExclusiveLock on the table.
+ *
+ * The cache is right because everything that could make it wrong - a
+ * change of budget settings, a rename or a deletion of a customer - first
+ * calls logs_customers_changing(), which takes SHARE ROW EXCLUSIVE on
+ * analytics.logs and queues a relcache invalidation of analytics.customers.
+ * That lock waits for every transaction that is writing logs, and holds off
+ * new writers until the change commits; a writer then processes the
+ * invalidation when it locks analytics.logs (every transaction does, before
+ * its first insert) and drops its cache.  So no transaction writes logs with
+ * settings older than the last committed change, and a change applies to
+ * the very next insert.  Entries added by a transaction that aborts (fully
+ * or to a savepoint) may describe rows that never committed, so the cache
+ * is dropped then too.
  *
  * logs_guard keeps logs facts: UPDATE of any column but metadata,
  * error_message, prompt_messages and completion_message is rejected, and so
@@ -31,21 +40,32 @@
 
 #include <math.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "storage/lmgr.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "budget.h"
@@ -88,11 +108,33 @@ typedef struct PriceEntry
 	Numeric		completion_per_million;
 } PriceEntry;
 
-static MemoryContext cache_context = NULL;
-static HTAB *customer_cache = NULL;
+/* Per-transaction price cache. */
+static MemoryContext price_context = NULL;
 static HTAB *price_cache = NULL;
 
-static SPIPlanPtr customer_lock_plan = NULL;
+/* Per-backend customer cache, kept across transactions (see above). */
+static MemoryContext customer_context = NULL;
+static HTAB *customer_cache = NULL;
+static bool customer_cache_stale = false;	/* drop at next use */
+static bool customer_cache_added = false;	/* entries added in this xact */
+
+/* OIDs of analytics.customers and analytics.logs, resolved lazily. */
+static Oid	customers_relid = InvalidOid;
+static Oid	logs_relid = InvalidOid;
+
+/* Column numbers (1-based) of the settings in analytics.customers. */
+typedef struct CustomerColumns
+{
+	AttrNumber	period_budget;
+	AttrNumber	budget_duration;
+	AttrNumber	period_start;
+	AttrNumber	total_budget;
+	AttrNumber	markup_percentage;
+	AttrNumber	blocked;
+} CustomerColumns;
+
+static CustomerColumns customer_columns;
+
 static SPIPlanPtr customer_create_plan = NULL;
 static SPIPlanPtr price_plan = NULL;
 
@@ -115,7 +157,7 @@ string_ptr_match(const void *key1, const void *key2, Size keysize)
 }
 
 static HTAB *
-cache_create(const char *name, Size entrysize)
+cache_create(const char *name, Size entrysize, MemoryContext context)
 {
 	HASHCTL		ctl;
 
@@ -123,46 +165,131 @@ cache_create(const char *name, Size entrysize)
 	ctl.entrysize = entrysize;
 	ctl.hash = string_ptr_hash;
 	ctl.match = string_ptr_match;
-	ctl.hcxt = cache_context;
+	ctl.hcxt = context;
 	return hash_create(name, 256, &ctl,
 					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
 /*
- * Forget both caches.  Their memory belongs to the transaction and goes
- * with it; at a subtransaction abort it stays until the top transaction
- * ends, which is harmless.
+ * The price cache lives in the transaction's memory and goes with it.
  */
 static void
-caches_reset(void)
+price_cache_reset(void)
 {
-	cache_context = NULL;
-	customer_cache = NULL;
+	price_context = NULL;
 	price_cache = NULL;
 }
 
-static void
-caches_ensure(void)
+static HTAB *
+price_cache_get(void)
 {
-	if (cache_context == NULL)
-		cache_context = AllocSetContextCreate(TopTransactionContext,
-											  "analytics write cache",
-											  ALLOCSET_DEFAULT_SIZES);
-	if (customer_cache == NULL)
-		customer_cache = cache_create("analytics customers", sizeof(CustomerEntry));
 	if (price_cache == NULL)
-		price_cache = cache_create("analytics prices", sizeof(PriceEntry));
+	{
+		price_context = AllocSetContextCreate(TopTransactionContext,
+											  "analytics prices",
+											  ALLOCSET_SMALL_SIZES);
+		price_cache = cache_create("analytics prices", sizeof(PriceEntry),
+								   price_context);
+	}
+	return price_cache;
+}
+
+/* Free the customer cache now; only where no entry is in use. */
+static void
+customer_cache_drop(void)
+{
+	if (customer_context != NULL)
+		MemoryContextDelete(customer_context);
+	customer_context = NULL;
+	customer_cache = NULL;
+	customer_cache_stale = false;
+	customers_relid = InvalidOid;
+	logs_relid = InvalidOid;
+}
+
+static HTAB *
+customer_cache_get(void)
+{
+	if (customer_cache_stale)
+		customer_cache_drop();
+	if (customer_cache == NULL)
+	{
+		customer_context = AllocSetContextCreate(CacheMemoryContext,
+												 "analytics customers",
+												 ALLOCSET_DEFAULT_SIZES);
+		customer_cache = cache_create("analytics customers",
+									  sizeof(CustomerEntry), customer_context);
+	}
+	return customer_cache;
+}
+
+/*
+ * Relcache invalidation of analytics.customers (or of everything): the
+ * cache is dropped at its next use, since an entry may be in use now.
+ */
+static void
+customers_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == customers_relid)
+		customer_cache_stale = true;
+}
+
+/*
+ * Resolve the OIDs of analytics.customers and analytics.logs, and the
+ * column numbers of the customer settings.
+ */
+static void
+relations_resolve(void)
+{
+	Oid			nsp;
+	Relation	rel;
+	TupleDesc	tupdesc;
+
+	if (OidIsValid(customers_relid))
+		return;
+	nsp = get_namespace_oid("analytics", false);
+	logs_relid = get_relname_relid("logs", nsp);
+	rel = table_open(get_relname_relid("customers", nsp), AccessShareLock);
+	tupdesc = RelationGetDescr(rel);
+	customer_columns.period_budget = SPI_fnumber(tupdesc, "period_budget");
+	customer_columns.budget_duration = SPI_fnumber(tupdesc, "budget_duration");
+	customer_columns.period_start = SPI_fnumber(tupdesc, "period_start");
+	customer_columns.total_budget = SPI_fnumber(tupdesc, "total_budget");
+	customer_columns.markup_percentage = SPI_fnumber(tupdesc, "markup_percentage");
+	customer_columns.blocked = SPI_fnumber(tupdesc, "blocked");
+	customers_relid = RelationGetRelid(rel);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(logs_relid))
+		elog(ERROR, "analytics.logs not found");
 }
 
 /*
  * logs_forget_customers
- *		Drop the customer cache, for functions that change or remove
- *		customers inside a transaction that may also insert logs.
+ *		Drop this session's customer cache at its next use.
  */
 void
 logs_forget_customers(void)
 {
-	caches_reset();
+	customer_cache_stale = true;
+}
+
+/*
+ * logs_customers_changing
+ *		Called before any change that could make a session's customer cache
+ *		wrong: a change of budget settings, a rename or deletion of a
+ *		customer.  Takes SHARE ROW EXCLUSIVE on analytics.logs until the end
+ *		of the transaction (waiting for every transaction writing logs, and
+ *		holding off new ones until this one ends) and queues a relcache
+ *		invalidation of analytics.customers, which every session processes
+ *		when it next locks analytics.logs.
+ */
+void
+logs_customers_changing(void)
+{
+	relations_resolve();
+	LockRelationOid(logs_relid, ShareRowExclusiveLock);
+	CacheInvalidateRelcacheByRelid(customers_relid);
+	customer_cache_stale = true;
 }
 
 static void
@@ -170,12 +297,16 @@ logs_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (customer_cache_added)
+				customer_cache_stale = true;
+			/* FALLTHROUGH */
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
-			caches_reset();
+			customer_cache_added = false;
+			price_cache_reset();
 			logs_delete_allowed = false;
 			break;
 		default:
@@ -187,9 +318,9 @@ static void
 logs_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
-	/* Row locks taken in an aborted subtransaction are gone: so is the cache. */
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		caches_reset();
+	/* Entries added since may describe rows that are now rolled back. */
+	if (event == SUBXACT_EVENT_ABORT_SUB && customer_cache_added)
+		customer_cache_stale = true;
 }
 
 /*
@@ -207,6 +338,7 @@ logs_init(void)
 
 	RegisterXactCallback(logs_xact_callback, NULL);
 	RegisterSubXactCallback(logs_subxact_callback, NULL);
+	CacheRegisterRelcacheCallback(customers_relcache_callback, (Datum) 0);
 }
 
 static int
@@ -277,104 +409,113 @@ check_float(const char *field, Datum value, bool isnull)
 }
 
 /*
- * Read the customer's budget settings under a FOR KEY SHARE lock.  Returns
- * false when there is no such customer.  Must be called inside SPI.
+ * customer_read
+ *		Read a customer's budget settings through the primary key with the
+ *		given snapshot; false when there is no such customer.  Takes only
+ *		AccessShareLock on the table and its index.  Numerics are copied
+ *		into the customer cache's memory.
  */
 static bool
-customer_lock(Datum ident, CustomerBudget *budget)
+customer_read(Datum ident, Snapshot snapshot, CustomerBudget *budget)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1] = {ident};
-	SPIPlanPtr	plan;
-	HeapTuple	tuple;
-	TupleDesc	tupdesc;
-	bool		isnull;
-	Datum		d;
-	char	   *duration;
-	MemoryContext old;
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+	bool		found;
 
-	plan = plan_prepare(&customer_lock_plan,
-						"SELECT period_budget, budget_duration, period_start, "
-						"total_budget, markup_percentage, blocked "
-						"FROM analytics.customers "
-						"WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
-						"FOR KEY SHARE",
-						1, argtypes);
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read customer");
-	if (SPI_processed == 0)
-		return false;
+	rel = table_open(customers_relid, AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   index->rd_indcollation[0], F_TEXTEQ, ident);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+	{
+		MemoryContext old = MemoryContextSwitchTo(customer_context);
+		bool		isnull;
+		Datum		d;
 
-	tuple = SPI_tuptable->vals[0];
-	tupdesc = SPI_tuptable->tupdesc;
-	old = MemoryContextSwitchTo(cache_context);
+		d = slot_getattr(slot, customer_columns.period_budget, &isnull);
+		budget->has_period_budget = !isnull;
+		budget->period_budget = isnull ? NULL : DatumGetNumericCopy(d);
 
-	d = SPI_getbinval(tuple, tupdesc, 1, &isnull);
-	budget->has_period_budget = !isnull;
-	budget->period_budget = isnull ? NULL : DatumGetNumericCopy(d);
+		d = slot_getattr(slot, customer_columns.budget_duration, &isnull);
+		budget->duration = isnull ? 'm' : TextDatumGetCString(d)[0];
 
-	duration = SPI_getvalue(tuple, tupdesc, 2);
-	budget->duration = duration ? duration[0] : 'm';
+		d = slot_getattr(slot, customer_columns.period_start, &isnull);
+		budget->period_start = isnull ? 0 : DatumGetTimestampTz(d);
 
-	d = SPI_getbinval(tuple, tupdesc, 3, &isnull);
-	budget->period_start = isnull ? 0 : DatumGetTimestampTz(d);
+		d = slot_getattr(slot, customer_columns.total_budget, &isnull);
+		budget->has_total_budget = !isnull;
+		budget->total_budget = isnull ? NULL : DatumGetNumericCopy(d);
 
-	d = SPI_getbinval(tuple, tupdesc, 4, &isnull);
-	budget->has_total_budget = !isnull;
-	budget->total_budget = isnull ? NULL : DatumGetNumericCopy(d);
+		d = slot_getattr(slot, customer_columns.markup_percentage, &isnull);
+		budget->markup = DatumGetNumericCopy(isnull ? NumericGetDatum(numeric_zero) : d);
 
-	d = SPI_getbinval(tuple, tupdesc, 5, &isnull);
-	budget->markup = DatumGetNumericCopy(isnull ? NumericGetDatum(numeric_zero) : d);
-
-	d = SPI_getbinval(tuple, tupdesc, 6, &isnull);
-	budget->blocked = !isnull && DatumGetBool(d);
-
-	MemoryContextSwitchTo(old);
-	return true;
+		d = slot_getattr(slot, customer_columns.blocked, &isnull);
+		budget->blocked = !isnull && DatumGetBool(d);
+		MemoryContextSwitchTo(old);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /*
  * customer_ensure
- *		Make sure the customer exists and is locked FOR KEY SHARE by this
- *		transaction; return its budget settings (cached per transaction).
+ *		Make sure the customer exists (creating it with default settings
+ *		when unknown) and return its budget settings, from the cache when
+ *		possible.  The pointer is valid until the trigger returns.
  */
 static const CustomerBudget *
 customer_ensure(const char *ident_str, Datum ident)
 {
+	HTAB	   *cache = customer_cache_get();
 	CustomerEntry *entry;
+	CustomerBudget budget;
 	bool		found;
 	char	   *key = (char *) ident_str;
 
-	caches_ensure();
-	entry = hash_search(customer_cache, &key, HASH_FIND, NULL);
+	entry = hash_search(cache, &key, HASH_FIND, NULL);
 	if (entry != NULL)
 		return &entry->budget;
 
+	relations_resolve();
+	if (!customer_read(ident, GetActiveSnapshot(), &budget))
 	{
-		CustomerBudget budget;
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1] = {ident};
+		SPIPlanPtr	plan;
 
 		SPI_connect();
-		if (!customer_lock(ident, &budget))
-		{
-			Oid			argtypes[1] = {TEXTOID};
-			Datum		values[1] = {ident};
-			SPIPlanPtr	plan;
-
-			plan = plan_prepare(&customer_create_plan,
-								"INSERT INTO analytics.customers (customer_identifier) "
-								"VALUES ($1) ON CONFLICT (customer_identifier) DO NOTHING",
-								1, argtypes);
-			if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not create customer");
-			if (!customer_lock(ident, &budget))
-				elog(ERROR, "customer \"%s\" vanished while being created", ident_str);
-		}
+		plan = plan_prepare(&customer_create_plan,
+							"INSERT INTO analytics.customers (customer_identifier) "
+							"VALUES ($1) ON CONFLICT (customer_identifier) DO NOTHING",
+							1, argtypes);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not create customer");
 		SPI_finish();
 
-		key = MemoryContextStrdup(cache_context, ident_str);
-		entry = hash_search(customer_cache, &key, HASH_ENTER, &found);
-		entry->budget = budget;
+		/*
+		 * Either our row or one that a concurrent transaction committed
+		 * (ON CONFLICT waited for it): a fresh snapshot sees either.
+		 */
+		CommandCounterIncrement();
+		if (!customer_read(ident, GetLatestSnapshot(), &budget))
+			elog(ERROR, "customer \"%s\" vanished while being created", ident_str);
 	}
+
+	key = MemoryContextStrdup(customer_context, ident_str);
+	entry = hash_search(cache, &key, HASH_ENTER, &found);
+	entry->key = key;
+	entry->budget = budget;
+	customer_cache_added = true;
 	return &entry->budget;
 }
 
@@ -387,12 +528,12 @@ customer_ensure(const char *ident_str, Datum ident)
 static const PriceEntry *
 price_lookup(const char *model)
 {
+	HTAB	   *cache = price_cache_get();
 	PriceEntry *entry;
 	char	   *key = (char *) model;
 	bool		found;
 
-	caches_ensure();
-	entry = hash_search(price_cache, &key, HASH_FIND, NULL);
+	entry = hash_search(cache, &key, HASH_FIND, NULL);
 	if (entry != NULL)
 		return entry;
 
@@ -415,7 +556,7 @@ price_lookup(const char *model)
 		if (SPI_processed == 1)
 		{
 			bool		isnull;
-			MemoryContext old = MemoryContextSwitchTo(cache_context);
+			MemoryContext old = MemoryContextSwitchTo(price_context);
 
 			price.found = true;
 			price.prompt_per_million = DatumGetNumericCopy(
@@ -426,8 +567,8 @@ price_lookup(const char *model)
 		}
 		SPI_finish();
 
-		key = MemoryContextStrdup(cache_context, model);
-		entry = hash_search(price_cache, &key, HASH_ENTER, &found);
+		key = MemoryContextStrdup(price_context, model);
+		entry = hash_search(cache, &key, HASH_ENTER, &found);
 		price.key = key;
 		*entry = price;
 	}
@@ -568,7 +709,7 @@ model_prices_changed(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "model_prices_changed must be a trigger");
-	price_cache = NULL;
+	price_cache_reset();
 	return PointerGetDatum(NULL);
 }
 

@@ -17,5 +17,6 @@ extern bool logs_delete_allowed;
 
 extern void logs_init(void);
 extern void logs_forget_customers(void);
+extern void logs_customers_changing(void);
 
 #endif							/* ANALYTICS_LOGS_H */
