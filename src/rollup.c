@@ -34,10 +34,14 @@
  * the row lock.  The protocol needs READ COMMITTED (a snapshot taken after
  * the wait) and the identity sequence's default CACHE 1.
  *
- * Locking: a fold takes the rollup_state row lock after the wait, so it
- * never holds it while waiting for writers, and writers never wait for it;
- * a fold may wait for a customer row lock (the FK check of usage_daily
- * takes FOR KEY SHARE) but never while a writer waits for the fold.
+ * Locking: a fold takes the rollup_state row lock only after the wait, so
+ * it never holds it while waiting for writers, and writers (the insert
+ * trigger) never wait for it: no deadlock between folds and ingest, even
+ * when a writer calls rollup_now() in its own transaction (WaitForLockers
+ * ignores the caller's own locks).  Under the row lock a fold takes only
+ * FOR KEY SHARE on customer rows (the foreign key of usage_daily), which
+ * writers also hold.  delete_customer() and set_timezone() take the row
+ * lock first; purge_logs() keeps it from its fold to the end.
  *
  *-------------------------------------------------------------------------
  */

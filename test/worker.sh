@@ -198,5 +198,10 @@ q db_a "$INSERT_SQL"
 wait_for db_a "SELECT logs_pending = 0 FROM analytics.status" 15 || fail "no folding after the crash"
 [ "$(q db_a "$MISMATCHES")" = 0 ] || fail "db_a: usage_daily differs after post-crash ingest"
 
+# No pass failed along the way (a failing pass logs an ERROR and restarts).
+if grep -q "ERROR:" "$LOG"; then
+	grep "ERROR:" "$LOG" | head -5
+	fail "errors in the server log"
+fi
 [ $((SECONDS - START)) -lt "$LIMIT" ] || fail "took longer than $LIMIT seconds"
 echo "worker.sh: ok ($((SECONDS - START)) s)"
