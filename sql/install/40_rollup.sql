@@ -10,7 +10,8 @@ CREATE TABLE analytics.rollup_state (
     watermark bigint NOT NULL DEFAULT 0,
     last_pass timestamptz,
     last_pass_folded bigint NOT NULL DEFAULT 0,
-    timezone text NOT NULL DEFAULT 'UTC'
+    timezone text NOT NULL DEFAULT 'UTC',
+    retained_from timestamptz
 );
 COMMENT ON TABLE analytics.rollup_state IS 'Progress of the rollup: one row.';
 COMMENT ON COLUMN analytics.rollup_state.singleton IS 'Always true: the table has one row.';
@@ -18,6 +19,7 @@ COMMENT ON COLUMN analytics.rollup_state.watermark IS 'Every log with id at most
 COMMENT ON COLUMN analytics.rollup_state.last_pass IS 'When the last fold-in pass committed.';
 COMMENT ON COLUMN analytics.rollup_state.last_pass_folded IS 'How many logs the last pass folded in.';
 COMMENT ON COLUMN analytics.rollup_state.timezone IS 'Time zone whose calendar days the rollups use (analytics.set_timezone).';
+COMMENT ON COLUMN analytics.rollup_state.retained_from IS 'Start of a day in the rollup time zone: rollup days from here on are backed by raw logs and rebuilt by set_timezone; earlier days include purged logs and are kept as they are. Null: nothing purged yet.';
 INSERT INTO analytics.rollup_state DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_state', '');
 

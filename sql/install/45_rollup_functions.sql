@@ -1,0 +1,47 @@
+-- Piece 45: the fold-in and retention functions (rollup.c) and the status
+-- view.  See src/README.md for the fold-in protocol.
+
+CREATE FUNCTION analytics.rollup_now() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'rollup_now' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics.rollup_now() IS
+    'Folds every committed log not yet rolled up into usage_daily, in the calling (READ COMMITTED) transaction; returns how many logs with a customer it folded.';
+
+CREATE FUNCTION analytics.purge_logs(older_than timestamptz) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'rollup_purge_logs' LANGUAGE C VOLATILE
+    SECURITY DEFINER SET search_path = pg_catalog, analytics;
+COMMENT ON FUNCTION analytics.purge_logs(timestamptz) IS
+    'Retention: folds pending logs in, then deletes the raw logs created before the start of older_than''s day (rollup time zone); usage_daily keeps their counts. Returns the number of logs deleted.';
+REVOKE ALL ON FUNCTION analytics.purge_logs(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION analytics.delete_customer(customer_identifier text) RETURNS void
+    AS 'MODULE_PATHNAME', 'rollup_delete_customer' LANGUAGE C VOLATILE
+    SECURITY DEFINER SET search_path = pg_catalog, analytics;
+COMMENT ON FUNCTION analytics.delete_customer(text) IS
+    'Removes a customer, all its logs and its rollups; an unknown customer is an error (SQLSTATE 42704).';
+REVOKE ALL ON FUNCTION analytics.delete_customer(text) FROM PUBLIC;
+
+CREATE FUNCTION analytics.set_timezone(timezone text) RETURNS void
+    AS 'MODULE_PATHNAME', 'rollup_set_timezone' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics.set_timezone(text) IS
+    'Sets the time zone whose calendar days rollups and budget periods use, and rebuilds usage_daily from the retained raw logs; days of purged logs stay as they were.';
+
+CREATE VIEW analytics.status AS
+SELECT s.watermark,
+       (SELECT pg_catalog.count(*) FROM analytics.logs l
+         WHERE l.id OPERATOR(pg_catalog.>) s.watermark) AS logs_pending,
+       s.last_pass,
+       s.last_pass_folded,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                WHERE a.backend_type OPERATOR(pg_catalog.=) 'analytics rollup'
+                  AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS worker_running,
+       s.timezone,
+       s.retained_from
+  FROM analytics.rollup_state s;
+COMMENT ON VIEW analytics.status IS 'Progress of the rollup and whether its background worker runs in this database.';
+COMMENT ON COLUMN analytics.status.watermark IS 'Every log with id at most this is counted in usage_daily.';
+COMMENT ON COLUMN analytics.status.logs_pending IS 'Logs above the watermark, not folded in yet (views still count them, from the raw logs).';
+COMMENT ON COLUMN analytics.status.last_pass IS 'When the last fold-in pass (worker or rollup_now) committed.';
+COMMENT ON COLUMN analytics.status.last_pass_folded IS 'How many logs the last pass folded in.';
+COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup background worker is connected to this database.';
+COMMENT ON COLUMN analytics.status.timezone IS 'Time zone whose calendar days the rollups use.';
+COMMENT ON COLUMN analytics.status.retained_from IS 'Rollup days from here on are backed by raw logs; earlier days include purged logs. Null: nothing purged yet.';

@@ -1,0 +1,563 @@
+/*-------------------------------------------------------------------------
+ *
+ * rollup.c
+ *	  The fold-in of analytics.logs into analytics.usage_daily, and the
+ *	  functions that must serialize with it: purge_logs(), delete_customer()
+ *	  and set_timezone().
+ *
+ * A log is folded in when its id is at most rollup_state.watermark; its
+ * counts are then in usage_daily, written by the same transaction that
+ * moved the watermark.  Ids come from the identity sequence of logs in the
+ * order writers call nextval, not in the order they commit, so a fold must
+ * never move the watermark past an id whose transaction may still commit.
+ * One pass does:
+ *
+ *	1. L := the sequence's last value (read, never nextval).  Every id <= L
+ *	   has been handed out, to a transaction that was holding
+ *	   RowExclusiveLock on logs at that moment (an INSERT or COPY locks the
+ *	   table before its rows draw ids).
+ *	2. WaitForLockers(logs, ShareLock): wait until every transaction that
+ *	   holds a lock conflicting with ShareLock (RowExclusiveLock, that is
+ *	   every writer) has ended.  Afterwards every id <= L is settled:
+ *	   committed or gone for good.  Nothing is locked while waiting.
+ *	3. Lock the rollup_state row FOR UPDATE (folds, purges, customer
+ *	   deletions and time zone changes queue here), read the watermark W,
+ *	   and with a fresh READ COMMITTED snapshot fold the logs with id in
+ *	   (W, min(W + chunk, L)] into usage_daily and set the watermark to the
+ *	   end of that range, in the same transaction.  Repeat until W = L.
+ *
+ * Each committed log is thus folded once: not before it commits (the wait),
+ * not twice (the watermark moves in the transaction that adds its counts,
+ * under the row lock), and not never (its id is <= some later L).  The
+ * chunks of one pass may commit separately (the worker does): after the one
+ * wait every id <= L is settled, and each chunk re-reads the watermark under
+ * the row lock.  The protocol needs READ COMMITTED (a snapshot taken after
+ * the wait) and the identity sequence's default CACHE 1.
+ *
+ * Locking: a fold takes the rollup_state row lock only after the wait, so
+ * it never holds it while waiting for writers, and writers (the insert
+ * trigger) never wait for it: no deadlock between folds and ingest, even
+ * when a writer calls rollup_now() in its own transaction (WaitForLockers
+ * ignores the caller's own locks).  Under the row lock a fold takes only
+ * FOR KEY SHARE on customer rows (the foreign key of usage_daily), which
+ * writers also hold.  delete_customer() and set_timezone() take the row
+ * lock first; purge_logs() keeps it from its fold to the end.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "logs.h"
+#include "rollup.h"
+
+PG_FUNCTION_INFO_V1(rollup_now);
+PG_FUNCTION_INFO_V1(rollup_purge_logs);
+PG_FUNCTION_INFO_V1(rollup_delete_customer);
+PG_FUNCTION_INFO_V1(rollup_set_timezone);
+
+/*
+ * Fold the logs with id in ($1, $2], created at or after $4, into
+ * usage_daily by calendar day in time zone $3; return how many logs with a
+ * customer it folded.  A customer row removed by hand is created again, as
+ * the insert trigger would.
+ */
+static const char *fold_sql =
+"WITH src AS MATERIALIZED ("
+"  SELECT l.customer_identifier,"
+"         pg_catalog.timezone($3, l.created_at)::pg_catalog.date AS day,"
+"         l.model,"
+"         pg_catalog.count(*) AS requests,"
+"         pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,"
+"         pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,"
+"         pg_catalog.sum(l.completion_tokens) AS completion_tokens,"
+"         pg_catalog.sum(l.cost) AS cost,"
+"         COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,"
+"         pg_catalog.count(l.latency) AS latency_count,"
+"         COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,"
+"         pg_catalog.count(l.time_to_first_token) AS ttft_count,"
+"         pg_catalog.min(l.created_at) AS first_seen,"
+"         pg_catalog.max(l.created_at) AS last_seen"
+"    FROM analytics.logs l"
+"   WHERE l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2"
+"     AND l.created_at OPERATOR(pg_catalog.>=) $4"
+"     AND l.customer_identifier IS NOT NULL"
+"   GROUP BY 1, 2, 3),"
+" cust AS ("
+"  INSERT INTO analytics.customers (customer_identifier)"
+"  SELECT DISTINCT src.customer_identifier FROM src"
+"  ON CONFLICT (customer_identifier) DO NOTHING),"
+" ins AS ("
+"  INSERT INTO analytics.usage_daily AS u"
+"    (customer_identifier, day, model, requests, errors, prompt_tokens,"
+"     completion_tokens, cost, latency_sum, latency_count, ttft_sum,"
+"     ttft_count, first_seen, last_seen)"
+"  SELECT * FROM src"
+"  ON CONFLICT (customer_identifier, day, model) DO UPDATE SET"
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost,"
+"    latency_sum = u.latency_sum OPERATOR(pg_catalog.+) EXCLUDED.latency_sum,"
+"    latency_count = u.latency_count OPERATOR(pg_catalog.+) EXCLUDED.latency_count,"
+"    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum,"
+"    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count,"
+"    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),"
+"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen))"
+" SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
+
+/* The rollup state, read under the row lock. */
+typedef struct RollupState
+{
+	int64		watermark;
+	char	   *timezone;
+	bool		retained_from_null;
+	TimestampTz retained_from;
+} RollupState;
+
+/*
+ * spi_run
+ *		Run one parameterized statement through SPI (connected by the
+ *		caller) and check its result code.
+ */
+static void
+spi_run(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		const char *nulls, int expected)
+{
+	int			rc;
+
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_with_args returned %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+}
+
+/*
+ * rollup_require_read_committed
+ *		Refuse to run the fold-in (or what must serialize with it) under a
+ *		transaction snapshot: it must see logs committed after the wait.
+ */
+void
+rollup_require_read_committed(const char *what)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("%s cannot run under REPEATABLE READ or SERIALIZABLE isolation", what),
+				 errdetail("The rollup must see the logs committed after it waited for their writers."),
+				 errhint("Call it in a READ COMMITTED transaction.")));
+}
+
+/*
+ * rollup_lock_state
+ *		Lock the rollup_state row FOR UPDATE and read it.  Inside SPI; the
+ *		lock is held until the end of the transaction.
+ */
+static void
+rollup_lock_state(RollupState *state)
+{
+	HeapTuple	tuple;
+	TupleDesc	tupdesc;
+	bool		isnull;
+	Datum		d;
+
+	spi_run("SELECT watermark, timezone, retained_from FROM analytics.rollup_state FOR UPDATE",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("analytics.rollup_state must hold exactly one row"),
+				 errdetail("It holds %llu rows.", (unsigned long long) SPI_processed),
+				 errhint("Reinstall the extension.")));
+	tuple = SPI_tuptable->vals[0];
+	tupdesc = SPI_tuptable->tupdesc;
+	state->watermark = DatumGetInt64(SPI_getbinval(tuple, tupdesc, 1, &isnull));
+	state->timezone = SPI_getvalue(tuple, tupdesc, 2);
+	d = SPI_getbinval(tuple, tupdesc, 3, &state->retained_from_null);
+	state->retained_from = state->retained_from_null ? 0 : DatumGetTimestampTz(d);
+}
+
+/*
+ * rollup_fold_range
+ *		Fold logs with id in (lo, hi] created at or after since into
+ *		usage_daily by day in time zone tz; return the number of logs with a
+ *		customer folded.  Inside SPI, with the rollup_state row locked.
+ */
+static int64
+rollup_fold_range(int64 lo, int64 hi, const char *tz, TimestampTz since)
+{
+	Oid			argtypes[4] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[4];
+	bool		isnull;
+
+	values[0] = Int64GetDatum(lo);
+	values[1] = Int64GetDatum(hi);
+	values[2] = CStringGetTextDatum(tz);
+	values[3] = TimestampTzGetDatum(since);
+	spi_run(fold_sql, 4, argtypes, values, NULL, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * rollup_settle
+ *		Steps 1 and 2 of a pass: read the last id handed out by the logs
+ *		identity sequence and wait until every transaction that may hold an
+ *		id up to it has ended.  Returns that id (0 when none was ever handed
+ *		out).  Inside SPI, in a READ COMMITTED transaction; locks nothing
+ *		beyond the sequence's AccessShareLock.
+ */
+int64
+rollup_settle(void)
+{
+	bool		isnull;
+	Datum		d;
+	Oid			nspid;
+	Oid			relid;
+	LOCKTAG		tag;
+
+	spi_run("SELECT pg_catalog.pg_sequence_last_value('analytics.logs_id_seq'::pg_catalog.regclass)",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return 0;
+
+	nspid = get_namespace_oid("analytics", false);
+	relid = get_relname_relid("logs", nspid);
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation analytics.logs does not exist");
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	WaitForLockers(tag, ShareLock, false);
+
+	return DatumGetInt64(d);
+}
+
+/*
+ * rollup_fold_chunk
+ *		Step 3 of a pass, for one chunk: lock the rollup_state row, fold the
+ *		logs with id in (watermark, min(watermark + ROLLUP_CHUNK_IDS,
+ *		target)] and move the watermark there, adding the number of logs
+ *		folded to *pass_folded (recorded as last_pass_folded).  target must
+ *		come from rollup_settle() in this transaction or an earlier one.
+ *		The first chunk of a pass records the pass even when there is
+ *		nothing to fold.  Returns whether ids up to target remain.  Inside
+ *		SPI; the row lock is held until the end of the transaction.
+ */
+bool
+rollup_fold_chunk(int64 target, int64 *pass_folded, bool first)
+{
+	RollupState state;
+	int64		hi;
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	rollup_lock_state(&state);
+	if (state.watermark >= target && !first)
+		return false;
+
+	hi = state.watermark;
+	if (state.watermark < target)
+	{
+		hi = Min(state.watermark + ROLLUP_CHUNK_IDS, target);
+		*pass_folded += rollup_fold_range(state.watermark, hi, state.timezone,
+										  DT_NOBEGIN);
+	}
+
+	values[0] = Int64GetDatum(hi);
+	values[1] = Int64GetDatum(*pass_folded);
+	spi_run("UPDATE analytics.rollup_state SET watermark = $1, "
+			"last_pass = pg_catalog.now(), last_pass_folded = $2",
+			2, argtypes, values, NULL, SPI_OK_UPDATE);
+	return hi < target;
+}
+
+/*
+ * rollup_fold_all
+ *		One whole pass in the current transaction; returns the number of
+ *		logs folded.  Inside SPI, READ COMMITTED; leaves the rollup_state
+ *		row locked.
+ */
+int64
+rollup_fold_all(void)
+{
+	int64		target = rollup_settle();
+	int64		folded = 0;
+	bool		first = true;
+
+	while (rollup_fold_chunk(target, &folded, first))
+		first = false;
+	return folded;
+}
+
+/*
+ * rollup_now
+ *		SQL: analytics.rollup_now() returns bigint.  One pass in the caller's
+ *		transaction (READ COMMITTED); returns the number of logs folded.
+ */
+Datum
+rollup_now(PG_FUNCTION_ARGS)
+{
+	int64		folded;
+
+	rollup_require_read_committed("analytics.rollup_now()");
+	SPI_connect();
+	folded = rollup_fold_all();
+	SPI_finish();
+	PG_RETURN_INT64(folded);
+}
+
+/*
+ * rollup_purge_logs
+ *		SQL: analytics.purge_logs(older_than timestamptz) returns bigint.
+ *
+ * Folds pending logs in, then deletes the folded logs created before the
+ * start of older_than's calendar day in the rollup time zone, so no rollup
+ * day is left half backed by raw logs.  Returns the number of logs deleted.
+ * Holds the rollup_state row lock (from the fold) until the end of the
+ * transaction; READ COMMITTED only.
+ */
+Datum
+rollup_purge_logs(PG_FUNCTION_ARGS)
+{
+	TimestampTz older_than;
+	RollupState state;
+	TimestampTz cutoff;
+	uint64		deleted = 0;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must not be null"),
+				 errhint("Pass the time before which raw logs are deleted, such as now() - interval '90 days'.")));
+	older_than = PG_GETARG_TIMESTAMPTZ(0);
+	if (TIMESTAMP_NOT_FINITE(older_than))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must be a finite timestamp"),
+				 errhint("Pass the time before which raw logs are deleted, such as now() - interval '90 days'.")));
+	rollup_require_read_committed("analytics.purge_logs()");
+
+	SPI_connect();
+	(void) rollup_fold_all();
+	rollup_lock_state(&state);
+
+	{
+		Oid			argtypes[2] = {TIMESTAMPTZOID, TEXTOID};
+		Datum		values[2];
+
+		values[0] = TimestampTzGetDatum(older_than);
+		values[1] = CStringGetTextDatum(state.timezone);
+		spi_run("SELECT pg_catalog.timezone($2, pg_catalog.date_trunc('day', pg_catalog.timezone($2, $1)))",
+				2, argtypes, values, NULL, SPI_OK_SELECT);
+		cutoff = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	{
+		Oid			argtypes[2] = {TIMESTAMPTZOID, INT8OID};
+		Datum		values[2];
+
+		values[0] = TimestampTzGetDatum(cutoff);
+		values[1] = Int64GetDatum(state.watermark);
+		logs_delete_allowed = true;
+		PG_TRY();
+		{
+			spi_run("DELETE FROM analytics.logs "
+					"WHERE created_at OPERATOR(pg_catalog.<) $1 "
+					"AND id OPERATOR(pg_catalog.<=) $2",
+					2, argtypes, values, NULL, SPI_OK_DELETE);
+			deleted = SPI_processed;
+		}
+		PG_FINALLY();
+		{
+			logs_delete_allowed = false;
+		}
+		PG_END_TRY();
+	}
+
+	if (deleted > 0)
+	{
+		Oid			argtypes[1] = {TIMESTAMPTZOID};
+		Datum		values[1];
+
+		values[0] = TimestampTzGetDatum(cutoff);
+		spi_run("UPDATE analytics.rollup_state "
+				"SET retained_from = GREATEST(retained_from, $1)",
+				1, argtypes, values, NULL, SPI_OK_UPDATE);
+	}
+	SPI_finish();
+	PG_RETURN_INT64((int64) deleted);
+}
+
+/*
+ * rollup_delete_customer
+ *		SQL: analytics.delete_customer(customer_identifier text) returns void.
+ *
+ * Removes the customer, all its logs (folded or not) and, through the
+ * foreign keys, its rollups and budget counters.  Locks the rollup_state
+ * row first, so no fold runs between the deletion of the logs and of the
+ * rollup rows, then the customer row FOR UPDATE, which waits for the
+ * writers of its logs (they hold FOR KEY SHARE) and keeps new ones out
+ * until commit.  An unknown customer is an error (42704).  READ COMMITTED
+ * only.
+ */
+Datum
+rollup_delete_customer(PG_FUNCTION_ARGS)
+{
+	RollupState state;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *ident;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("customer_identifier must not be null")));
+	values[0] = PG_GETARG_DATUM(0);
+	ident = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rollup_require_read_committed("analytics.delete_customer()");
+
+	SPI_connect();
+	rollup_lock_state(&state);
+
+	spi_run("SELECT 1 FROM analytics.customers "
+			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+			1, argtypes, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("customer \"%s\" does not exist", ident),
+				 errhint("See analytics.customers for the known customers.")));
+
+	logs_delete_allowed = true;
+	PG_TRY();
+	{
+		spi_run("DELETE FROM analytics.logs "
+				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+				1, argtypes, values, NULL, SPI_OK_DELETE);
+	}
+	PG_FINALLY();
+	{
+		logs_delete_allowed = false;
+	}
+	PG_END_TRY();
+
+	spi_run("DELETE FROM analytics.customers "
+			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+			1, argtypes, values, NULL, SPI_OK_DELETE);
+	SPI_finish();
+
+	logs_forget_customers();
+	PG_RETURN_VOID();
+}
+
+/*
+ * rollup_set_timezone
+ *		SQL: analytics.set_timezone(timezone text) returns void.
+ *
+ * Validates the zone name, stores it (canonically spelled) in
+ * rollup_state.timezone and rebuilds usage_daily from the retained logs.
+ * Rollup days before rollup_state.retained_from (whose raw logs were
+ * purged) are kept as they are; the logs from retained_from on are folded
+ * again by days of the new zone, and retained_from moves to the start of
+ * the first new-zone day that holds only such logs.  Locks the rollup_state
+ * row; READ COMMITTED only.
+ */
+Datum
+rollup_set_timezone(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	pg_tz	   *tz;
+	const char *canonical;
+	RollupState state;
+	TimestampTz since = DT_NOBEGIN;
+	bool		new_from_null = true;
+	TimestampTz new_from = 0;
+	int64		lo;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone must not be null"),
+				 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tz = pg_tzset(name);
+	if (tz == NULL || !pg_tz_acceptable(tz))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone \"%s\" is not recognized", name),
+				 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
+	canonical = pg_get_timezone_name(tz);
+	rollup_require_read_committed("analytics.set_timezone()");
+
+	SPI_connect();
+	rollup_lock_state(&state);
+
+	if (state.retained_from_null)
+		spi_run("DELETE FROM analytics.usage_daily", 0, NULL, NULL, NULL,
+				SPI_OK_DELETE);
+	else
+	{
+		Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Datum		values[3];
+		Datum		first_day;
+		Oid			delargtypes[1] = {DATEOID};
+
+		/*
+		 * Keep the rows of days before the old zone's day of retained_from;
+		 * the new boundary is the start (in the new zone) of the later of
+		 * that day and the first new-zone day starting at or after
+		 * retained_from.
+		 */
+		values[0] = CStringGetTextDatum(state.timezone);
+		values[1] = CStringGetTextDatum(canonical);
+		values[2] = TimestampTzGetDatum(state.retained_from);
+		spi_run("SELECT b.d_old, pg_catalog.timezone($2, GREATEST(b.d_old, "
+				"  CASE WHEN b.local_new OPERATOR(pg_catalog.=) pg_catalog.date_trunc('day', b.local_new) "
+				"       THEN b.local_new::pg_catalog.date "
+				"       ELSE b.local_new::pg_catalog.date OPERATOR(pg_catalog.+) 1 END)::pg_catalog.timestamp) "
+				"FROM (SELECT pg_catalog.timezone($1, $3)::pg_catalog.date AS d_old, "
+				"             pg_catalog.timezone($2, $3) AS local_new) b",
+				3, argtypes, values, NULL, SPI_OK_SELECT);
+		first_day = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		new_from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 2, &isnull));
+		new_from_null = false;
+		since = state.retained_from;
+		spi_run("DELETE FROM analytics.usage_daily WHERE day OPERATOR(pg_catalog.>=) $1",
+				1, delargtypes, &first_day, NULL, SPI_OK_DELETE);
+	}
+
+	/* Fold the retained logs again, chunk by chunk, by the new zone's days. */
+	for (lo = 0; lo < state.watermark; lo += ROLLUP_CHUNK_IDS)
+		(void) rollup_fold_range(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
+								 canonical, since);
+
+	{
+		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', new_from_null ? 'n' : ' '};
+
+		values[0] = CStringGetTextDatum(canonical);
+		values[1] = TimestampTzGetDatum(new_from);
+		spi_run("UPDATE analytics.rollup_state SET timezone = $1, retained_from = $2",
+				2, argtypes, values, nulls, SPI_OK_UPDATE);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
