@@ -457,7 +457,7 @@ growth() {
 				FROM bench.samples WHERE side = 'ours')
 			SELECT \$n\$view growth ×2 logs: $name\$n\$, round(o::numeric, 2) || ' ms @ $AT2',
 			       round(b::numeric, 2) || ' ms @ $AT1', round((o / b)::numeric, 2) || '×', '≤ 1.2×',
-			       CASE WHEN o / b <= 1.2 THEN 'yes' ELSE 'NO' END, ''
+			       CASE WHEN o IS NULL OR b IS NULL THEN 'n/a' WHEN o / b <= 1.2 THEN 'yes' ELSE 'NO' END, ''
 			FROM m" >>"$ROWS"
 	done 3< <(q $R -F $'\t' -c "SELECT ord, name, requires FROM bench.view_cases ORDER BY ord")
 }
