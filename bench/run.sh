@@ -242,6 +242,12 @@ bulk() {
 		bulk_run "$kind" "$rep"
 	done
 	if [ "$kind" = insert ]; then label="INSERT … SELECT"; else label="COPY (CSV)"; fi
+	# The peer must have done its job: its rollup counts every log it got.
+	if [ "$(q $W -c "SELECT (SELECT sum(requests) FROM bench.peer_daily) = (SELECT count(*) FROM bench.peer_logs)
+	                   AND (SELECT sum(total_spend) FROM bench.peer_spend) = (SELECT sum(cost) FROM bench.peer_logs)")" != t ]; then
+		echo "bench: the peer's rollup does not match bench.peer_logs" >&2
+		return 1
+	fi
 	fig $W "bulk $kind vs plain" "bulk ingest, $label, vs plain table" rate 0.8 "≥ 0.8×" \
 		"$NBULK logs in one statement"
 	fig $W "bulk $kind vs peer" "bulk ingest, $label, vs PL/pgSQL peer trigger" rate 1 "≥ 1× (not in §8)" \
