@@ -53,6 +53,7 @@ START=$(date +%s)
 
 exec 9>/tmp/analytics-install.lock
 flock 9
+LOCKED=$(date +%s)
 source "$BENCH_DIR/../scripts/setup.sh"
 
 # Sizes.  Bulk loads are 200k logs at full scale, never fewer than 50k.
@@ -113,13 +114,15 @@ na() {
 # step NAME FUNCTION: run one measurement; a failure is reported in the
 # table and the bench goes on with the next one.
 step() {
-	local name="$1" rc
+	local name="$1" rc t0
 	shift
 	log "$name"
+	t0=$(date +%s)
 	set +e
 	(set -e; "$@")
 	rc=$?
 	set -e
+	echo "$name $(( $(date +%s) - t0 )) s" >>"$TMP/steps.txt"
 	if [ "$rc" -ne 0 ]; then
 		row "$name" "error (exit $rc, see the log above)" "" "" "" "no" ""
 	fi
@@ -496,6 +499,7 @@ data_check() {
 
 : >"$ROWS"
 : >"$NOTES"
+: >"$TMP/steps.txt"
 step "write path: setup" write_setup
 step "bulk INSERT … SELECT" bulk insert
 step "bulk COPY" bulk copy
@@ -520,12 +524,13 @@ ELAPSED=$(( $(date +%s) - START ))
 	echo "\`bench/run.sh --scale $SCALE\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
 		"$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
 		"$("$PGBIN/postgres" --version), commit $(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
-		"$ELAPSED s end to end."
+		"$ELAPSED s end to end ($(( LOCKED - START )) s of it waiting for the install lock)."
 	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
 		"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
 		"(on for everything else), jit off."
 	echo
 	while read -r line; do echo "- data: $line"; done <"$NOTES"
+	echo "- time per step: $(paste -sd ';' "$TMP/steps.txt" | sed 's/;/; /g')"
 	if [ "$(installed_sum)" != "$INSTALLED_SUM" ]; then
 		echo
 		echo "**WARNING: the installed extension changed during this run (installed without the lock);" \
