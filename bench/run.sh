@@ -1,0 +1,548 @@
+#!/bin/bash
+# The benchmark suite of SPEC §8: bench/run.sh [--scale F] [--reps N]
+#
+# Sets up (packages, build, install: scripts/setup.sh), starts a throwaway
+# cluster in a temporary directory as the unprivileged user, generates the
+# reference data, measures every figure of §8 against its baseline in the
+# same run, prints one table and writes it to bench/results-<F>.md.  A
+# figure whose extension object does not exist yet is reported as n/a.
+#
+#   --scale F   1 (default): 100k customers, 5M logs, 200k-row bulk loads;
+#               F scales customers and logs (0.02: 2k customers, 100k logs)
+#   --reps N    runs of each side of each figure (default 3); the median
+#               is reported
+#   --sync-commit on|off
+#               synchronous_commit of the single-row runs (default on: each
+#               insert waits for its WAL flush; off shows the CPU cost alone)
+#   --extra-sql FILE
+#               SQL run in both databases right after CREATE EXTENSION, to
+#               try an object (a view, a function) before it is merged
+#
+# It takes the machine-wide lock of scripts/test.sh for its whole run: the
+# library is installed system-wide and nobody may reinstall it under us.
+# Not a test: CI never runs it.
+set -euo pipefail
+shopt -s inherit_errexit
+
+SCALE=1
+REPS=3
+EXTRA_SQL=""
+SYNC=on
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--scale) SCALE="$2"; shift 2 ;;
+		--scale=*) SCALE="${1#--scale=}"; shift ;;
+		--reps) REPS="$2"; shift 2 ;;
+		--reps=*) REPS="${1#--reps=}"; shift ;;
+		--extra-sql) EXTRA_SQL="$(realpath "$2")"; shift 2 ;;
+		--sync-commit) SYNC="$2"; shift 2 ;;
+		-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+		*) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
+	esac
+done
+if ! awk -v s="$SCALE" 'BEGIN { exit !(s + 0 > 0 && s + 0 <= 4) }'; then
+	echo "bench: --scale must be a number in (0, 4]" >&2
+	exit 2
+fi
+SCALE="$(awk -v s="$SCALE" 'BEGIN { printf "%g", s }')"
+case "$REPS" in ''|*[!0-9]*|0) echo "bench: --reps is a positive integer" >&2; exit 2 ;; esac
+case "$SYNC" in on|off) ;; *) echo "bench: --sync-commit is on or off" >&2; exit 2 ;; esac
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+START=$(date +%s)
+
+exec 9>/tmp/analytics-install.lock
+flock 9
+LOCKED=$(date +%s)
+source "$BENCH_DIR/../scripts/setup.sh"
+
+# Sizes.  Bulk loads are 200k logs at full scale, never fewer than 50k.
+NCUST=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 100000 * s }')
+NLOGS=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 5000000 * s }')
+NBULK=$(awk -v s="$SCALE" 'BEGIN { n = 200000 * s; printf "%d", (n < 50000 ? 50000 : n) }')
+PGBENCH_T=$(awk -v s="$SCALE" 'BEGIN { t = int(20 * s + 0.5); printf "%d", (t < 5 ? 5 : t) }')
+
+# What is installed now; checked again at the end (see the lock above).
+installed_sum() {
+	cat "$("$PG_CONFIG" --pkglibdir)/analytics.so" "$("$PG_CONFIG" --sharedir)"/extension/analytics* | md5sum
+}
+INSTALLED_SUM="$(installed_sum)"
+
+TMP="$(mktemp -d /tmp/analytics-bench.XXXXXX)"
+PORT=54329
+OUT="$BENCH_DIR/results-$SCALE.md"
+if [ "$SYNC" = off ]; then
+	OUT="$BENCH_DIR/results-$SCALE-async.md"
+fi
+ROWS="$TMP/rows.tsv"
+NOTES="$TMP/notes.txt"
+if [ "$(id -u)" -eq 0 ]; then
+	chown "$RUN_AS" "$TMP"
+fi
+chmod 755 "$TMP"
+
+cleanup() {
+	if [ -f "$TMP/data/postmaster.pid" ]; then
+		run_as "$PGBIN/pg_ctl" -D "$TMP/data" -m fast -w stop >/dev/null 2>&1 ||
+			run_as "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "== [$(( $(date +%s) - START ))s] $*"; }
+
+# q DB ARGS...: psql as the cluster user, tuples only, stop at the first error.
+q() {
+	local db="$1"
+	shift
+	run_as "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" -d "$db" "$@"
+}
+
+# row FIGURE OURS BASELINE RATIO TARGET MET NOTE: one line of the results table.
+row() {
+	local IFS=$'\t'
+	echo "$*" >>"$ROWS"
+}
+
+# na FIGURE TARGET OBJECT: the figure cannot be measured yet.
+na() {
+	row "$1" "n/a (missing: $3)" "" "" "$2" "n/a" ""
+}
+
+# step NAME FUNCTION: run one measurement; a failure is reported in the
+# table and the bench goes on with the next one.
+step() {
+	local name="$1" rc t0
+	shift
+	log "$name"
+	t0=$(date +%s)
+	set +e
+	(set -e; "$@")
+	rc=$?
+	set -e
+	echo "$name $(( $(date +%s) - t0 )) s" >>"$TMP/steps.txt"
+	if [ "$rc" -ne 0 ]; then
+		row "$name" "error (exit $rc, see the log above)" "" "" "" "no" ""
+	fi
+}
+
+# ---------------------------------------------------------------- cluster
+
+log "cluster in $TMP (scale $SCALE: $NCUST customers, $NLOGS logs, bulk $NBULK, pgbench ${PGBENCH_T}s, $REPS reps)"
+run_as "$PGBIN/initdb" -D "$TMP/data" -A trust -E UTF8 --locale=C.UTF-8 >"$TMP/initdb.log" 2>&1 ||
+	{ cat "$TMP/initdb.log"; exit 1; }
+cat >>"$TMP/data/postgresql.conf" <<EOF
+# analytics benchmark: a 24 GiB / 2-core machine
+shared_preload_libraries = 'analytics'
+listen_addresses = ''
+unix_socket_directories = '$TMP'
+port = $PORT
+max_connections = 50
+max_worker_processes = 16
+shared_buffers = 2GB
+effective_cache_size = 16GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+max_wal_size = 20GB
+min_wal_size = 2GB
+checkpoint_timeout = 30min
+wal_buffers = 64MB
+synchronous_commit = on
+random_page_cost = 1.1
+jit = off
+timezone = 'UTC'
+log_min_messages = warning
+analytics.rollup_interval = '1s'
+EOF
+# The server must not inherit the lock's descriptor: it would hold the lock.
+run_as "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null 9>&- ||
+	{ cat "$TMP/server.log"; exit 1; }
+
+# newdb DB: a database with the extension and the harness.
+newdb() {
+	run_as "$PGBIN/createdb" -h "$TMP" -p "$PORT" "$1"
+	q "$1" -c "CREATE EXTENSION analytics"
+	if [ -n "$EXTRA_SQL" ]; then
+		q "$1" <"$EXTRA_SQL"
+	fi
+	q "$1" <"$BENCH_DIR/sql/harness.sql"
+}
+
+# has DB OBJECT: whether analytics has it (relation, or function "name(").
+has() {
+	[ "$(q "$1" -c "SELECT bench.object_exists('$2')")" = t ]
+}
+
+# checkpoint and fold in, so that each timed run starts from the same state
+settle() {
+	q "$1" -c "SELECT bench.settle()" >/dev/null
+	q "$1" -c "CHECKPOINT"
+}
+
+# sample DB FIGURE SIDE REP VALUE
+sample() {
+	q "$1" -c "INSERT INTO bench.samples VALUES ('$2', '$3', $4, $5)"
+}
+
+# fig DB KEY LABEL KIND TARGET TARGET_TEXT [NOTE [MET]]: the medians of the
+# samples of KEY as a table row.  KIND rate: rows/s, ratio ours/baseline;
+# time: ms, ratio baseline/ours; met when ratio >= TARGET (NULL: no target),
+# unless MET is given.
+fig() {
+	local db="$1" key="$2" label="$3" kind="$4" target="$5" ttext="$6" note="${7:-}" met="${8:-}"
+	q "$db" -F $'\t' -c "
+		WITH m AS (
+			SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'ours') AS o,
+			       percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'baseline') AS b
+			FROM bench.samples WHERE figure = \$f\$$key\$f\$),
+		r AS (SELECT o, b, CASE '$kind' WHEN 'rate' THEN o / b ELSE b / o END AS ratio FROM m)
+		SELECT \$l\$$label\$l\$,
+		       CASE '$kind' WHEN 'rate' THEN round(o)::text || ' rows/s' ELSE round(o::numeric, 2) || ' ms' END,
+		       CASE '$kind' WHEN 'rate' THEN round(b)::text || ' rows/s' ELSE round(b::numeric, 2) || ' ms' END,
+		       round(ratio::numeric, 2) || '×', \$t\$$ttext\$t\$,
+		       coalesce(nullif(\$m\$$met\$m\$, ''),
+		                CASE WHEN $target::float8 IS NULL THEN '—' WHEN ratio >= $target THEN 'yes' ELSE 'NO' END),
+		       \$n\$$note\$n\$
+		FROM r" >>"$ROWS"
+}
+
+# ------------------------------------------------- write path (bench_write)
+# Both sides start from the same state: the reference customers, empty
+# logs tables (analytics.logs, bench.plain_logs, bench.peer_logs), and
+# each timed run is preceded by a fold-in and a checkpoint.
+
+W=bench_write
+
+write_setup() {
+	newdb $W
+	q $W <"$BENCH_DIR/sql/peer.sql"
+	q $W -c "SELECT bench.gen_customers($NCUST)"
+	q $W -c "CREATE TABLE bench.src_logs AS $(q $W -c "SELECT bench.gen_logs_sql($NBULK, $NCUST, true)")"
+	q $W -c "COPY bench.src_logs TO '$TMP/src.csv' WITH (FORMAT csv)"
+	q $W -c "VACUUM ANALYZE"
+}
+
+# bulk_run KIND REP: one timed bulk load of the sample into each table,
+# the order rotating with REP; KIND insert or copy.
+bulk_run() {
+	local kind="$1" rep="$2" tables=(analytics.logs bench.plain_logs bench.peer_logs) i t ms
+	local cols
+	cols="$(q $W -c "SELECT bench.log_columns()")"
+	for i in 0 1 2; do
+		t="${tables[$(( (i + rep) % 3 ))]}"
+		settle $W
+		if [ "$kind" = insert ]; then
+			ms="$(q $W -c "SELECT bench.time_exec('INSERT INTO $t ($cols) SELECT $cols FROM bench.src_logs')")"
+		else
+			ms="$(q $W -c "SELECT bench.time_exec('COPY $t ($cols) FROM ''$TMP/src.csv'' WITH (FORMAT csv)')")"
+		fi
+		rate="$(awk -v n="$NBULK" -v ms="$ms" 'BEGIN { printf "%.1f", n / ms * 1000 }')"
+		case "$t" in
+			analytics.logs)
+				sample $W "bulk $kind vs plain" ours "$rep" "$rate"
+				sample $W "bulk $kind vs peer" ours "$rep" "$rate" ;;
+			bench.plain_logs) sample $W "bulk $kind vs plain" baseline "$rep" "$rate" ;;
+			bench.peer_logs) sample $W "bulk $kind vs peer" baseline "$rep" "$rate" ;;
+		esac
+	done
+}
+
+bulk() {
+	local kind="$1" label rep
+	for rep in $(seq 1 "$REPS"); do
+		bulk_run "$kind" "$rep"
+	done
+	if [ "$kind" = insert ]; then label="INSERT … SELECT"; else label="COPY (CSV)"; fi
+	# The peer must have done its job: its rollup counts every log it got.
+	if [ "$(q $W -c "SELECT (SELECT sum(requests) FROM bench.peer_daily) = (SELECT count(*) FROM bench.peer_logs)
+	                   AND (SELECT sum(total_spend) FROM bench.peer_spend) = (SELECT sum(cost) FROM bench.peer_logs)")" != t ]; then
+		echo "bench: the peer's rollup does not match bench.peer_logs" >&2
+		return 1
+	fi
+	fig $W "bulk $kind vs plain" "bulk ingest, $label, vs plain table" rate 0.8 "≥ 0.8×" \
+		"$NBULK logs in one statement"
+	fig $W "bulk $kind vs peer" "bulk ingest, $label, vs PL/pgSQL peer trigger" rate 1 "≥ 1× (not in §8)" \
+		"$NBULK logs in one statement; the peer upserts a daily rollup and a spend counter per row"
+}
+
+ingest_batch() {
+	local figure="analytics.ingest_batch vs COPY (CSV) into analytics.logs" rep order ms before after
+	if ! has $W 'analytics.ingest_batch('; then
+		na "$figure" "≥ 0.5×" analytics.ingest_batch
+		return
+	fi
+	local cols
+	cols="$(q $W -c "SELECT bench.log_columns()")"
+	# The same rows as NDJSON, in calls of 1000 lines.
+	q $W -c "CREATE TABLE bench.batch_payloads AS
+		SELECT string_agg(jsonb_strip_nulls(jsonb_build_object(
+		           'timestamp', created_at, 'customer_identifier', customer_identifier,
+		           'model', model, 'prompt_tokens', prompt_tokens,
+		           'completion_tokens', completion_tokens, 'cost', cost, 'latency', latency,
+		           'time_to_first_token', time_to_first_token, 'status_code', status_code,
+		           'error_message', error_message))::text, E'\n') AS t
+		FROM (SELECT *, (row_number() OVER () - 1) / 1000 AS chunk FROM bench.src_logs) s
+		GROUP BY chunk"
+	for rep in $(seq 1 "$REPS"); do
+		for order in $(( rep % 2 )) $(( (rep + 1) % 2 )); do
+			settle $W
+			if [ "$order" = 0 ]; then
+				before="$(q $W -c "SELECT count(*) FROM analytics.logs")"
+				ms="$(q $W -c "SELECT bench.time_exec('SELECT sum(analytics.ingest_batch(t)) FROM bench.batch_payloads')")"
+				after="$(q $W -c "SELECT count(*) FROM analytics.logs")"
+				if [ $(( after - before )) -ne "$NBULK" ]; then
+					echo "bench: ingest_batch recorded $(( after - before )) logs, expected $NBULK" >&2
+					return 1
+				fi
+				sample $W batch ours "$rep" "$(awk -v n="$NBULK" -v ms="$ms" 'BEGIN { printf "%.1f", n / ms * 1000 }')"
+			else
+				ms="$(q $W -c "SELECT bench.time_exec('COPY analytics.logs ($cols) FROM ''$TMP/src.csv'' WITH (FORMAT csv)')")"
+				sample $W batch baseline "$rep" "$(awk -v n="$NBULK" -v ms="$ms" 'BEGIN { printf "%.1f", n / ms * 1000 }')"
+			fi
+		done
+	done
+	fig $W batch "$figure" rate 0.5 "≥ 0.5×" "$NBULK logs as NDJSON, 1000 per call, one transaction"
+}
+
+# pgbench_run TABLE: transactions per second of single-row INSERTs from 2
+# clients for PGBENCH_T seconds, each a random customer's log.
+pgbench_run() {
+	local table="$1"
+	cat >"$TMP/pgbench-$table.sql" <<EOF
+\\set c random(1, $NCUST)
+\\set p random(50, 2000)
+\\set k random(10, 800)
+INSERT INTO $table (customer_identifier, model, prompt_tokens, completion_tokens, cost, latency, time_to_first_token, status_code)
+VALUES ('cust-' || :c, 'gpt-4o-mini', :p, :k, (:p * 0.15 + :k * 0.6) / 1000000.0, 1.25, 0.2, 200);
+EOF
+	run_as env PGOPTIONS="-c synchronous_commit=$SYNC" "$PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_T" -h "$TMP" -p "$PORT" \
+		-f "$TMP/pgbench-$table.sql" $W >"$TMP/pgbench.out" 2>&1 ||
+		{ cat "$TMP/pgbench.out" >&2; return 1; }
+	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$TMP/pgbench.out"
+}
+
+# Sample analytics.status.logs_pending every 0.5 s into FILE until killed.
+pending_sampler() {
+	while sleep 0.5; do
+		q $W -c "SELECT logs_pending FROM analytics.status" 2>/dev/null || true
+	done >"$1"
+}
+
+single_row() {
+	local rep tps sampler lag_status="" max_lag=0 lag_tps=0 maxp
+	if has $W analytics.status; then
+		lag_status="$(q $W -c "SELECT worker_running FROM analytics.status")"
+	fi
+	# Each rep: plain, ours, ours with every customer under a budget.
+	for rep in $(seq 1 "$REPS"); do
+		settle $W
+		tps="$(pgbench_run bench.plain_logs)"
+		sample $W "single" baseline "$rep" "$tps"
+		sample $W "single budget" baseline "$rep" "$tps"
+		settle $W
+		if [ -n "$lag_status" ]; then
+			pending_sampler "$TMP/pending-$rep.txt" &
+			sampler=$!
+		fi
+		tps="$(pgbench_run analytics.logs)"
+		if [ -n "$lag_status" ]; then
+			kill "$sampler" 2>/dev/null || true
+			wait "$sampler" 2>/dev/null || true
+			maxp="$(sort -n "$TMP/pending-$rep.txt" | tail -1)"
+			maxp="${maxp:-0}"
+			# keep the worst run: the most seconds of ingest pending
+			if awk -v p="$maxp" -v t="$tps" -v m="$max_lag" 'BEGIN { exit !(p / t >= m) }'; then
+				max_lag="$(awk -v p="$maxp" -v t="$tps" 'BEGIN { printf "%.2f", p / t }')"
+				lag_tps="$tps"
+				lag_pending="$maxp"
+			fi
+		fi
+		sample $W "single" ours "$rep" "$tps"
+		q $W -c "UPDATE analytics.customers SET period_budget = 1e9"
+		settle $W
+		tps="$(pgbench_run analytics.logs)"
+		sample $W "single budget" ours "$rep" "$tps"
+		q $W -c "UPDATE analytics.customers SET period_budget = NULL"
+	done
+	fig $W single "single-row INSERT, 2 pgbench clients, vs plain table" rate 0.9 "≥ 0.9×" \
+		"$PGBENCH_T s runs, 1 log per transaction, random customer, synchronous_commit $SYNC"
+	fig $W "single budget" "single-row INSERT, every customer under a budget, vs plain table" rate 0.75 \
+		"≥ 0.75×" "every customer has period_budget = 1e9 (none rejected); baseline: the same plain runs"
+
+	local figure="worker lag at the full single-row rate"
+	if [ -z "$lag_status" ]; then
+		na "$figure" "≤ 2 s of ingest" analytics.status
+	else
+		local met
+		met="$(awk -v l="$max_lag" 'BEGIN { print (l <= 2 ? "yes" : "NO") }')"
+		if [ "$lag_status" != t ]; then
+			met="NO"
+		fi
+		row "$figure" "$max_lag s" "" "" "≤ 2 s of ingest" "$met" \
+			"max logs_pending ${lag_pending:-0} at $(printf '%.0f' "$lag_tps") logs/s, sampled every 0.5 s; worker_running = $lag_status"
+	fi
+}
+
+# ------------------------------------------------ views (bench_ref)
+
+R=bench_ref
+
+ref_setup() {
+	newdb $R
+	q $R <"$BENCH_DIR/sql/views.sql"
+	q $R -c "SELECT bench.gen_customers($NCUST)"
+}
+
+# ref_load N LABEL: add N reference logs through the trigger (budgets only
+# recorded), fold them in and vacuum; informational rows with the times.
+ref_load() {
+	local n="$1" label="$2" ms fold_ms
+	ms="$(q $R -c "SET analytics.budget_enforcement = 'record'" \
+		-c "SELECT bench.time_exec(format('INSERT INTO analytics.logs (%s) %s', bench.log_columns(), bench.gen_logs_sql($n, $NCUST, false)))")"
+	row "load $label reference logs through the trigger (info)" \
+		"$(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%d rows/s", n / ms * 1000 }')" "" "" "" "—" \
+		"$(awk -v ms="$ms" 'BEGIN { printf "%.1f s, one INSERT … SELECT, generation included", ms / 1000 }')"
+	if has $R 'analytics.rollup_now('; then
+		fold_ms="$(q $R -c "SELECT bench.time_exec('SELECT bench.settle()')")"
+		row "fold-in after the $label load (info)" "$(awk -v ms="$fold_ms" 'BEGIN { printf "%.1f s", ms / 1000 }')" \
+			"" "" "" "—" "analytics.rollup_now() until nothing is pending (the worker may have folded part already)"
+	else
+		na "fold-in after the $label load (info)" "" "analytics.rollup_now"
+	fi
+	q $R -c "VACUUM ANALYZE"
+}
+
+# view_case AT ORD NAME TARGET: one view timed against its raw query, the
+# results compared.
+view_case() {
+	local at="$1" ord="$2" name="$3" target="$4" rep diff ndiff nrows note met=""
+	# The comparison runs both queries once, which also warms the cache.
+	diff="$(q $R -F ' ' -c "SELECT d.diff, d.rows_a FROM bench.view_cases, bench.result_diff(ours, raw) d WHERE ord = $ord")"
+	for rep in $(seq 1 "$REPS"); do
+		q $R -c "INSERT INTO bench.samples
+			SELECT 'view $ord @ $at', 'ours', $rep, bench.time_query(ours) FROM bench.view_cases WHERE ord = $ord;
+			INSERT INTO bench.samples
+			SELECT 'view $ord @ $at', 'baseline', $rep, bench.time_query(raw) FROM bench.view_cases WHERE ord = $ord"
+	done
+	ndiff="${diff%% *}"
+	nrows="${diff##* }"
+	if [ "$ndiff" = 0 ]; then
+		note="same result as the raw query ($nrows rows)"
+	else
+		note="RESULTS DIFFER: $ndiff rows differ ($nrows rows from ours)"
+		met="NO (differs)"
+	fi
+	if [ -n "$target" ]; then
+		fig $R "view $ord @ $at" "view: $name @ $at" time "$target" "≥ ${target%.*}×" "$note" "$met"
+	else
+		fig $R "view $ord @ $at" "view: $name @ $at" time NULL "— (baseline is the same index scan)" "$note" "$met"
+	fi
+}
+
+# views AT: every view case that can run, each on its own (an error in one
+# is reported in its row).
+views() {
+	local at="$1" ord name requires target rc
+	q $R -c "SELECT count(*) FROM bench.view_cases" >/dev/null
+	while IFS=$'\t' read -r ord name requires target <&3; do
+		if ! has $R "$requires"; then
+			na "view: $name @ $at" "${target:+≥ ${target%.*}×}" "${requires%(}"
+			continue
+		fi
+		set +e
+		(set -e; view_case "$at" "$ord" "$name" "$target")
+		rc=$?
+		set -e
+		if [ "$rc" -ne 0 ]; then
+			row "view: $name @ $at" "error (see the log)" "" "" "${target:+≥ ${target%.*}×}" "NO" ""
+		fi
+	done 3< <(q $R -F $'\t' -c "SELECT ord, name, requires, min_speedup FROM bench.view_cases ORDER BY ord")
+}
+
+# growth: each view's time at twice the logs over its time at the reference size.
+growth() {
+	local ord name requires
+	while IFS=$'\t' read -r ord name requires <&3; do
+		if ! has $R "$requires"; then
+			na "view growth ×2 logs: $name" "≤ 1.2×" "${requires%(}"
+			continue
+		fi
+		q $R -F $'\t' -c "
+			WITH m AS (
+				SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE figure = 'view $ord @ $AT2') AS o,
+				       percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE figure = 'view $ord @ $AT1') AS b
+				FROM bench.samples WHERE side = 'ours')
+			SELECT \$n\$view growth ×2 logs: $name\$n\$, round(o::numeric, 2) || ' ms @ $AT2',
+			       round(b::numeric, 2) || ' ms @ $AT1', round((o / b)::numeric, 2) || '×', '≤ 1.2×',
+			       CASE WHEN o IS NULL OR b IS NULL THEN 'n/a' WHEN o / b <= 1.2 THEN 'yes' ELSE 'NO' END, ''
+			FROM m" >>"$ROWS"
+	done 3< <(q $R -F $'\t' -c "SELECT ord, name, requires FROM bench.view_cases ORDER BY ord")
+}
+
+data_check() {
+	q $R -c "
+		SELECT format('%s logs, %s customers; active per day (median of full days): %s%%; top 1%% of customers: %s%% of logs; errors: %s%%; models: %s',
+			(SELECT count(*) FROM analytics.logs), $NCUST,
+			(SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY n) / $NCUST * 100)::numeric, 1)
+			 FROM (SELECT count(DISTINCT customer_identifier) AS n FROM analytics.logs
+			       WHERE created_at < date_trunc('day', now()) GROUP BY (created_at AT TIME ZONE 'UTC')::date) d),
+			(SELECT round(100.0 * sum(n) FILTER (WHERE rk <= greatest($NCUST / 100, 1)) / sum(n), 1)
+			 FROM (SELECT count(*) AS n, row_number() OVER (ORDER BY count(*) DESC) AS rk
+			       FROM analytics.logs GROUP BY customer_identifier) c),
+			(SELECT round(100.0 * count(*) FILTER (WHERE status_code >= 400) / count(*), 2) FROM analytics.logs),
+			(SELECT count(DISTINCT model) FROM analytics.logs))" >>"$NOTES"
+}
+
+# ------------------------------------------------------------------- run
+
+: >"$ROWS"
+: >"$NOTES"
+: >"$TMP/steps.txt"
+step "write path: setup" write_setup
+step "bulk INSERT … SELECT" bulk insert
+step "bulk COPY" bulk copy
+step "ingest_batch vs COPY" ingest_batch
+step "single-row INSERTs and worker lag" single_row
+
+AT1="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", n / 1e6 }')"
+AT2="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", 2 * n / 1e6 }')"
+step "reference data: setup" ref_setup
+step "reference data: load $AT1" ref_load "$NLOGS" "$AT1"
+step "reference data: check" data_check
+step "views @ $AT1" views "$AT1"
+step "reference data: load to $AT2" ref_load "$NLOGS" "+$AT1 (to $AT2)"
+step "reference data: check" data_check
+step "views @ $AT2" views "$AT2"
+step "view growth" growth
+
+ELAPSED=$(( $(date +%s) - START ))
+{
+	echo "# analytics benchmark, scale $SCALE"
+	echo
+	echo "\`bench/run.sh --scale $SCALE\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+		"$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+		"$("$PGBIN/postgres" --version), commit $(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+		"$ELAPSED s end to end ($(( LOCKED - START )) s of it waiting for the install lock)."
+	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
+		"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
+		"(on for everything else), jit off."
+	echo
+	while read -r line; do echo "- data: $line"; done <"$NOTES"
+	echo "- time per step: $(paste -sd ';' "$TMP/steps.txt" | sed 's/;/; /g')"
+	if [ "$(installed_sum)" != "$INSTALLED_SUM" ]; then
+		echo
+		echo "**WARNING: the installed extension changed during this run (installed without the lock);" \
+			"figures after that point measured another build.**"
+	fi
+	echo
+	echo "| figure | ours | baseline | ratio | target | met | note |"
+	echo "|---|---|---|---|---|---|---|"
+	awk -F '\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$ROWS"
+} >"$TMP/results.md"
+echo
+cat "$TMP/results.md"
+cp "$TMP/results.md" "$OUT"
+echo
+log "written to $OUT"
