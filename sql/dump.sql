@@ -26,7 +26,7 @@ SELECT md5(string_agg(p::text, '|' ORDER BY model)) AS prices_md5 FROM analytics
 SELECT count(*) AS customers, (SELECT count(*) FROM analytics.logs) AS logs FROM analytics.customers;
 
 \! pg_dump -Fc -f results/dump.dump contrib_regression
-\! dropdb --if-exists analytics_restored && createdb analytics_restored
+\! dropdb --force --if-exists analytics_restored && createdb analytics_restored
 \! PGOPTIONS='-c analytics.budget_enforcement=record' pg_restore --exit-on-error -d analytics_restored results/dump.dump && echo restored
 
 \c analytics_restored
@@ -38,4 +38,4 @@ SELECT count(*) AS state_rows FROM analytics.rollup_state;
 INSERT INTO analytics.logs (customer_identifier, model) VALUES ('after_restore', 'gpt-4o');
 SELECT id > 500 AS id_continues FROM analytics.logs WHERE customer_identifier = 'after_restore';
 \c contrib_regression
-\! dropdb analytics_restored
+\! dropdb --force analytics_restored

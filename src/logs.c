@@ -74,6 +74,7 @@
 PG_FUNCTION_INFO_V1(logs_before_insert);
 PG_FUNCTION_INFO_V1(logs_guard);
 PG_FUNCTION_INFO_V1(model_prices_changed);
+PG_FUNCTION_INFO_V1(customers_removing);
 
 bool		logs_delete_allowed = false;
 
@@ -231,7 +232,12 @@ static void
 customers_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == customers_relid)
+	{
 		customer_cache_stale = true;
+		/* The relation may be gone (DROP EXTENSION): resolve it again. */
+		customers_relid = InvalidOid;
+		logs_relid = InvalidOid;
+	}
 }
 
 /*
@@ -710,6 +716,20 @@ model_prices_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "model_prices_changed must be a trigger");
 	price_cache_reset();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * customers_removing
+ *		BEFORE DELETE or TRUNCATE statement trigger on analytics.customers:
+ *		sessions must forget the customers (see logs_customers_changing).
+ */
+Datum
+customers_removing(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "customers_removing must be a trigger");
+	logs_customers_changing();
 	return PointerGetDatum(NULL);
 }
 

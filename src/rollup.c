@@ -410,9 +410,11 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
  * Removes the customer, all its logs (folded or not) and, through the
  * foreign keys, its rollups and budget counters.  Locks the rollup_state
  * row first, so no fold runs between the deletion of the logs and of the
- * rollup rows, then the customer row FOR UPDATE, which waits for the
- * writers of its logs (they hold FOR KEY SHARE) and keeps new ones out
- * until commit.  An unknown customer is an error (42704).  READ COMMITTED
+ * rollup rows, then calls logs_customers_changing() (SHARE ROW EXCLUSIVE on
+ * analytics.logs), which waits for the transactions writing logs and keeps
+ * new ones out until commit, so no log of the customer can slip in between
+ * the two deletions and every session forgets the customer.  An unknown
+ * customer is an error (42704).  READ COMMITTED
  * only.
  */
 Datum
@@ -434,8 +436,9 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 	SPI_connect();
 	rollup_lock_state(&state);
 
+	logs_customers_changing();
 	spi_run("SELECT 1 FROM analytics.customers "
-			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
 			1, argtypes, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -460,8 +463,6 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
 			1, argtypes, values, NULL, SPI_OK_DELETE);
 	SPI_finish();
-
-	logs_forget_customers();
 	PG_RETURN_VOID();
 }
 
@@ -507,6 +508,16 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	rollup_lock_state(&state);
+
+	/*
+	 * Budget periods follow the zone too: wait out the log writers, make
+	 * every session re-read the zone, and drop the period counters, which
+	 * are rebuilt from the logs by the new zone's periods.
+	 */
+	logs_customers_changing();
+	spi_run("DELETE FROM analytics.budget_counters "
+			"WHERE period_start OPERATOR(pg_catalog.<>) '-infinity'",
+			0, NULL, NULL, NULL, SPI_OK_DELETE);
 
 	if (state.retained_from_null)
 		spi_run("DELETE FROM analytics.usage_daily", 0, NULL, NULL, NULL,
