@@ -1,0 +1,46 @@
+-- Piece 60: JSON ingest (src/ingest.c, json-c).  Each function records logs
+-- through a plain INSERT into analytics.logs, so the BEFORE INSERT trigger
+-- validates, prices, creates customers and enforces budgets as for any
+-- other insert.  The text overloads are the ones an untyped literal
+-- resolves to.
+
+CREATE FUNCTION analytics.ingest(payload text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_text' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest(text) IS
+    'Records one log from a logging payload (a JSON object: model, customer_identifier or customer_params, tokens or usage, cost, latency, ...) and returns its id.';
+
+CREATE FUNCTION analytics.ingest(payload json) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_json' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest(json) IS
+    'Records one log from a logging payload given as json; see analytics.ingest(text).';
+
+CREATE FUNCTION analytics.ingest(payload jsonb) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_jsonb' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest(jsonb) IS
+    'Records one log from a logging payload given as jsonb; see analytics.ingest(text).';
+
+CREATE FUNCTION analytics.ingest_openai(request text, response text,
+                                        latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_openai_text' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_openai(text, text, double precision) IS
+    'Records one log from an OpenAI chat-completions request body (with customer_params) and its response (a chat.completion or an error object); returns its id.';
+
+CREATE FUNCTION analytics.ingest_openai(request json, response json,
+                                        latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_openai_json' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_openai(json, json, double precision) IS
+    'Records one log from an OpenAI request and response given as json; see analytics.ingest_openai(text, text, double precision).';
+
+CREATE FUNCTION analytics.ingest_openai(request jsonb, response jsonb,
+                                        latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_openai_jsonb' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_openai(jsonb, jsonb, double precision) IS
+    'Records one log from an OpenAI request and response given as jsonb; see analytics.ingest_openai(text, text, double precision).';
+
+CREATE FUNCTION analytics.ingest_batch(payloads text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_batch' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_batch(text) IS
+    'Records many logs from newline-delimited JSON or a JSON array of ingest payloads; returns how many. One bad payload fails the call, names its position and records nothing.';

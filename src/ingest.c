@@ -1,0 +1,1331 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.c
+ *	  JSON ingest of logs with json-c: analytics.ingest(payload),
+ *	  analytics.ingest_openai(request, response, latency) and
+ *	  analytics.ingest_batch(payloads).
+ *
+ * Each payload is parsed with json-c in strict mode, checked field by field
+ * (a wrong or missing field raises an error naming it), and turned into one
+ * row of parameters for a single prepared INSERT into analytics.logs.  The
+ * INSERT goes through the table's BEFORE INSERT trigger like any other
+ * (validation, cost from model_prices, customer creation, budgets).  A
+ * payload with customer_params first calls analytics.upsert_customer(jsonb)
+ * with that object, so that name, email and budget settings are in place
+ * before the log is checked against them.
+ *
+ * Plans: the INSERT and the upsert_customer call are prepared once per
+ * backend (SPI_prepare + SPI_keepplan) and executed with parameters; no
+ * value is ever pasted into SQL text.  The plan cache revalidates them when
+ * the extension is dropped and created again.
+ *
+ * json-c allocates with malloc and knows nothing of ereport's longjmp: every
+ * json-c object lives only inside one PG_TRY block whose PG_FINALLY releases
+ * it, and every value kept from it is copied into palloc'd memory first.
+ * Nothing json-c allocated outlives the call.
+ *
+ * Locking and transactions: nothing of its own.  The trigger takes the
+ * customer's FOR KEY SHARE lock; upsert_customer may update the customer's
+ * row.  An error anywhere aborts the statement, so a failing call (and a
+ * failing payload of ingest_batch) records nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+/* fmgrprotos.h declares a function json_object(), a type name of json-c. */
+#define json_object pg_json_object
+#include "utils/builtins.h"
+#undef json_object
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include <json-c/json.h>
+#include <json-c/json_object_iterator.h>
+
+#include "ingest.h"
+#include "logs.h"
+
+PG_FUNCTION_INFO_V1(ingest_text);
+PG_FUNCTION_INFO_V1(ingest_json);
+PG_FUNCTION_INFO_V1(ingest_jsonb);
+PG_FUNCTION_INFO_V1(ingest_openai_text);
+PG_FUNCTION_INFO_V1(ingest_openai_json);
+PG_FUNCTION_INFO_V1(ingest_openai_jsonb);
+PG_FUNCTION_INFO_V1(ingest_batch);
+
+/* Nesting depth json-c accepts (its default is 32). */
+#define INGEST_MAX_DEPTH 64
+
+/* Parameters of the INSERT, in this order. */
+enum
+{
+	COL_CREATED_AT,
+	COL_CUSTOMER_IDENTIFIER,
+	COL_MODEL,
+	COL_PROMPT_TOKENS,
+	COL_COMPLETION_TOKENS,
+	COL_COST,
+	COL_LATENCY,
+	COL_TIME_TO_FIRST_TOKEN,
+	COL_STATUS_CODE,
+	COL_ERROR_MESSAGE,
+	COL_THREAD_IDENTIFIER,
+	COL_CUSTOM_IDENTIFIER,
+	COL_METADATA,
+	COL_PROMPT_MESSAGES,
+	COL_COMPLETION_MESSAGE,
+	INGEST_NCOLS
+};
+
+static const Oid ingest_col_types[INGEST_NCOLS] = {
+	TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, INT4OID, NUMERICOID,
+	FLOAT8OID, FLOAT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	JSONBOID, JSONBOID, JSONBOID
+};
+
+#define INGEST_INSERT_SQL \
+	"INSERT INTO analytics.logs (created_at, customer_identifier, model, " \
+	"prompt_tokens, completion_tokens, cost, latency, time_to_first_token, " \
+	"status_code, error_message, thread_identifier, custom_identifier, " \
+	"metadata, prompt_messages, completion_message) " \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) " \
+	"RETURNING id"
+
+#define INGEST_UPSERT_SQL \
+	"SELECT analytics.upsert_customer($1)"
+
+/* One log to record: the INSERT's parameters and the customer to upsert. */
+typedef struct IngestRow
+{
+	Datum		values[INGEST_NCOLS];
+	char		nulls[INGEST_NCOLS];	/* SPI convention: 'n' or ' ' */
+	Datum		customer_params;	/* jsonb, or 0 for none */
+} IngestRow;
+
+/* Where ingest_batch is, for the error context. */
+typedef struct IngestBatchPosition
+{
+	int			payload;		/* 1-based payload number */
+	int			line;			/* 1-based line (NDJSON), or 0 */
+} IngestBatchPosition;
+
+static SPIPlanPtr ingest_insert_plan = NULL;
+static SPIPlanPtr ingest_upsert_plan = NULL;
+
+/*
+ * ingest_prepare
+ *		Prepare (once per backend) and return a kept plan.  Must be called
+ *		inside SPI.
+ */
+static SPIPlanPtr
+ingest_prepare(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/*
+ * ingest_describe
+ *		A short description of a JSON value for error details: numbers and
+ *		booleans as written, other values by their type.  The result is
+ *		palloc'd.
+ */
+static char *
+ingest_describe(struct json_object *value)
+{
+	switch (json_object_get_type(value))
+	{
+		case json_type_null:
+			return pstrdup("null");
+		case json_type_boolean:
+		case json_type_int:
+		case json_type_double:
+			return pstrdup(json_object_to_json_string(value));
+		case json_type_string:
+			return pstrdup("a string");
+		case json_type_object:
+			return pstrdup("an object");
+		case json_type_array:
+			return pstrdup("an array");
+	}
+	return pstrdup("an unknown value");
+}
+
+/*
+ * ingest_bad_field
+ *		Raise the error for a field of the wrong type or value (22023).
+ */
+static void
+pg_attribute_noreturn()
+ingest_bad_field(const char *field, const char *expected, struct json_object *got)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for \"%s\": expected %s", field, expected),
+			 errdetail("Got %s. The log was not recorded.", ingest_describe(got))));
+}
+
+/*
+ * ingest_parse
+ *		Parse one JSON document (the whole of data[0..len)) with json-c in
+ *		strict mode.  Returns the root object, which the caller must release
+ *		with json_object_put (NULL stands for a JSON null document).  Raises
+ *		22P02 for malformed JSON; json-c has released everything by then.
+ */
+static struct json_object *
+ingest_parse(const char *data, size_t len, const char *what)
+{
+	struct json_tokener *tok;
+	struct json_object *root;
+	enum json_tokener_error err;
+	size_t		end;
+
+	tok = json_tokener_new_ex(INGEST_MAX_DEPTH);
+	if (tok == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	root = json_tokener_parse_ex(tok, data, (int) len);
+	err = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	if (err == json_tokener_success)
+	{
+		/* Only white space may follow the document. */
+		while (end < len && (data[end] == ' ' || data[end] == '\t' ||
+							 data[end] == '\n' || data[end] == '\r'))
+			end++;
+		if (end == len)
+			return root;
+		json_object_put(root);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid JSON in %s: unexpected characters after the end of the document", what),
+				 errdetail("At byte %zu. The log was not recorded.", end + 1)));
+	}
+	if (err == json_tokener_continue)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid JSON in %s: unexpected end of input", what),
+				 errdetail("The document ends after %zu bytes. The log was not recorded.", len)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid JSON in %s: %s", what, json_tokener_error_desc(err)),
+			 errdetail("At byte %zu. The log was not recorded.", end + 1)));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * ingest_get
+ *		The value of key in obj, or NULL when it is absent or JSON null.
+ */
+static struct json_object *
+ingest_get(struct json_object *obj, const char *key)
+{
+	struct json_object *value = NULL;
+
+	if (!json_object_object_get_ex(obj, key, &value))
+		return NULL;
+	return value;
+}
+
+/*
+ * ingest_string
+ *		A JSON string as palloc'd text in the server encoding.  Rejects
+ *		strings holding a NUL character (\u0000), which text cannot hold.
+ */
+static char *
+ingest_string(struct json_object *value, const char *field, int *lenp)
+{
+	const char *s = json_object_get_string(value);
+	int			len = json_object_get_string_len(value);
+	char	   *converted;
+
+	if (memchr(s, '\0', len) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("invalid value for \"%s\": \\u0000 cannot be stored in text", field),
+				 errdetail("The log was not recorded.")));
+	converted = pg_any_to_server(s, len, PG_UTF8);
+	if (converted == s)
+		converted = pnstrdup(s, len);
+	else
+		len = strlen(converted);
+	if (lenp)
+		*lenp = len;
+	return converted;
+}
+
+/*
+ * ingest_text_field
+ *		Set a text column from an optional JSON string field.
+ */
+static void
+ingest_text_field(IngestRow *row, int col, struct json_object *obj,
+				  const char *key, const char *field)
+{
+	struct json_object *value = ingest_get(obj, key);
+	char	   *s;
+	int			len;
+
+	if (value == NULL)
+		return;
+	if (!json_object_is_type(value, json_type_string))
+		ingest_bad_field(field, "a string", value);
+	s = ingest_string(value, field, &len);
+	row->values[col] = PointerGetDatum(cstring_to_text_with_len(s, len));
+	row->nulls[col] = ' ';
+}
+
+/*
+ * ingest_tokens
+ *		Set a token count column from a JSON integer (0 to 2^31 - 1).
+ */
+static void
+ingest_tokens(IngestRow *row, int col, struct json_object *value, const char *field)
+{
+	int64		n;
+
+	if (value == NULL)
+		return;
+	if (!json_object_is_type(value, json_type_int))
+		ingest_bad_field(field, "a non-negative integer", value);
+	n = json_object_get_int64(value);
+	if (n < 0)
+		ingest_bad_field(field, "a non-negative integer", value);
+	if (n > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value for \"%s\" is out of range", field),
+				 errdetail("Got %s; token counts must be at most %d. The log was not recorded.",
+						   json_object_to_json_string(value), PG_INT32_MAX)));
+	row->values[col] = Int32GetDatum((int32) n);
+	row->nulls[col] = ' ';
+}
+
+/*
+ * ingest_seconds
+ *		Set a double precision column (seconds) from a finite, non-negative
+ *		JSON number.
+ */
+static void
+ingest_seconds(IngestRow *row, int col, struct json_object *value, const char *field)
+{
+	double		d;
+
+	if (value == NULL)
+		return;
+	if (!json_object_is_type(value, json_type_int) &&
+		!json_object_is_type(value, json_type_double))
+		ingest_bad_field(field, "a finite non-negative number", value);
+	d = json_object_get_double(value);
+	if (isnan(d) || isinf(d) || d < 0)
+		ingest_bad_field(field, "a finite non-negative number", value);
+	row->values[col] = Float8GetDatum(d);
+	row->nulls[col] = ' ';
+}
+
+/*
+ * ingest_cost
+ *		Set the cost from a finite, non-negative JSON number, exactly as
+ *		written (json-c keeps the text of a number it parsed).
+ */
+static void
+ingest_cost(IngestRow *row, struct json_object *value, const char *field)
+{
+	double		d;
+	Numeric		cost;
+
+	if (value == NULL)
+		return;
+	if (json_object_is_type(value, json_type_int))
+	{
+		int64		n = json_object_get_int64(value);
+
+		if (n < 0)
+			ingest_bad_field(field, "a finite non-negative number", value);
+		cost = int64_to_numeric(n);
+	}
+	else if (json_object_is_type(value, json_type_double))
+	{
+		d = json_object_get_double(value);
+		if (isnan(d) || isinf(d) || d < 0)
+			ingest_bad_field(field, "a finite non-negative number", value);
+		cost = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+												   CStringGetDatum(json_object_to_json_string(value)),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+	}
+	else
+		ingest_bad_field(field, "a finite non-negative number", value);
+	row->values[COL_COST] = NumericGetDatum(cost);
+	row->nulls[COL_COST] = ' ';
+}
+
+/*
+ * ingest_status
+ *		Set status_code from a JSON integer between 100 and 599.
+ */
+static void
+ingest_status(IngestRow *row, struct json_object *value, const char *field)
+{
+	int64		n;
+
+	if (value == NULL)
+		return;
+	if (!json_object_is_type(value, json_type_int))
+		ingest_bad_field(field, "an integer between 100 and 599", value);
+	n = json_object_get_int64(value);
+	if (n < 100 || n > 599)
+		ingest_bad_field(field, "an integer between 100 and 599", value);
+	row->values[COL_STATUS_CODE] = Int32GetDatum((int32) n);
+}
+
+/*
+ * ingest_timestamp
+ *		Set created_at from an ISO 8601 string ("2025-01-31T12:00:00Z"; the
+ *		session's TimeZone applies when there is no offset).  Uses the
+ *		server's date parser without letting it throw, so that the error
+ *		names the field.
+ */
+static void
+ingest_timestamp(IngestRow *row, struct json_object *value, const char *field)
+{
+	char	   *str;
+	int			len;
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *fields[MAXDATEFIELDS];
+	int			ftypes[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			tz;
+	int			dterr;
+	struct pg_tm tt,
+			   *tm = &tt;
+	fsec_t		fsec;
+	TimestampTz result;
+
+	if (value == NULL)
+		return;
+	if (!json_object_is_type(value, json_type_string))
+		ingest_bad_field(field, "an ISO 8601 timestamp string", value);
+	str = ingest_string(value, field, &len);
+
+	/* ISO 8601 only: YYYY-MM-DD first, no "now", "epoch" or "infinity". */
+	if (len < 10 || !isdigit((unsigned char) str[0]) || !isdigit((unsigned char) str[1]) ||
+		!isdigit((unsigned char) str[2]) || !isdigit((unsigned char) str[3]) ||
+		str[4] != '-' || !isdigit((unsigned char) str[5]) || !isdigit((unsigned char) str[6]) ||
+		str[7] != '-' || !isdigit((unsigned char) str[8]) || !isdigit((unsigned char) str[9]))
+		dterr = DTERR_BAD_FORMAT;
+	else
+	{
+		dterr = ParseDateTime(str, workbuf, sizeof(workbuf), fields, ftypes,
+							  MAXDATEFIELDS, &nf);
+		if (dterr == 0)
+			dterr = DecodeDateTime(fields, ftypes, nf, &dtype, tm, &fsec, &tz);
+		if (dterr == 0 && dtype != DTK_DATE)
+			dterr = DTERR_BAD_FORMAT;
+	}
+	if (dterr == DTERR_FIELD_OVERFLOW || dterr == DTERR_MD_FIELD_OVERFLOW ||
+		dterr == DTERR_TZDISP_OVERFLOW)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
+				 errmsg("invalid value for \"%s\": date/time field value out of range", field),
+				 errdetail("Got \"%s\". The log was not recorded.", str)));
+	if (dterr != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+				 errmsg("invalid value for \"%s\": expected an ISO 8601 timestamp", field),
+				 errdetail("Got \"%s\". The log was not recorded.", str),
+				 errhint("Write it like 2025-01-31T12:00:00Z.")));
+	if (tm2timestamp(tm, fsec, &tz, &result) != 0 || TIMESTAMP_NOT_FINITE(result))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("invalid value for \"%s\": timestamp out of range", field),
+				 errdetail("Got \"%s\". The log was not recorded.", str)));
+	row->values[COL_CREATED_AT] = TimestampTzGetDatum(result);
+}
+
+/*
+ * ingest_jsonb_push
+ *		Append a json-c value to a jsonb being built (token WJB_VALUE inside
+ *		an object, WJB_ELEM inside an array).  Numbers keep the text they
+ *		were written with; NaN and Infinity, and integers outside the 64-bit
+ *		range (which json-c cannot represent), are rejected.  Returns what
+ *		pushJsonbValue returned: for a closing object or array at the
+ *		outermost level, the finished value.
+ */
+static JsonbValue *
+ingest_jsonb_push(JsonbParseState **state, JsonbIteratorToken token,
+				  struct json_object *value, const char *field)
+{
+	JsonbValue	v;
+
+	check_stack_depth();
+	switch (json_object_get_type(value))
+	{
+		case json_type_object:
+			{
+				struct json_object_iterator it = json_object_iter_begin(value);
+				struct json_object_iterator end = json_object_iter_end(value);
+
+				pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+				while (!json_object_iter_equal(&it, &end))
+				{
+					const char *key = json_object_iter_peek_name(&it);
+					int			keylen = strlen(key);
+					char	   *converted = pg_any_to_server(key, keylen, PG_UTF8);
+
+					v.type = jbvString;
+					v.val.string.val = converted;
+					v.val.string.len = converted == key ? keylen : strlen(converted);
+					pushJsonbValue(state, WJB_KEY, &v);
+					ingest_jsonb_push(state, WJB_VALUE,
+									  json_object_iter_peek_value(&it), field);
+					json_object_iter_next(&it);
+				}
+				return pushJsonbValue(state, WJB_END_OBJECT, NULL);
+			}
+		case json_type_array:
+			{
+				size_t		n = json_object_array_length(value);
+				size_t		i;
+
+				pushJsonbValue(state, WJB_BEGIN_ARRAY, NULL);
+				for (i = 0; i < n; i++)
+					ingest_jsonb_push(state, WJB_ELEM,
+									  json_object_array_get_idx(value, i), field);
+				return pushJsonbValue(state, WJB_END_ARRAY, NULL);
+			}
+		case json_type_null:
+			v.type = jbvNull;
+			break;
+		case json_type_boolean:
+			v.type = jbvBool;
+			v.val.boolean = json_object_get_boolean(value);
+			break;
+		case json_type_string:
+			v.type = jbvString;
+			v.val.string.val = ingest_string(value, field, &v.val.string.len);
+			break;
+		case json_type_int:
+			{
+				int64		n = json_object_get_int64(value);
+
+				v.type = jbvNumeric;
+				if (n == PG_INT64_MIN ||
+					(n == PG_INT64_MAX && json_object_get_uint64(value) == PG_UINT64_MAX))
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("invalid value in \"%s\": integer out of the 64-bit range", field),
+							 errdetail("The log was not recorded.")));
+				if (n == PG_INT64_MAX)
+					v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																		CStringGetDatum(json_object_to_json_string(value)),
+																		ObjectIdGetDatum(InvalidOid),
+																		Int32GetDatum(-1)));
+				else
+					v.val.numeric = int64_to_numeric(n);
+				break;
+			}
+		case json_type_double:
+			{
+				const char *text = json_object_to_json_string(value);
+
+				/* json-c accepts the tokens NaN and Infinity even when strict */
+				if (!(isdigit((unsigned char) text[0]) ||
+					  (text[0] == '-' && isdigit((unsigned char) text[1]))))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("invalid value in \"%s\": NaN and Infinity are not JSON numbers", field),
+							 errdetail("The log was not recorded.")));
+				v.type = jbvNumeric;
+				v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																	CStringGetDatum(text),
+																	ObjectIdGetDatum(InvalidOid),
+																	Int32GetDatum(-1)));
+				break;
+			}
+	}
+	return pushJsonbValue(state, token, &v);
+}
+
+/*
+ * ingest_to_jsonb
+ *		A jsonb Datum from a json-c object or array.
+ */
+static Datum
+ingest_to_jsonb(struct json_object *value, const char *field)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+
+	result = ingest_jsonb_push(&state, WJB_VALUE, value, field);
+	return JsonbPGetDatum(JsonbValueToJsonb(result));
+}
+
+/*
+ * ingest_jsonb_field
+ *		Set a jsonb column from an optional field that must be an object (or
+ *		an array when want_array).
+ */
+static void
+ingest_jsonb_field(IngestRow *row, int col, struct json_object *value,
+				   const char *field, bool want_array)
+{
+	if (value == NULL)
+		return;
+	if (!json_object_is_type(value, want_array ? json_type_array : json_type_object))
+		ingest_bad_field(field, want_array ? "a JSON array" : "a JSON object", value);
+	row->values[col] = ingest_to_jsonb(value, field);
+	row->nulls[col] = ' ';
+}
+
+/*
+ * ingest_row_init
+ *		Defaults of a log: now(), no customer, 0 tokens, cost from the
+ *		trigger, status 200, everything else null.
+ */
+static void
+ingest_row_init(IngestRow *row)
+{
+	int			i;
+
+	for (i = 0; i < INGEST_NCOLS; i++)
+	{
+		row->values[i] = (Datum) 0;
+		row->nulls[i] = 'n';
+	}
+	row->values[COL_CREATED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	row->nulls[COL_CREATED_AT] = ' ';
+	row->values[COL_PROMPT_TOKENS] = Int32GetDatum(0);
+	row->nulls[COL_PROMPT_TOKENS] = ' ';
+	row->values[COL_COMPLETION_TOKENS] = Int32GetDatum(0);
+	row->nulls[COL_COMPLETION_TOKENS] = ' ';
+	row->values[COL_STATUS_CODE] = Int32GetDatum(200);
+	row->nulls[COL_STATUS_CODE] = ' ';
+	row->customer_params = (Datum) 0;
+}
+
+/*
+ * ingest_customer
+ *		The customer of a log: customer_params (an object, upserted before
+ *		the log is inserted) and/or customer_identifier (a string).  When
+ *		both are given they must name the same customer; customer_params
+ *		without customer_identifier takes the one given beside it.
+ *		prefix is prepended to field names in errors ("", "request.").
+ */
+static void
+ingest_customer(IngestRow *row, struct json_object *obj, const char *prefix)
+{
+	struct json_object *params = ingest_get(obj, "customer_params");
+	struct json_object *ident = ingest_get(obj, "customer_identifier");
+	char	   *field_ident = psprintf("%scustomer_identifier", prefix);
+	char	   *field_params = psprintf("%scustomer_params", prefix);
+	struct json_object *inner;
+	int			len;
+
+	if (ident != NULL && !json_object_is_type(ident, json_type_string))
+		ingest_bad_field(field_ident, "a string", ident);
+	if (params == NULL)
+	{
+		ingest_text_field(row, COL_CUSTOMER_IDENTIFIER, obj,
+						  "customer_identifier", field_ident);
+		return;
+	}
+	if (!json_object_is_type(params, json_type_object))
+		ingest_bad_field(field_params, "a JSON object", params);
+
+	inner = ingest_get(params, "customer_identifier");
+	if (inner == NULL && ident != NULL)
+	{
+		/* Take the identifier given beside customer_params. */
+		inner = json_object_get(ident);
+		if (json_object_object_add(params, "customer_identifier", inner) != 0)
+		{
+			json_object_put(inner);
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		}
+	}
+	if (inner == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("missing value for \"%s.customer_identifier\"", field_params),
+				 errdetail("customer_params must name the customer. The log was not recorded.")));
+	if (!json_object_is_type(inner, json_type_string))
+		ingest_bad_field(psprintf("%s.customer_identifier", field_params), "a string", inner);
+	if (ident != NULL &&
+		strcmp(json_object_get_string(ident), json_object_get_string(inner)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" and \"%s.customer_identifier\" name different customers",
+						field_ident, field_params),
+				 errdetail("The log was not recorded.")));
+
+	row->values[COL_CUSTOMER_IDENTIFIER] =
+		PointerGetDatum(cstring_to_text(ingest_string(inner, field_params, &len)));
+	row->nulls[COL_CUSTOMER_IDENTIFIER] = ' ';
+	row->customer_params = ingest_to_jsonb(params, field_params);
+}
+
+/*
+ * ingest_check_identifier
+ *		customer_identifier must be 1 to 255 characters (the trigger checks
+ *		it too; checking here names the field before any customer upsert).
+ */
+static void
+ingest_check_identifier(IngestRow *row)
+{
+	int			len;
+
+	if (row->nulls[COL_CUSTOMER_IDENTIFIER] == 'n')
+		return;
+	len = pg_mbstrlen_with_len(VARDATA_ANY(DatumGetPointer(row->values[COL_CUSTOMER_IDENTIFIER])),
+							   VARSIZE_ANY_EXHDR(DatumGetPointer(row->values[COL_CUSTOMER_IDENTIFIER])));
+	if (len < 1 || len > 255)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"customer_identifier\": must be 1 to 255 characters long"),
+				 errdetail("Got %d characters. The log was not recorded.", len)));
+}
+
+/*
+ * ingest_model
+ *		Set the model from a required non-empty JSON string.
+ */
+static void
+ingest_model(IngestRow *row, struct json_object *value, const char *field)
+{
+	char	   *s;
+	int			len;
+
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("missing value for \"%s\"", field),
+				 errdetail("Every log names its model. The log was not recorded.")));
+	if (!json_object_is_type(value, json_type_string) ||
+		json_object_get_string_len(value) == 0)
+		ingest_bad_field(field, "a non-empty string", value);
+	s = ingest_string(value, field, &len);
+	row->values[COL_MODEL] = PointerGetDatum(cstring_to_text_with_len(s, len));
+	row->nulls[COL_MODEL] = ' ';
+}
+
+/*
+ * ingest_fill_payload
+ *		Fill a row from a Keywords AI style logging payload.  Unknown keys
+ *		are ignored; JSON null is the same as an absent key.
+ */
+static void
+ingest_fill_payload(IngestRow *row, struct json_object *obj)
+{
+	struct json_object *usage;
+
+	if (!json_object_is_type(obj, json_type_object))
+		ingest_bad_field("payload", "a JSON object", obj);
+
+	ingest_model(row, ingest_get(obj, "model"), "model");
+	ingest_customer(row, obj, "");
+	ingest_check_identifier(row);
+
+	usage = ingest_get(obj, "usage");
+	if (usage != NULL)
+	{
+		if (!json_object_is_type(usage, json_type_object))
+			ingest_bad_field("usage", "a JSON object", usage);
+		ingest_tokens(row, COL_PROMPT_TOKENS, ingest_get(usage, "prompt_tokens"),
+					  "usage.prompt_tokens");
+		ingest_tokens(row, COL_COMPLETION_TOKENS, ingest_get(usage, "completion_tokens"),
+					  "usage.completion_tokens");
+	}
+	/* Top-level counts win over usage.* */
+	ingest_tokens(row, COL_PROMPT_TOKENS, ingest_get(obj, "prompt_tokens"), "prompt_tokens");
+	ingest_tokens(row, COL_COMPLETION_TOKENS, ingest_get(obj, "completion_tokens"),
+				  "completion_tokens");
+
+	ingest_cost(row, ingest_get(obj, "cost"), "cost");
+	ingest_seconds(row, COL_LATENCY, ingest_get(obj, "latency"), "latency");
+	ingest_seconds(row, COL_TIME_TO_FIRST_TOKEN, ingest_get(obj, "time_to_first_token"),
+				   "time_to_first_token");
+	ingest_status(row, ingest_get(obj, "status_code"), "status_code");
+	ingest_text_field(row, COL_ERROR_MESSAGE, obj, "error_message", "error_message");
+	ingest_timestamp(row, ingest_get(obj, "timestamp"), "timestamp");
+	ingest_jsonb_field(row, COL_METADATA, ingest_get(obj, "metadata"), "metadata", false);
+	ingest_text_field(row, COL_THREAD_IDENTIFIER, obj, "thread_identifier", "thread_identifier");
+	ingest_text_field(row, COL_CUSTOM_IDENTIFIER, obj, "custom_identifier", "custom_identifier");
+	ingest_jsonb_field(row, COL_PROMPT_MESSAGES, ingest_get(obj, "prompt_messages"),
+					   "prompt_messages", true);
+	ingest_jsonb_field(row, COL_COMPLETION_MESSAGE, ingest_get(obj, "completion_message"),
+					   "completion_message", false);
+}
+
+/*
+ * ingest_openai_status
+ *		The HTTP status of an OpenAI error object: a status given in it
+ *		(status_code or status, in the response or in its error), else one
+ *		derived from error.code and error.type, else 500.
+ */
+static int32
+ingest_openai_status(struct json_object *response, struct json_object *error)
+{
+	static const struct
+	{
+		const char *value;
+		int32		status;
+	}			known[] = {
+		{"invalid_api_key", 401},
+		{"authentication_error", 401},
+		{"permission_error", 403},
+		{"permission_denied", 403},
+		{"model_not_found", 404},
+		{"not_found_error", 404},
+		{"rate_limit_exceeded", 429},
+		{"rate_limit_error", 429},
+		{"insufficient_quota", 429},
+		{"context_length_exceeded", 400},
+		{"invalid_request_error", 400},
+		{"server_error", 500},
+		{"service_unavailable", 503},
+		{"overloaded_error", 529},
+	};
+	static const char *const status_keys[] = {"status_code", "status"};
+	static const char *const kind_keys[] = {"code", "type"};
+	int			i,
+				j,
+				k;
+
+	for (i = 0; i < lengthof(status_keys); i++)
+	{
+		struct json_object *s;
+
+		s = ingest_get(response, status_keys[i]);
+		if (s == NULL && json_object_is_type(error, json_type_object))
+			s = ingest_get(error, status_keys[i]);
+		if (s != NULL)
+		{
+			IngestRow	tmp;
+
+			ingest_status(&tmp, s, psprintf("response.%s", status_keys[i]));
+			return DatumGetInt32(tmp.values[COL_STATUS_CODE]);
+		}
+	}
+	if (!json_object_is_type(error, json_type_object))
+		return 500;
+	/* error.code is more specific than error.type: look at it first. */
+	for (k = 0; k < lengthof(kind_keys); k++)
+	{
+		struct json_object *v = ingest_get(error, kind_keys[k]);
+
+		if (v == NULL || !json_object_is_type(v, json_type_string))
+			continue;
+		for (j = 0; j < lengthof(known); j++)
+			if (strcmp(json_object_get_string(v), known[j].value) == 0)
+				return known[j].status;
+	}
+	return 500;
+}
+
+/*
+ * ingest_fill_openai
+ *		Fill a row from an OpenAI chat-completions request body and the
+ *		response: a chat.completion object or an error object.
+ */
+static void
+ingest_fill_openai(IngestRow *row, struct json_object *request,
+				   struct json_object *response)
+{
+	struct json_object *error;
+	struct json_object *model;
+
+	if (!json_object_is_type(request, json_type_object))
+		ingest_bad_field("request", "a JSON object", request);
+	if (!json_object_is_type(response, json_type_object))
+		ingest_bad_field("response", "a JSON object", response);
+
+	ingest_customer(row, request, "request.");
+	if (row->nulls[COL_CUSTOMER_IDENTIFIER] == 'n')
+		ingest_text_field(row, COL_CUSTOMER_IDENTIFIER, request, "user", "request.user");
+	ingest_check_identifier(row);
+	ingest_jsonb_field(row, COL_PROMPT_MESSAGES, ingest_get(request, "messages"),
+					   "request.messages", true);
+	ingest_jsonb_field(row, COL_METADATA, ingest_get(request, "metadata"),
+					   "request.metadata", false);
+	ingest_text_field(row, COL_THREAD_IDENTIFIER, request, "thread_identifier",
+					  "request.thread_identifier");
+	ingest_text_field(row, COL_CUSTOM_IDENTIFIER, request, "custom_identifier",
+					  "request.custom_identifier");
+
+	error = NULL;
+	if (json_object_object_get_ex(response, "error", &error) && error != NULL)
+	{
+		struct json_object *message = NULL;
+
+		if (json_object_is_type(error, json_type_string))
+			message = error;
+		else if (json_object_is_type(error, json_type_object))
+			message = ingest_get(error, "message");
+		else
+			ingest_bad_field("response.error", "a JSON object", error);
+		if (message != NULL)
+		{
+			char	   *s;
+			int			len;
+
+			if (!json_object_is_type(message, json_type_string))
+				ingest_bad_field("response.error.message", "a string", message);
+			s = ingest_string(message, "response.error.message", &len);
+			row->values[COL_ERROR_MESSAGE] = PointerGetDatum(cstring_to_text_with_len(s, len));
+			row->nulls[COL_ERROR_MESSAGE] = ' ';
+		}
+		row->values[COL_STATUS_CODE] = Int32GetDatum(ingest_openai_status(response, error));
+
+		/* The request names the model that was asked for. */
+		model = ingest_get(request, "model");
+		if (model == NULL && ingest_get(response, "model") != NULL)
+			ingest_model(row, ingest_get(response, "model"), "response.model");
+		else
+			ingest_model(row, model, "request.model");
+		return;
+	}
+
+	/* A chat.completion object. */
+	model = ingest_get(response, "model");
+	if (model != NULL)
+		ingest_model(row, model, "response.model");
+	else
+		ingest_model(row, ingest_get(request, "model"), "request.model");
+
+	{
+		struct json_object *usage = ingest_get(response, "usage");
+		struct json_object *choices = ingest_get(response, "choices");
+
+		if (usage != NULL)
+		{
+			if (!json_object_is_type(usage, json_type_object))
+				ingest_bad_field("response.usage", "a JSON object", usage);
+			ingest_tokens(row, COL_PROMPT_TOKENS, ingest_get(usage, "prompt_tokens"),
+						  "response.usage.prompt_tokens");
+			ingest_tokens(row, COL_COMPLETION_TOKENS, ingest_get(usage, "completion_tokens"),
+						  "response.usage.completion_tokens");
+		}
+		if (choices != NULL)
+		{
+			if (!json_object_is_type(choices, json_type_array))
+				ingest_bad_field("response.choices", "a JSON array", choices);
+			if (json_object_array_length(choices) > 0)
+			{
+				struct json_object *choice = json_object_array_get_idx(choices, 0);
+
+				if (!json_object_is_type(choice, json_type_object))
+					ingest_bad_field("response.choices[0]", "a JSON object", choice);
+				ingest_jsonb_field(row, COL_COMPLETION_MESSAGE, ingest_get(choice, "message"),
+								   "response.choices[0].message", false);
+			}
+		}
+	}
+}
+
+/*
+ * ingest_record
+ *		Upsert the row's customer_params (if any), then insert the log;
+ *		returns its id.  Must be called inside SPI.  The BEFORE INSERT
+ *		trigger validates, prices, creates the customer and checks budgets.
+ */
+static int64
+ingest_record(IngestRow *row)
+{
+	SPIPlanPtr	plan;
+	bool		isnull;
+	Datum		id;
+
+	if (row->customer_params != (Datum) 0)
+	{
+		Oid			argtypes[1] = {JSONBOID};
+		Datum		values[1] = {row->customer_params};
+
+		plan = ingest_prepare(&ingest_upsert_plan, INGEST_UPSERT_SQL, 1, argtypes);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not upsert customer");
+		SPI_freetuptable(SPI_tuptable);
+		/* The customer's budget may have changed: make the trigger re-read it. */
+		logs_forget_customers();
+	}
+
+	plan = ingest_prepare(&ingest_insert_plan, INGEST_INSERT_SQL, INGEST_NCOLS,
+						  ingest_col_types);
+	if (SPI_execute_plan(plan, row->values, row->nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not insert log");
+	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	return DatumGetInt64(id);
+}
+
+/*
+ * ingest_arg_utf8
+ *		A text, json or jsonb argument as UTF-8 bytes for json-c; *lenp gets
+ *		their length.  Raises 22004 for SQL NULL.
+ */
+static const char *
+ingest_arg_utf8(FunctionCallInfo fcinfo, int argno, Oid type, const char *what,
+				size_t *lenp)
+{
+	const char *s;
+	int			len;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what),
+				 errdetail("The log was not recorded.")));
+	if (type == JSONBOID)
+	{
+		Jsonb	   *jb = PG_GETARG_JSONB_P(argno);
+
+		s = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+		len = strlen(s);
+	}
+	else
+	{
+		text	   *t = PG_GETARG_TEXT_PP(argno);
+
+		s = VARDATA_ANY(t);
+		len = VARSIZE_ANY_EXHDR(t);
+	}
+	s = pg_server_to_any(s, len, PG_UTF8);
+	*lenp = (s == NULL) ? 0 : len;
+	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
+		*lenp = strlen(s);
+	return s;
+}
+
+/*
+ * ingest_one
+ *		analytics.ingest(payload) for a payload of the given type.
+ */
+static Datum
+ingest_one(FunctionCallInfo fcinfo, Oid type)
+{
+	size_t		len;
+	const char *data = ingest_arg_utf8(fcinfo, 0, type, "payload", &len);
+	struct json_object *root;
+	IngestRow	row;
+	int64		id = 0;
+
+	root = ingest_parse(data, len, "payload");
+	PG_TRY();
+	{
+		ingest_row_init(&row);
+		ingest_fill_payload(&row, root);
+		SPI_connect();
+		id = ingest_record(&row);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		json_object_put(root);
+	}
+	PG_END_TRY();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+ingest_text(PG_FUNCTION_ARGS)
+{
+	return ingest_one(fcinfo, TEXTOID);
+}
+
+Datum
+ingest_json(PG_FUNCTION_ARGS)
+{
+	return ingest_one(fcinfo, JSONOID);
+}
+
+Datum
+ingest_jsonb(PG_FUNCTION_ARGS)
+{
+	return ingest_one(fcinfo, JSONBOID);
+}
+
+/*
+ * ingest_openai_common
+ *		analytics.ingest_openai(request, response, latency) for arguments
+ *		of the given type.
+ */
+static Datum
+ingest_openai_common(FunctionCallInfo fcinfo, Oid type)
+{
+	size_t		request_len;
+	size_t		response_len;
+	const char *request_data = ingest_arg_utf8(fcinfo, 0, type, "request", &request_len);
+	const char *response_data = ingest_arg_utf8(fcinfo, 1, type, "response", &response_len);
+	struct json_object *volatile request = NULL;
+	struct json_object *volatile response = NULL;
+	IngestRow	row;
+	int64		id = 0;
+
+	PG_TRY();
+	{
+		request = ingest_parse(request_data, request_len, "request");
+		response = ingest_parse(response_data, response_len, "response");
+		ingest_row_init(&row);
+		ingest_fill_openai(&row, request, response);
+		if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+		{
+			double		latency = PG_GETARG_FLOAT8(2);
+
+			if (isnan(latency) || isinf(latency) || latency < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for \"latency\": expected a finite non-negative number"),
+						 errdetail("Got %g. The log was not recorded.", latency)));
+			row.values[COL_LATENCY] = Float8GetDatum(latency);
+			row.nulls[COL_LATENCY] = ' ';
+		}
+		SPI_connect();
+		id = ingest_record(&row);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		json_object_put(request);
+		json_object_put(response);
+	}
+	PG_END_TRY();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+ingest_openai_text(PG_FUNCTION_ARGS)
+{
+	return ingest_openai_common(fcinfo, TEXTOID);
+}
+
+Datum
+ingest_openai_json(PG_FUNCTION_ARGS)
+{
+	return ingest_openai_common(fcinfo, JSONOID);
+}
+
+Datum
+ingest_openai_jsonb(PG_FUNCTION_ARGS)
+{
+	return ingest_openai_common(fcinfo, JSONBOID);
+}
+
+/*
+ * ingest_batch_context
+ *		Error context callback: which payload of the batch failed.
+ */
+static void
+ingest_batch_context(void *arg)
+{
+	IngestBatchPosition *pos = (IngestBatchPosition *) arg;
+
+	if (pos->payload == 0)
+		return;
+	if (pos->line > 0)
+		errcontext("analytics.ingest_batch payload %d (line %d)", pos->payload, pos->line);
+	else
+		errcontext("analytics.ingest_batch payload %d (array element %d)",
+				   pos->payload, pos->payload);
+}
+
+/*
+ * ingest_batch_one
+ *		Parse, check and record one payload of a batch, given as bytes.
+ *		The row memory is reset by the caller.
+ */
+static void
+ingest_batch_one(const char *data, size_t len)
+{
+	struct json_object *root = ingest_parse(data, len, "payload");
+
+	PG_TRY();
+	{
+		IngestRow	row;
+
+		ingest_row_init(&row);
+		ingest_fill_payload(&row, root);
+		(void) ingest_record(&row);
+	}
+	PG_FINALLY();
+	{
+		json_object_put(root);
+	}
+	PG_END_TRY();
+}
+
+static bool
+ingest_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * ingest_value_end
+ *		The offset of the ',' or ']' that ends the array element starting at
+ *		pos (brackets and strings skipped), or len when there is none.
+ */
+static size_t
+ingest_value_end(const char *data, size_t len, size_t pos)
+{
+	int			depth = 0;
+
+	while (pos < len)
+	{
+		char		c = data[pos];
+
+		if (c == '"')
+		{
+			for (pos++; pos < len && data[pos] != '"'; pos++)
+				if (data[pos] == '\\')
+					pos++;
+		}
+		else if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || (c == ']' && depth > 0))
+			depth--;
+		else if (depth == 0 && (c == ',' || c == ']'))
+			return pos;
+		pos++;
+	}
+	return len;
+}
+
+static void
+pg_attribute_noreturn()
+ingest_batch_malformed(const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid JSON in payloads: %s", problem),
+			 errdetail("Nothing was recorded.")));
+}
+
+/*
+ * ingest_batch
+ *		analytics.ingest_batch(payloads text): newline-delimited JSON (one
+ *		payload per line; blank lines are skipped) or a JSON array of
+ *		payloads.  Returns the number of logs recorded.  Each element is
+ *		parsed on its own, so a batch never becomes one json-c tree.  Any
+ *		error aborts the statement (nothing is recorded) and its context
+ *		names the payload.
+ */
+Datum
+ingest_batch(PG_FUNCTION_ARGS)
+{
+	size_t		len;
+	const char *data = ingest_arg_utf8(fcinfo, 0, TEXTOID, "payloads", &len);
+	IngestBatchPosition pos = {0, 0};
+	ErrorContextCallback callback;
+	MemoryContext rowcxt;
+	MemoryContext old;
+	size_t		p = 0;
+	int64		count = 0;
+
+	SPI_connect();
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "analytics ingest_batch row",
+								   ALLOCSET_DEFAULT_SIZES);
+	callback.callback = ingest_batch_context;
+	callback.arg = &pos;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+
+	while (p < len && ingest_is_space(data[p]))
+		p++;
+	if (p < len && data[p] == '[')
+	{
+		/* A JSON array of payloads. */
+		p++;
+		while (p < len && ingest_is_space(data[p]))
+			p++;
+		if (p < len && data[p] == ']')
+			p++;
+		else
+		{
+			for (;;)
+			{
+				size_t		end;
+
+				pos.payload++;
+				end = ingest_value_end(data, len, p);
+				if (end == len)
+					ingest_batch_malformed("the array is not closed");
+				old = MemoryContextSwitchTo(rowcxt);
+				ingest_batch_one(data + p, end - p);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(rowcxt);
+				count++;
+				p = end + 1;
+				if (data[end] == ']')
+					break;
+				while (p < len && ingest_is_space(data[p]))
+					p++;
+			}
+		}
+		pos.payload = 0;
+		while (p < len && ingest_is_space(data[p]))
+			p++;
+		if (p < len)
+			ingest_batch_malformed("unexpected characters after the array");
+	}
+	else
+	{
+		/* Newline-delimited JSON. */
+		int			line = 0;
+
+		while (p < len)
+		{
+			const char *eol = memchr(data + p, '\n', len - p);
+			size_t		end = eol ? (size_t) (eol - data) : len;
+			size_t		q = p;
+
+			line++;
+			while (q < end && ingest_is_space(data[q]))
+				q++;
+			if (q < end)
+			{
+				pos.payload++;
+				pos.line = line;
+				old = MemoryContextSwitchTo(rowcxt);
+				ingest_batch_one(data + q, end - q);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(rowcxt);
+				count++;
+			}
+			p = end + 1;
+		}
+	}
+
+	error_context_stack = callback.previous;
+	MemoryContextDelete(rowcxt);
+	SPI_finish();
+	PG_RETURN_INT64(count);
+}
