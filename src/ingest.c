@@ -36,9 +36,11 @@
 #include <ctype.h>
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 /* fmgrprotos.h declares a function json_object(), a type name of json-c. */
@@ -64,6 +66,7 @@ PG_FUNCTION_INFO_V1(ingest_openai_text);
 PG_FUNCTION_INFO_V1(ingest_openai_json);
 PG_FUNCTION_INFO_V1(ingest_openai_jsonb);
 PG_FUNCTION_INFO_V1(ingest_batch);
+PG_FUNCTION_INFO_V1(ingest_batch_rows);
 
 /* Nesting depth json-c accepts (its default is 32). */
 #define INGEST_MAX_DEPTH 64
@@ -117,12 +120,53 @@ typedef struct IngestRow
 /* Where ingest_batch is, for the error context. */
 typedef struct IngestBatchPosition
 {
-	int			payload;		/* 1-based payload number */
-	int			line;			/* 1-based line (NDJSON), or 0 */
+	int			payload;		/* 1-based payload number, 0 before the first */
+	int			line;			/* 1-based line (NDJSON), or 0 (array) */
 } IngestBatchPosition;
+
+/* State of _ingest_batch_rows() across its calls. */
+typedef struct IngestBatchState
+{
+	const char *data;			/* the payloads, UTF-8 */
+	size_t		len;
+	size_t		pos;			/* next byte to look at */
+	bool		array;			/* a JSON array, else NDJSON */
+	bool		finished;		/* the array's closing bracket was seen */
+	int			line;			/* lines consumed so far (NDJSON) */
+	TupleDesc	tupdesc;		/* analytics.logs' row type */
+	int			attnums[INGEST_NCOLS];	/* column of each parameter */
+} IngestBatchState;
+
+static const char *const ingest_col_names[INGEST_NCOLS] = {
+	"created_at", "customer_identifier", "model", "prompt_tokens",
+	"completion_tokens", "cost", "latency", "time_to_first_token",
+	"status_code", "error_message", "thread_identifier", "custom_identifier",
+	"metadata", "prompt_messages", "completion_message"
+};
+
+#define INGEST_BATCH_SQL \
+	"INSERT INTO analytics.logs (created_at, customer_identifier, model, " \
+	"prompt_tokens, completion_tokens, cost, latency, time_to_first_token, " \
+	"status_code, error_message, thread_identifier, custom_identifier, " \
+	"metadata, prompt_messages, completion_message) " \
+	"SELECT (r).created_at, (r).customer_identifier, (r).model, " \
+	"(r).prompt_tokens, (r).completion_tokens, (r).cost, (r).latency, " \
+	"(r).time_to_first_token, (r).status_code, (r).error_message, " \
+	"(r).thread_identifier, (r).custom_identifier, (r).metadata, " \
+	"(r).prompt_messages, (r).completion_message " \
+	"FROM (SELECT analytics._ingest_batch_rows($1) AS r OFFSET 0) AS s"
 
 static SPIPlanPtr ingest_insert_plan = NULL;
 static SPIPlanPtr ingest_upsert_plan = NULL;
+static SPIPlanPtr ingest_batch_plan = NULL;
+
+/*
+ * The position of the running ingest_batch(), or NULL outside of it.
+ * _ingest_batch_rows() advances it before returning each row; since the
+ * INSERT pulls one row at a time and inserts it before pulling the next, it
+ * names the payload being inserted when the trigger raises an error.
+ */
+static IngestBatchPosition *ingest_batch_active = NULL;
 
 /*
  * ingest_prepare
@@ -952,6 +996,26 @@ ingest_fill_openai(IngestRow *row, struct json_object *request,
 }
 
 /*
+ * ingest_upsert
+ *		analytics.upsert_customer(customer_params) for the row's customer.
+ *		Must be called inside SPI.
+ */
+static void
+ingest_upsert(IngestRow *row)
+{
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		values[1] = {row->customer_params};
+	SPIPlanPtr	plan;
+
+	plan = ingest_prepare(&ingest_upsert_plan, INGEST_UPSERT_SQL, 1, argtypes);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not upsert customer");
+	SPI_freetuptable(SPI_tuptable);
+	/* The customer's budget may have changed: make the trigger re-read it. */
+	logs_forget_customers();
+}
+
+/*
  * ingest_record
  *		Upsert the row's customer_params (if any), then insert the log;
  *		returns its id.  Must be called inside SPI.  The BEFORE INSERT
@@ -965,17 +1029,7 @@ ingest_record(IngestRow *row)
 	Datum		id;
 
 	if (row->customer_params != (Datum) 0)
-	{
-		Oid			argtypes[1] = {JSONBOID};
-		Datum		values[1] = {row->customer_params};
-
-		plan = ingest_prepare(&ingest_upsert_plan, INGEST_UPSERT_SQL, 1, argtypes);
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not upsert customer");
-		SPI_freetuptable(SPI_tuptable);
-		/* The customer's budget may have changed: make the trigger re-read it. */
-		logs_forget_customers();
-	}
+		ingest_upsert(row);
 
 	plan = ingest_prepare(&ingest_insert_plan, INGEST_INSERT_SQL, INGEST_NCOLS,
 						  ingest_col_types);
@@ -1158,28 +1212,56 @@ ingest_batch_context(void *arg)
 }
 
 /*
- * ingest_batch_one
- *		Parse, check and record one payload of a batch, given as bytes.
- *		The row memory is reset by the caller.
+ * ingest_batch
+ *		analytics.ingest_batch(payloads text): newline-delimited JSON (one
+ *		payload per line; blank lines are skipped) or a JSON array of
+ *		payloads.  Returns the number of logs recorded.
+ *
+ *		One INSERT ... SELECT for the whole batch, fed row by row by
+ *		_ingest_batch_rows(), so that the executor starts once and each
+ *		payload is parsed when its row is inserted.  Any error aborts the
+ *		statement (nothing is recorded) and its context names the payload.
  */
-static void
-ingest_batch_one(const char *data, size_t len)
+Datum
+ingest_batch(PG_FUNCTION_ARGS)
 {
-	struct json_object *root = ingest_parse(data, len, "payload");
+	IngestBatchPosition pos = {0, 0};
+	IngestBatchPosition *volatile outer = ingest_batch_active;
+	ErrorContextCallback callback;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int64		count = 0;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payloads must not be null"),
+				 errdetail("Nothing was recorded.")));
+	values[0] = PointerGetDatum(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)));
+
+	callback.callback = ingest_batch_context;
+	callback.arg = &pos;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
 	PG_TRY();
 	{
-		IngestRow	row;
+		SPIPlanPtr	plan;
 
-		ingest_row_init(&row);
-		ingest_fill_payload(&row, root);
-		(void) ingest_record(&row);
+		ingest_batch_active = &pos;
+		SPI_connect();
+		plan = ingest_prepare(&ingest_batch_plan, INGEST_BATCH_SQL, 1, argtypes);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert logs");
+		count = SPI_processed;
+		SPI_finish();
 	}
 	PG_FINALLY();
 	{
-		json_object_put(root);
+		ingest_batch_active = outer;
 	}
 	PG_END_TRY();
+	error_context_stack = callback.previous;
+	PG_RETURN_INT64(count);
 }
 
 static bool
@@ -1230,102 +1312,180 @@ ingest_batch_malformed(const char *problem)
 }
 
 /*
- * ingest_batch
- *		analytics.ingest_batch(payloads text): newline-delimited JSON (one
- *		payload per line; blank lines are skipped) or a JSON array of
- *		payloads.  Returns the number of logs recorded.  Each element is
- *		parsed on its own, so a batch never becomes one json-c tree.  Any
- *		error aborts the statement (nothing is recorded) and its context
- *		names the payload.
+ * ingest_batch_next
+ *		Find the next payload of the batch: sets *start and *len and
+ *		advances the position, or returns false at the end.  Each payload is
+ *		parsed on its own, so the batch never becomes one json-c tree.
+ */
+static bool
+ingest_batch_next(IngestBatchState *st, IngestBatchPosition *pos,
+				  const char **start, size_t *len)
+{
+	const char *data = st->data;
+
+	if (st->array)
+	{
+		size_t		end;
+
+		if (st->finished)
+		{
+			pos->payload = 0;
+			while (st->pos < st->len && ingest_is_space(data[st->pos]))
+				st->pos++;
+			if (st->pos < st->len)
+				ingest_batch_malformed("unexpected characters after the array");
+			return false;
+		}
+		pos->payload++;
+		end = ingest_value_end(data, st->len, st->pos);
+		if (end == st->len)
+			ingest_batch_malformed("the array is not closed");
+		*start = data + st->pos;
+		*len = end - st->pos;
+		st->pos = end + 1;
+		if (data[end] == ']')
+			st->finished = true;
+		else
+			while (st->pos < st->len && ingest_is_space(data[st->pos]))
+				st->pos++;
+		return true;
+	}
+
+	/* Newline-delimited JSON: the next line that is not blank. */
+	while (st->pos < st->len)
+	{
+		const char *eol = memchr(data + st->pos, '\n', st->len - st->pos);
+		size_t		end = eol ? (size_t) (eol - data) : st->len;
+		size_t		q = st->pos;
+
+		st->line++;
+		st->pos = end + 1;
+		while (q < end && ingest_is_space(data[q]))
+			q++;
+		if (q < end)
+		{
+			pos->payload++;
+			pos->line = st->line;
+			*start = data + q;
+			*len = end - q;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * ingest_batch_start
+ *		First call of _ingest_batch_rows(): the payloads as UTF-8, the row
+ *		type and whether it is an array.  Allocates in the multi-call context.
+ */
+static IngestBatchState *
+ingest_batch_start(FunctionCallInfo fcinfo)
+{
+	IngestBatchState *st = palloc0(sizeof(IngestBatchState));
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int			i;
+
+	st->len = VARSIZE_ANY_EXHDR(t);
+	st->data = pg_server_to_any(VARDATA_ANY(t), st->len, PG_UTF8);
+	if (st->data != VARDATA_ANY(t))
+		st->len = strlen(st->data);
+
+	if (get_call_result_type(fcinfo, NULL, &st->tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "_ingest_batch_rows must return a row type");
+	for (i = 0; i < INGEST_NCOLS; i++)
+	{
+		st->attnums[i] = SPI_fnumber(st->tupdesc, ingest_col_names[i]);
+		if (st->attnums[i] <= 0)
+			elog(ERROR, "analytics.logs has no column \"%s\"", ingest_col_names[i]);
+	}
+
+	while (st->pos < st->len && ingest_is_space(st->data[st->pos]))
+		st->pos++;
+	if (st->pos < st->len && st->data[st->pos] == '[')
+	{
+		st->array = true;
+		st->pos++;
+		while (st->pos < st->len && ingest_is_space(st->data[st->pos]))
+			st->pos++;
+		if (st->pos < st->len && st->data[st->pos] == ']')
+		{
+			st->pos++;
+			st->finished = true;
+		}
+	}
+	return st;
+}
+
+/*
+ * ingest_batch_rows
+ *		analytics._ingest_batch_rows(payloads text): the rows of the batch,
+ *		one per call (value-per-call, so the INSERT of ingest_batch inserts
+ *		each before the next payload is parsed).  Upserts the customer of a
+ *		payload with customer_params before returning its row.  Only
+ *		ingest_batch() may call it.
  */
 Datum
-ingest_batch(PG_FUNCTION_ARGS)
+ingest_batch_rows(PG_FUNCTION_ARGS)
 {
+	FuncCallContext *funcctx;
+	IngestBatchState *st;
+	IngestBatchPosition *pos = ingest_batch_active;
+	const char *payload;
 	size_t		len;
-	const char *data = ingest_arg_utf8(fcinfo, 0, TEXTOID, "payloads", &len);
-	IngestBatchPosition pos = {0, 0};
-	ErrorContextCallback callback;
-	MemoryContext rowcxt;
-	MemoryContext old;
-	size_t		p = 0;
-	int64		count = 0;
+	struct json_object *root;
+	IngestRow	row;
+	Datum	   *values;
+	bool	   *nulls;
+	int			i;
 
-	SPI_connect();
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "analytics ingest_batch row",
-								   ALLOCSET_DEFAULT_SIZES);
-	callback.callback = ingest_batch_context;
-	callback.arg = &pos;
-	callback.previous = error_context_stack;
-	error_context_stack = &callback;
+	if (pos == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("analytics._ingest_batch_rows() can only be called by analytics.ingest_batch()")));
 
-	while (p < len && ingest_is_space(data[p]))
-		p++;
-	if (p < len && data[p] == '[')
+	if (SRF_IS_FIRSTCALL())
 	{
-		/* A JSON array of payloads. */
-		p++;
-		while (p < len && ingest_is_space(data[p]))
-			p++;
-		if (p < len && data[p] == ']')
-			p++;
-		else
-		{
-			for (;;)
-			{
-				size_t		end;
+		MemoryContext old;
 
-				pos.payload++;
-				end = ingest_value_end(data, len, p);
-				if (end == len)
-					ingest_batch_malformed("the array is not closed");
-				old = MemoryContextSwitchTo(rowcxt);
-				ingest_batch_one(data + p, end - p);
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(rowcxt);
-				count++;
-				p = end + 1;
-				if (data[end] == ']')
-					break;
-				while (p < len && ingest_is_space(data[p]))
-					p++;
-			}
-		}
-		pos.payload = 0;
-		while (p < len && ingest_is_space(data[p]))
-			p++;
-		if (p < len)
-			ingest_batch_malformed("unexpected characters after the array");
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		funcctx->user_fctx = ingest_batch_start(fcinfo);
+		MemoryContextSwitchTo(old);
 	}
-	else
+	funcctx = SRF_PERCALL_SETUP();
+	st = (IngestBatchState *) funcctx->user_fctx;
+
+	if (!ingest_batch_next(st, pos, &payload, &len))
+		SRF_RETURN_DONE(funcctx);
+
+	root = ingest_parse(payload, len, "payload");
+	PG_TRY();
 	{
-		/* Newline-delimited JSON. */
-		int			line = 0;
+		ingest_row_init(&row);
+		ingest_fill_payload(&row, root);
+	}
+	PG_FINALLY();
+	{
+		json_object_put(root);
+	}
+	PG_END_TRY();
 
-		while (p < len)
-		{
-			const char *eol = memchr(data + p, '\n', len - p);
-			size_t		end = eol ? (size_t) (eol - data) : len;
-			size_t		q = p;
-
-			line++;
-			while (q < end && ingest_is_space(data[q]))
-				q++;
-			if (q < end)
-			{
-				pos.payload++;
-				pos.line = line;
-				old = MemoryContextSwitchTo(rowcxt);
-				ingest_batch_one(data + q, end - q);
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(rowcxt);
-				count++;
-			}
-			p = end + 1;
-		}
+	if (row.customer_params != (Datum) 0)
+	{
+		SPI_connect();
+		ingest_upsert(&row);
+		SPI_finish();
 	}
 
-	error_context_stack = callback.previous;
-	MemoryContextDelete(rowcxt);
-	SPI_finish();
-	PG_RETURN_INT64(count);
+	values = palloc0(st->tupdesc->natts * sizeof(Datum));
+	nulls = palloc(st->tupdesc->natts * sizeof(bool));
+	for (i = 0; i < st->tupdesc->natts; i++)
+		nulls[i] = true;
+	for (i = 0; i < INGEST_NCOLS; i++)
+	{
+		values[st->attnums[i] - 1] = row.values[i];
+		nulls[st->attnums[i] - 1] = (row.nulls[i] == 'n');
+	}
+	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(heap_form_tuple(st->tupdesc, values, nulls)));
 }

@@ -21,5 +21,6 @@ extern Datum ingest_openai_text(PG_FUNCTION_ARGS);
 extern Datum ingest_openai_json(PG_FUNCTION_ARGS);
 extern Datum ingest_openai_jsonb(PG_FUNCTION_ARGS);
 extern Datum ingest_batch(PG_FUNCTION_ARGS);
+extern Datum ingest_batch_rows(PG_FUNCTION_ARGS);
 
 #endif							/* ANALYTICS_INGEST_H */

@@ -44,3 +44,9 @@ CREATE FUNCTION analytics.ingest_batch(payloads text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'ingest_batch' LANGUAGE C VOLATILE SECURITY INVOKER;
 COMMENT ON FUNCTION analytics.ingest_batch(text) IS
     'Records many logs from newline-delimited JSON or a JSON array of ingest payloads; returns how many. One bad payload fails the call, names its position and records nothing.';
+
+-- Internal: the rows of ingest_batch(), one per call; an error outside of it.
+CREATE FUNCTION analytics._ingest_batch_rows(payloads text) RETURNS SETOF analytics.logs
+    AS 'MODULE_PATHNAME', 'ingest_batch_rows' LANGUAGE C VOLATILE STRICT SECURITY INVOKER;
+COMMENT ON FUNCTION analytics._ingest_batch_rows(text) IS
+    'Internal: the rows analytics.ingest_batch() inserts; callable only by it.';
