@@ -47,6 +47,7 @@
 #define json_object pg_json_object
 #include "utils/builtins.h"
 #undef json_object
+#include "lib/stringinfo.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -254,6 +255,19 @@ ingest_parse(const char *data, size_t len, const char *what)
 	root = json_tokener_parse_ex(tok, data, (int) len);
 	err = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
+	if (err == json_tokener_continue && len > 0)
+	{
+		/*
+		 * A top-level scalar (null, 17) needs the end of the input to be
+		 * signalled: json-c takes a NUL byte for that.
+		 */
+		root = json_tokener_parse_ex(tok, "", 1);
+		if (json_tokener_get_error(tok) == json_tokener_success)
+		{
+			err = json_tokener_success;
+			end = len;
+		}
+	}
 	json_tokener_free(tok);
 
 	if (err == json_tokener_success)
@@ -1212,6 +1226,31 @@ ingest_batch_context(void *arg)
 }
 
 /*
+ * ingest_strip_statement
+ *		Remove ingest_batch's own INSERT statement from an error context: it
+ *		says nothing to the caller and hides the payload's position.
+ */
+static char *
+ingest_strip_statement(char *context)
+{
+	static const char line[] = "SQL statement \"" INGEST_BATCH_SQL "\"";
+	char	   *found;
+	StringInfoData buf;
+
+	if (context == NULL || (found = strstr(context, line)) == NULL)
+		return context;
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, context, found - context);
+	found += strlen(line);
+	if (*found == '\n')
+		found++;
+	else if (buf.len > 0 && buf.data[buf.len - 1] == '\n')
+		buf.data[--buf.len] = '\0';
+	appendStringInfoString(&buf, found);
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+/*
  * ingest_batch
  *		analytics.ingest_batch(payloads text): newline-delimited JSON (one
  *		payload per line; blank lines are skipped) or a JSON array of
@@ -1231,6 +1270,7 @@ ingest_batch(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	int64		count = 0;
+	MemoryContext caller_context = CurrentMemoryContext;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1255,11 +1295,19 @@ ingest_batch(PG_FUNCTION_ARGS)
 		count = SPI_processed;
 		SPI_finish();
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		ingest_batch_active = outer;
+		MemoryContextSwitchTo(caller_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->context = ingest_strip_statement(edata->context);
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	ingest_batch_active = outer;
 	error_context_stack = callback.previous;
 	PG_RETURN_INT64(count);
 }
