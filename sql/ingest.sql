@@ -136,10 +136,11 @@ SELECT analytics.ingest_openai(:'seed_request',
 SELECT analytics.ingest_openai(:'seed_request',
     '{"error": {"message": "Bad gateway", "type": "unknown", "code": null}, "status": 502}') AS e5 \gset
 SELECT analytics.ingest_openai(:'seed_request', '{"error": {"message": "Something odd"}}') AS e6 \gset
+SELECT analytics.ingest_openai(:'seed_request', '{"error": {"code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED"}}') AS e7 \gset
 SELECT id - :e1 + 1 AS n, status_code, error_message, model, customer_identifier,
        prompt_tokens + completion_tokens AS tokens, cost, completion_message IS NULL AS no_completion,
        prompt_messages = CAST(:'seed_request' AS jsonb) -> 'messages' AS prompt_messages
-  FROM analytics.logs WHERE id BETWEEN :e1 AND :e6 ORDER BY id;
+  FROM analytics.logs WHERE id BETWEEN :e1 AND :e7 ORDER BY id;
 
 -- ingest_batch, newline-delimited (blank lines skipped): the count returned
 -- is the number of rows recorded, each as its payload says.

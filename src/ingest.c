@@ -845,9 +845,11 @@ ingest_fill_payload(IngestRow *row, struct json_object *obj)
 
 /*
  * ingest_openai_status
- *		The HTTP status of an OpenAI error object: a status given in it
- *		(status_code or status, in the response or in its error), else one
- *		derived from error.code and error.type, else 500.
+ *		The HTTP status of an OpenAI error object: an integer status given
+ *		in it (status_code or status, in the response or in its error; out
+ *		of 100..599 is an error), else an integer error.code in 100..599,
+ *		else one derived from the strings error.code and error.type, else
+ *		500.
  */
 static int32
 ingest_openai_status(struct json_object *response, struct json_object *error)
@@ -885,7 +887,8 @@ ingest_openai_status(struct json_object *response, struct json_object *error)
 		s = ingest_get(response, status_keys[i]);
 		if (s == NULL && json_object_is_type(error, json_type_object))
 			s = ingest_get(error, status_keys[i]);
-		if (s != NULL)
+		/* Only an integer is a status; "status": "RESOURCE_EXHAUSTED" is not. */
+		if (s != NULL && json_object_is_type(s, json_type_int))
 		{
 			IngestRow	tmp;
 
@@ -900,6 +903,10 @@ ingest_openai_status(struct json_object *response, struct json_object *error)
 	{
 		struct json_object *v = ingest_get(error, kind_keys[k]);
 
+		/* Some providers put the HTTP status in error.code. */
+		if (v != NULL && json_object_is_type(v, json_type_int) &&
+			json_object_get_int64(v) >= 100 && json_object_get_int64(v) <= 599)
+			return (int32) json_object_get_int64(v);
 		if (v == NULL || !json_object_is_type(v, json_type_string))
 			continue;
 		for (j = 0; j < lengthof(known); j++)
