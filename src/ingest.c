@@ -58,7 +58,6 @@
 #include <json-c/json_object_iterator.h>
 
 #include "ingest.h"
-#include "logs.h"
 
 PG_FUNCTION_INFO_V1(ingest_text);
 PG_FUNCTION_INFO_V1(ingest_json);
@@ -1032,8 +1031,11 @@ ingest_upsert(IngestRow *row)
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not upsert customer");
 	SPI_freetuptable(SPI_tuptable);
-	/* The customer's budget may have changed: make the trigger re-read it. */
-	logs_forget_customers();
+
+	/*
+	 * No cache to drop here: a change of budget settings invalidates the
+	 * write path's customer cache itself (budget_customers_changed).
+	 */
 }
 
 /*
