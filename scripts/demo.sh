@@ -45,6 +45,7 @@ SELECT count(analytics.upsert_customer(jsonb_build_object(
            'email', first || '.' || last || i || '@example.com',
            'metadata', jsonb_build_object('plan', CASE WHEN i % 10 = 0 THEN 'enterprise' WHEN i % 3 = 0 THEN 'pro' ELSE 'free' END),
            'period_budget', CASE WHEN i % 10 = 0 THEN 50 WHEN i % 3 = 0 THEN 5 END,
+           'period_start', to_char(date_trunc('month', now()), 'YYYY-MM-DD"T"HH24:MI:SSOF'),
            'markup_percentage', CASE WHEN i % 10 = 0 THEN 20 ELSE 0 END))) AS customers_created
   FROM generate_series(1, 3000) AS i,
        LATERAL (SELECT (ARRAY['ada','alan','grace','linus','ken','barbara','edsger','donald','margaret','john'])[1 + i % 10] AS first,
@@ -55,16 +56,17 @@ SELECT count(analytics.upsert_customer(jsonb_build_object(
 -- of ingest for some and plain INSERTs for the rest.
 SET analytics.budget_enforcement = record;
 INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
-                            latency, time_to_first_token, status_code, error_message, thread_identifier)
+                            latency, time_to_first_token, status_code, thread_identifier)
 SELECT now() - (random() * interval '14 days'),
        'customer_' || (1 + floor(3000 * power(random(), 4)))::int,
-       m.model, p, c, lat, lat * 0.2,
+       model, p, c, lat, lat * (0.1 + random() * 0.2),
        CASE WHEN random() < 0.02 THEN 429 ELSE 200 END,
-       NULL, 'thread_' || (g % 500)
-  FROM generate_series(1, 60000) AS g,
-       LATERAL (SELECT (ARRAY['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'gemini-2.0-flash'])[1 + floor(power(random(), 2) * 4)::int] AS model,
-                       (50 + random() * 2000)::int AS p, (20 + random() * 800)::int AS c,
-                       0.3 + random() * 4 AS lat) m;
+       'thread_' || (g % 500)
+  FROM (SELECT g,
+               (ARRAY['gpt-4o-mini', 'gpt-4o', 'claude-sonnet-4', 'gemini-2.0-flash'])[1 + floor(power(random(), 1.5) * 4)::int] AS model,
+               (50 + random() * 2000)::int AS p, (20 + random() * 800)::int AS c,
+               0.3 + random() * random() * 8 AS lat
+          FROM generate_series(1, 60000) AS g) r;
 UPDATE analytics.logs SET error_message = 'Rate limit reached for requests' WHERE status_code = 429;
 RESET analytics.budget_enforcement;
 SQL
@@ -93,13 +95,13 @@ psql -c "SELECT customer_identifier, name, requests, errors, total_tokens, round
                 top_model, active_days, period_budget, round(period_spend, 4) AS period_spend, period_end
            FROM analytics.users ORDER BY cost DESC LIMIT 10"
 echo "== top users, last 30 days"
-psql -c "SELECT rank, customer_identifier, name, email, requests, total_tokens, round(cost, 4) AS cost FROM analytics.top_users"
+psql -c "SELECT rank, customer_identifier, name, email, requests, total_tokens, round(cost, 4) AS cost FROM analytics.top_users LIMIT 10"
 echo "== top users by requests, last 7 days"
 psql -c "SELECT rank, customer_identifier, requests FROM analytics.top_users(now() - interval '7 days', now(), 'requests', 5)"
 echo "== daily active users, last 7 days"
 psql -c "SELECT day, active_users, requests, round(cost, 2) AS cost FROM analytics.daily_active_users ORDER BY day DESC LIMIT 7"
 echo "== weekly active users"
-psql -c "SELECT * FROM analytics.active_users(now() - interval '14 days', now(), 'week')"
+psql -c "SELECT bucket_start, active_users, requests, round(cost, 2) AS cost FROM analytics.active_users(now() - interval '14 days', now(), 'week')"
 echo "== LLM cost by user, yesterday (top 5)"
 psql -c "SELECT day, customer_identifier, requests, prompt_tokens, completion_tokens, round(cost, 4) AS cost
            FROM analytics.cost_by_user WHERE day = current_date - 1 ORDER BY cost DESC LIMIT 5"
@@ -109,6 +111,9 @@ psql -c "SELECT l.id, l.created_at, l.model, l.total_tokens, round(l.cost, 6) AS
            JOIN analytics.logs_with_customer c USING (id)"
 echo "== budget check a proxy makes before calling the model"
 psql -c "SELECT * FROM analytics.check_budget('customer_3')"
+echo "== a request over budget is rejected at write time"
+psql -c "UPDATE analytics.customers SET period_budget = 0.01 WHERE customer_identifier = 'customer_3'"
+psql -c "INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) VALUES ('customer_3', 'gpt-4o', 1000, 1000)" || true
 if $KEEP; then
 	echo "The cluster keeps running: psql -h $DIR -p $PORT -d demo"
 fi

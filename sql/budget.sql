@@ -231,6 +231,8 @@ SELECT allowed, reason, period_spend, period_remaining, total_spend, total_remai
   FROM analytics.check_budget('erin');
 SELECT pg_temp.try_log('erin', 0.01, now()) AS rejected_as_predicted;
 SELECT allowed, reason, total_spend, total_budget FROM analytics.check_budget('carol');
+-- A budget that is not set has no remaining amount (null, not 0).
+SELECT period_budget, period_remaining, total_budget, total_remaining FROM analytics.check_budget('dave');
 SELECT allowed, reason FROM analytics.check_budget('dave');
 SET analytics.budget_enforcement = record;
 SELECT allowed, reason FROM analytics.check_budget('dave');

@@ -162,8 +162,9 @@ BEGIN
         c.markup_percentage);
     total_spend := analytics._budget_billed(
         analytics._budget_total_raw($1, c.total_budget IS NOT NULL), c.markup_percentage);
-    period_remaining := greatest(c.period_budget - period_spend, 0);
-    total_remaining := greatest(c.total_budget - total_spend, 0);
+    -- GREATEST ignores NULLs: no budget must stay "no remaining amount".
+    period_remaining := CASE WHEN c.period_budget IS NOT NULL THEN greatest(c.period_budget - period_spend, 0) END;
+    total_remaining := CASE WHEN c.total_budget IS NOT NULL THEN greatest(c.total_budget - total_spend, 0) END;
     reason := CASE
         WHEN c.blocked THEN 'blocked'
         WHEN period_spend >= c.period_budget THEN 'period_budget'
