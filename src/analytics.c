@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -74,4 +75,27 @@ _PG_init(void)
 
 	if (process_shared_preload_libraries_in_progress)
 		worker_register_launcher();
+}
+
+/*
+ * analytics_prepare
+ *		Prepare a parameterized statement once per backend (SPI_prepare +
+ *		SPI_keepplan) and remember it in *slot.  Must be called inside SPI.
+ *		The plan cache replans it when the objects it uses change.
+ */
+SPIPlanPtr
+analytics_prepare(SPIPlanPtr *slot, const char *sql, int nargs,
+				  const Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
 }

@@ -23,4 +23,10 @@ extern int	analytics_rollup_interval;
 /* analytics.worker_enabled: run the rollup worker on this node */
 extern bool analytics_worker_enabled;
 
+/* Prepare a plan once per backend and keep it; see analytics.c. */
+struct _SPI_plan;
+extern struct _SPI_plan *analytics_prepare(struct _SPI_plan **slot,
+										   const char *sql, int nargs,
+										   const Oid *argtypes);
+
 #endif							/* ANALYTICS_H */

@@ -98,26 +98,6 @@ static const char *const budget_columns[] = {
 };
 
 /*
- * budget_prepare
- *		Prepare and keep a plan once per backend.  Must be called inside SPI.
- */
-static SPIPlanPtr
-budget_prepare(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
-/*
  * budget_add_months
  *		Calendar arithmetic on a timestamp without time zone: ts + n months,
  *		the day of month clamped to the length of the target month (as
@@ -313,7 +293,7 @@ budget_timezone(void)
 		bool		isnull = true;
 		Datum		d = (Datum) 0;
 
-		plan = budget_prepare(&timezone_plan,
+		plan = analytics_prepare(&timezone_plan,
 							  "SELECT timezone FROM analytics.rollup_state", 0, NULL);
 		if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read analytics.rollup_state");
@@ -354,7 +334,7 @@ budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
 	values[2] = TimestampTzGetDatum(end);
 	values[3] = NumericGetDatum(cost);
 
-	update = budget_prepare(&counter_add_plan,
+	update = analytics_prepare(&counter_add_plan,
 							"UPDATE analytics.budget_counters "
 							"SET spend = spend OPERATOR(pg_catalog.+) $4 "
 							"WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
@@ -380,7 +360,7 @@ budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
 		 * primary key and then do nothing; the UPDATE then sees its row.
 		 */
 		if (lifetime)
-			init = budget_prepare(&counter_init_lifetime_plan,
+			init = analytics_prepare(&counter_init_lifetime_plan,
 								  "INSERT INTO analytics.budget_counters "
 								  "(customer_identifier, period_start, period_end, spend) "
 								  "SELECT $1, $2, $3, "
@@ -396,7 +376,7 @@ budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
 								  "ON CONFLICT DO NOTHING",
 								  3, argtypes);
 		else
-			init = budget_prepare(&counter_init_period_plan,
+			init = analytics_prepare(&counter_init_period_plan,
 								  "INSERT INTO analytics.budget_counters "
 								  "(customer_identifier, period_start, period_end, spend) "
 								  "SELECT $1, $2, $3, coalesce(pg_catalog.sum(l.cost), 0) "
@@ -643,7 +623,7 @@ budget_customers_changed(PG_FUNCTION_ARGS)
 								 SPI_fnumber(tupdesc, "customer_identifier"),
 								 tupdesc, &isnull);
 		SPI_connect();
-		plan = budget_prepare(&counters_reset_plan,
+		plan = analytics_prepare(&counters_reset_plan,
 							  "DELETE FROM analytics.budget_counters "
 							  "WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
 							  1, argtypes);

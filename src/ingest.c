@@ -57,6 +57,7 @@
 #include <json-c/json.h>
 #include <json-c/json_object_iterator.h>
 
+#include "analytics.h"
 #include "ingest.h"
 
 PG_FUNCTION_INFO_V1(ingest_text);
@@ -167,27 +168,6 @@ static SPIPlanPtr ingest_batch_plan = NULL;
  * names the payload being inserted when the trigger raises an error.
  */
 static IngestBatchPosition *ingest_batch_active = NULL;
-
-/*
- * ingest_prepare
- *		Prepare (once per backend) and return a kept plan.  Must be called
- *		inside SPI.
- */
-static SPIPlanPtr
-ingest_prepare(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
 
 /*
  * ingest_describe
@@ -1027,7 +1007,7 @@ ingest_upsert(IngestRow *row)
 	Datum		values[1] = {row->customer_params};
 	SPIPlanPtr	plan;
 
-	plan = ingest_prepare(&ingest_upsert_plan, INGEST_UPSERT_SQL, 1, argtypes);
+	plan = analytics_prepare(&ingest_upsert_plan, INGEST_UPSERT_SQL, 1, argtypes);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not upsert customer");
 	SPI_freetuptable(SPI_tuptable);
@@ -1054,7 +1034,7 @@ ingest_record(IngestRow *row)
 	if (row->customer_params != (Datum) 0)
 		ingest_upsert(row);
 
-	plan = ingest_prepare(&ingest_insert_plan, INGEST_INSERT_SQL, INGEST_NCOLS,
+	plan = analytics_prepare(&ingest_insert_plan, INGEST_INSERT_SQL, INGEST_NCOLS,
 						  ingest_col_types);
 	if (SPI_execute_plan(plan, row->values, row->nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
@@ -1298,7 +1278,7 @@ ingest_batch(PG_FUNCTION_ARGS)
 
 		ingest_batch_active = &pos;
 		SPI_connect();
-		plan = ingest_prepare(&ingest_batch_plan, INGEST_BATCH_SQL, 1, argtypes);
+		plan = analytics_prepare(&ingest_batch_plan, INGEST_BATCH_SQL, 1, argtypes);
 		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert logs");
 		count = SPI_processed;

@@ -68,6 +68,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "budget.h"
 #include "logs.h"
 
@@ -375,22 +376,6 @@ logs_columns_lookup(Relation rel)
 	logs_columns.relid = RelationGetRelid(rel);
 }
 
-static SPIPlanPtr
-plan_prepare(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
 static void
 reject_field(const char *field, const char *problem)
 {
@@ -500,7 +485,7 @@ customer_ensure(const char *ident_str, Datum ident)
 		SPIPlanPtr	plan;
 
 		SPI_connect();
-		plan = plan_prepare(&customer_create_plan,
+		plan = analytics_prepare(&customer_create_plan,
 							"INSERT INTO analytics.customers (customer_identifier) "
 							"VALUES ($1) ON CONFLICT (customer_identifier) DO NOTHING",
 							1, argtypes);
@@ -551,7 +536,7 @@ price_lookup(const char *model)
 
 		values[0] = CStringGetTextDatum(model);
 		SPI_connect();
-		plan = plan_prepare(&price_plan,
+		plan = analytics_prepare(&price_plan,
 							"SELECT prompt_per_million, completion_per_million "
 							"FROM analytics.model_prices "
 							"WHERE pg_catalog.starts_with($1, model) "
