@@ -95,7 +95,7 @@ typedef struct LogsColumns
 
 static LogsColumns logs_columns;
 
-/* Per-transaction cache entries; keys are palloc'd strings. */
+/* Cache entries; keys are palloc'd strings. */
 typedef struct CustomerEntry
 {
 	char	   *key;
@@ -119,6 +119,9 @@ static MemoryContext customer_context = NULL;
 static HTAB *customer_cache = NULL;
 static bool customer_cache_stale = false;	/* drop at next use */
 static bool customer_cache_added = false;	/* entries added in this xact */
+
+/* At most this many cached customers (about 120 bytes each) per backend. */
+#define CUSTOMER_CACHE_MAX 500000
 
 /* OIDs of analytics.customers and analytics.logs, resolved lazily. */
 static Oid	customers_relid = InvalidOid;
@@ -467,12 +470,17 @@ customer_read(Datum ident, Snapshot snapshot, CustomerBudget *budget)
 static const CustomerBudget *
 customer_ensure(const char *ident_str, Datum ident)
 {
-	HTAB	   *cache = customer_cache_get();
+	HTAB	   *cache;
 	CustomerEntry *entry;
 	CustomerBudget budget;
 	bool		found;
 	char	   *key = (char *) ident_str;
 
+	/* Bound the memory: start afresh when full (no entry is in use here). */
+	if (customer_cache != NULL &&
+		hash_get_num_entries(customer_cache) >= CUSTOMER_CACHE_MAX)
+		customer_cache_drop();
+	cache = customer_cache_get();
 	entry = hash_search(cache, &key, HASH_FIND, NULL);
 	if (entry != NULL)
 		return &entry->budget;
