@@ -357,6 +357,7 @@ DECLARE
     rows_in numeric;
     rows_out numeric;
     n_customers numeric;
+    has_pending boolean;
 BEGIN
     IF metric IS NULL OR metric NOT IN ('cost', 'requests', 'tokens') THEN
         PERFORM analytics._argument_error('metric', metric, 'cost, requests or tokens');
@@ -380,34 +381,50 @@ BEGIN
     u_type := CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END;
 
     IF n IS NOT NULL THEN
-        pend := ARRAY(SELECT DISTINCT p.customer_identifier
-                        FROM analytics._pending_customer_day() p
-                       WHERE p.day >= d0 AND p.day < d1);
-        k := greatest(4 * n, 32);
+        -- Any log above the watermark (max(id) reads one index entry).
+        has_pending := coalesce((SELECT max(l.id) FROM analytics.logs l)
+                                > (SELECT s.watermark FROM analytics.rollup_state s), false);
+        -- The customers with pending logs in the window (and a customers
+        -- row, like every customer of usage_customer: the ranking joins
+        -- customers).
+        pend := CASE WHEN has_pending
+                     THEN ARRAY(SELECT DISTINCT p.customer_identifier
+                                  FROM analytics._pending_customer_day() p
+                                  JOIN analytics.customers c
+                                    ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                                 WHERE p.day >= d0 AND p.day < d1)
+                     ELSE '{}' END;
+        k := n;
         LOOP
             EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
                            'ORDER BY %s DESC LIMIT $1)', u_expr)
                INTO top USING k;
             EXECUTE format('SELECT count(*), min(t.v) FROM (SELECT %s AS v '
-                           'FROM analytics._usage_window($1, $2, $3) a ORDER BY 1 DESC LIMIT $4) t',
+                           'FROM analytics._usage_window($1, $2, $3, $5) a ORDER BY 1 DESC LIMIT $4) t',
                            a_expr)
-               INTO found_n, threshold USING top || pend, d0, d1, n;
+               INTO found_n, threshold USING top || pend, d0, d1, n, has_pending;
             EXIT WHEN found_n >= n OR cardinality(top) < k OR k >= 1000000;
             k := k * 4;
         END LOOP;
     END IF;
 
     IF found_n >= n THEN
+        EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+                       'WHERE %s >= $1::%s)', u_expr, u_type)
+           INTO top USING threshold;
+        -- Every candidate has a customers row (see pend above), so the
+        -- join can come after the LIMIT.
         RETURN QUERY EXECUTE format(
-            'SELECT rank() OVER (ORDER BY %1$s DESC), a.customer_identifier, c.name, c.email, '
-            '       a.requests, a.total_tokens, a.cost '
-            '  FROM analytics._usage_window(ARRAY(SELECT u.customer_identifier '
-            '                                       FROM analytics.usage_customer u '
-            '                                      WHERE %2$s >= $1::%3$s) || $2, $3, $4) a '
-            '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) a.customer_identifier '
-            ' ORDER BY 1, a.customer_identifier '
-            ' LIMIT $5', a_expr, u_expr, u_type)
-        USING threshold, pend, d0, d1, n;
+            'SELECT r.rank, r.customer_identifier, c.name, c.email, '
+            '       r.requests, r.total_tokens, r.cost '
+            '  FROM (SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
+            '               a.requests, a.total_tokens, a.cost '
+            '          FROM analytics._usage_window($1, $2, $3, $5) a '
+            '         ORDER BY 1, a.customer_identifier '
+            '         LIMIT $4) r '
+            '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
+            ' ORDER BY r.rank, r.customer_identifier', a_expr)
+        USING top || pend, d0, d1, n, has_pending;
         RETURN;
     END IF;
 
@@ -479,10 +496,13 @@ COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer)
     'The n customers with the most cost, requests or tokens over the calendar days (rollup time zone) overlapping [since, until); null n means all.';
 
 
--- Window usage of the given customers: their usage_customer_day rows and
--- pending logs of the days in [d0, d1), one row per customer with any.  By
--- the primary key of usage_customer_day (one descent per customer).
-CREATE FUNCTION analytics._usage_window(customers text[], d0 date, d1 date)
+-- Window usage of the given customers: their usage_customer_day rows and,
+-- when with_pending, their pending logs of the days in [d0, d1), one row
+-- per customer with any.  By the primary key of usage_customer_day (one
+-- descent per customer).  A false with_pending (a constant when the caller
+-- passes it to EXECUTE) skips reading the pending logs.
+CREATE FUNCTION analytics._usage_window(customers text[], d0 date, d1 date,
+                                        with_pending boolean)
 RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
 LANGUAGE sql STABLE AS $$
 SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigint, sum(w.cost)
@@ -495,12 +515,13 @@ SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigi
         SELECT p.customer_identifier, p.requests,
                p.prompt_tokens + p.completion_tokens, p.cost
           FROM analytics._pending_customer_day() p
-         WHERE p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+         WHERE with_pending
+           AND p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
            AND p.day >= d0 AND p.day < d1) w
  GROUP BY w.customer_identifier
 $$;
-COMMENT ON FUNCTION analytics._usage_window(text[], date, date) IS
-    'Internal: requests, tokens and cost of the given customers over the days in [d0, d1), rollups plus pending logs.';
+COMMENT ON FUNCTION analytics._usage_window(text[], date, date, boolean) IS
+    'Internal: requests, tokens and cost of the given customers over the days in [d0, d1), rollups plus (with_pending) the pending logs.';
 
 CREATE VIEW analytics.top_users AS
 SELECT t.rank, t.customer_identifier, t.name, t.email, t.requests, t.total_tokens, t.cost
@@ -568,13 +589,17 @@ BEGIN
          ORDER BY 1;
         RETURN;
     END IF;
+    -- Distinct (bucket, customer) pairs first (a hash aggregate), then
+    -- counted per bucket.
     RETURN QUERY
-    SELECT date_trunc(bucket, u.day::timestamp)::date,
-           count(DISTINCT u.customer_identifier),
-           sum(u.requests)::bigint,
-           sum(u.cost)
-      FROM analytics._usage_customer_day_live u
-     WHERE u.day >= d0 AND u.day < d1
+    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost)
+      FROM (SELECT date_trunc(bucket, u.day::timestamp)::date AS b,
+                   u.customer_identifier,
+                   sum(u.requests) AS requests,
+                   sum(u.cost) AS cost
+              FROM analytics._usage_customer_day_live u
+             WHERE u.day >= d0 AND u.day < d1
+             GROUP BY 1, 2) g
      GROUP BY 1
      ORDER BY 1;
 END;
