@@ -48,6 +48,55 @@ RETURNS bigint LANGUAGE sql AS $$
         OR coalesce(abs(u.ttft_sum - r.ttft_sum) > 1e-9 * greatest(1, abs(r.ttft_sum)), true)
 $$;
 
+-- The coarser rollups against the same reference: usage_customer_day,
+-- usage_day and usage_customer must equal the GROUP BY of the raw logs
+-- (days >= since) plus the usage_daily rows of the earlier days (whose raw
+-- logs may have been purged; those rows are checked by the purge test).
+-- Returns the number of rows that differ in any of the three.
+CREATE FUNCTION pg_temp.summary_mismatches(tz text, since date DEFAULT '-infinity')
+RETURNS bigint LANGUAGE sql AS $$
+    WITH base AS (
+        SELECT * FROM pg_temp.raw_usage(tz) WHERE day >= since
+        UNION ALL
+        SELECT * FROM analytics.usage_daily WHERE day < since),
+    cd AS (
+        SELECT customer_identifier, day, sum(requests) AS requests, sum(errors) AS errors,
+               sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+               sum(cost) AS cost
+          FROM base GROUP BY 1, 2),
+    d AS (
+        SELECT day, count(*) AS active_users, sum(requests) AS requests, sum(errors) AS errors,
+               sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+               sum(cost) AS cost
+          FROM cd GROUP BY 1),
+    c AS (
+        SELECT customer_identifier, sum(requests) AS requests, sum(errors) AS errors,
+               sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+               sum(cost) AS cost, sum(latency_sum) AS latency_sum,
+               sum(latency_count) AS latency_count, sum(ttft_sum) AS ttft_sum,
+               sum(ttft_count) AS ttft_count, min(first_seen) AS first_seen,
+               max(last_seen) AS last_seen, count(DISTINCT day) AS active_days
+          FROM base GROUP BY 1)
+    SELECT (SELECT count(*)
+              FROM analytics.usage_customer_day u FULL JOIN cd r USING (customer_identifier, day)
+             WHERE (u.requests, u.errors, u.prompt_tokens, u.completion_tokens, u.cost)
+                   IS DISTINCT FROM (r.requests, r.errors, r.prompt_tokens, r.completion_tokens, r.cost))
+         + (SELECT count(*)
+              FROM analytics.usage_day u FULL JOIN d r USING (day)
+             WHERE (u.active_users, u.requests, u.errors, u.prompt_tokens, u.completion_tokens, u.cost)
+                   IS DISTINCT FROM (r.active_users, r.requests, r.errors, r.prompt_tokens,
+                                     r.completion_tokens, r.cost))
+         + (SELECT count(*)
+              FROM analytics.usage_customer u FULL JOIN c r USING (customer_identifier)
+             WHERE (u.requests, u.errors, u.prompt_tokens, u.completion_tokens, u.cost,
+                    u.latency_count, u.ttft_count, u.first_seen, u.last_seen, u.active_days)
+                   IS DISTINCT FROM (r.requests, r.errors, r.prompt_tokens, r.completion_tokens,
+                                     r.cost, r.latency_count, r.ttft_count, r.first_seen,
+                                     r.last_seen, r.active_days)
+                OR coalesce(abs(u.latency_sum - r.latency_sum) > 1e-9 * greatest(1, abs(r.latency_sum)), true)
+                OR coalesce(abs(u.ttft_sum - r.ttft_sum) > 1e-9 * greatest(1, abs(r.ttft_sum)), true))
+$$;
+
 -- A few thousand random logs over six days around the New York DST switch
 -- (2024-03-10), a fifth of them within seconds of a UTC or New York
 -- midnight; some errors, some null latencies, some given costs, some with
@@ -84,7 +133,8 @@ SELECT analytics.rollup_now() = (SELECT count(*) FROM analytics.logs
                                   WHERE customer_identifier IS NOT NULL) AS folded_all,
        (SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL) > 0 AS some_without_customer;
 COMMIT;
-SELECT pg_temp.mismatches('UTC') AS mismatches_utc;
+SELECT pg_temp.mismatches('UTC') AS mismatches_utc,
+       pg_temp.summary_mismatches('UTC') AS summary_mismatches;
 SELECT count(DISTINCT day) AS days, bool_or(errors > 0) AS some_errors,
        bool_or(latency_count < requests) AS some_null_latencies
   FROM analytics.usage_daily;
@@ -98,16 +148,19 @@ SELECT analytics.rollup_now() AS folded_again;
 -- is exact again.
 SELECT pg_temp.add_logs(1500);
 SELECT analytics.rollup_now() >= 0 AS passed;
-SELECT pg_temp.mismatches('UTC') AS mismatches_utc, logs_pending FROM analytics.status;
+SELECT pg_temp.mismatches('UTC') AS mismatches_utc,
+       pg_temp.summary_mismatches('UTC') AS summary_mismatches, logs_pending FROM analytics.status;
 
 -- set_timezone rebuilds by the new zone's days (case-insensitive name,
 -- stored as spelled in the zone database).
 SELECT analytics.set_timezone('america/new_york');
 SELECT timezone FROM analytics.status;
-SELECT pg_temp.mismatches('America/New_York') AS mismatches_new_york;
+SELECT pg_temp.mismatches('America/New_York') AS mismatches_new_york,
+       pg_temp.summary_mismatches('America/New_York') AS summary_mismatches;
 SELECT pg_temp.add_logs(500);
 SELECT analytics.rollup_now() >= 0 AS passed;
-SELECT pg_temp.mismatches('America/New_York') AS mismatches_new_york;
+SELECT pg_temp.mismatches('America/New_York') AS mismatches_new_york,
+       pg_temp.summary_mismatches('America/New_York') AS summary_mismatches;
 
 -- delete_customer removes the customer, its logs (folded or not) and its
 -- rollups; the others are untouched.
@@ -117,14 +170,22 @@ VALUES ('c1', 'gpt-4o', '2024-03-09 12:00+00');
 SELECT analytics.delete_customer('c1');
 SELECT (SELECT count(*) FROM analytics.customers WHERE customer_identifier = 'c1') AS customers,
        (SELECT count(*) FROM analytics.logs WHERE customer_identifier = 'c1') AS logs,
-       (SELECT count(*) FROM analytics.usage_daily WHERE customer_identifier = 'c1') AS rollups;
+       (SELECT count(*) FROM analytics.usage_daily WHERE customer_identifier = 'c1') AS rollups,
+       pg_temp.summary_mismatches('America/New_York') AS summary_mismatches;
 SELECT analytics.rollup_now() >= 0 AS passed;
 SELECT pg_temp.mismatches('America/New_York') AS mismatches_new_york,
-       (SELECT count(*) FROM analytics.usage_daily WHERE customer_identifier = 'c1') AS c1_rollups;
+       pg_temp.summary_mismatches('America/New_York') AS summary_mismatches,
+       (SELECT count(*) FROM analytics.usage_daily WHERE customer_identifier = 'c1') AS c1_rollups,
+       (SELECT count(*) FROM analytics.usage_customer_day WHERE customer_identifier = 'c1')
+       + (SELECT count(*) FROM analytics.usage_customer WHERE customer_identifier = 'c1') AS c1_summaries;
 
 -- purge_logs keeps the aggregates: usage_daily is what it was before, and
 -- the raw logs before the start of the cutoff's day (New York) are gone.
 CREATE TEMP TABLE before_purge AS SELECT * FROM analytics.usage_daily;
+CREATE TEMP TABLE before_purge_summaries AS
+SELECT (SELECT array_agg(x ORDER BY customer_identifier, day) FROM analytics.usage_customer_day x) AS cd,
+       (SELECT array_agg(x ORDER BY day) FROM analytics.usage_day x) AS d,
+       (SELECT array_agg(x ORDER BY customer_identifier) FROM analytics.usage_customer x) AS c;
 CREATE TEMP TABLE expected_purge AS
 SELECT count(*) AS n FROM analytics.logs
  WHERE created_at < '2024-03-11 00:00'::timestamp AT TIME ZONE 'America/New_York';
@@ -138,6 +199,13 @@ SELECT count(*) AS changed_rows
  WHERE row(u.*) IS DISTINCT FROM row(b.*);
 SELECT retained_from = '2024-03-11 00:00'::timestamp AT TIME ZONE 'America/New_York' AS retained_from_cutoff
   FROM analytics.status;
+SELECT (SELECT array_agg(x ORDER BY customer_identifier, day) FROM analytics.usage_customer_day x) = b.cd
+       AND (SELECT array_agg(x ORDER BY day) FROM analytics.usage_day x) = b.d
+       AND (SELECT array_agg(x ORDER BY customer_identifier) FROM analytics.usage_customer x) = b.c
+       AS summaries_kept,
+       pg_temp.summary_mismatches('America/New_York', (s.retained_from AT TIME ZONE 'America/New_York')::date)
+       AS summary_mismatches
+  FROM before_purge_summaries b, analytics.status s;
 
 -- After a purge, set_timezone keeps the days of purged logs and rebuilds
 -- the rest: totals are unchanged, and from the new retained_from's day on
@@ -149,12 +217,20 @@ SELECT analytics.set_timezone('Asia/Tokyo');
 SELECT (SELECT row(sum(requests), sum(errors), sum(cost), sum(prompt_tokens)) FROM analytics.usage_daily)
        = (SELECT row(requests, errors, cost, prompt_tokens) FROM totals) AS totals_kept;
 SELECT retained_from = '2024-03-12 00:00'::timestamp AT TIME ZONE 'Asia/Tokyo' AS retained_from_tokyo_day,
-       pg_temp.mismatches('Asia/Tokyo', (retained_from AT TIME ZONE 'Asia/Tokyo')::date) AS mismatches_tokyo
+       pg_temp.mismatches('Asia/Tokyo', (retained_from AT TIME ZONE 'Asia/Tokyo')::date) AS mismatches_tokyo,
+       pg_temp.summary_mismatches('Asia/Tokyo', (retained_from AT TIME ZONE 'Asia/Tokyo')::date) AS summary_mismatches
   FROM analytics.status;
 SELECT analytics.set_timezone('UTC');
 SELECT (SELECT row(sum(requests), sum(errors), sum(cost), sum(prompt_tokens)) FROM analytics.usage_daily)
        = (SELECT row(requests, errors, cost, prompt_tokens) FROM totals) AS totals_kept;
-SELECT pg_temp.mismatches('UTC', (retained_from AT TIME ZONE 'UTC')::date) AS mismatches_utc
+SELECT pg_temp.mismatches('UTC', (retained_from AT TIME ZONE 'UTC')::date) AS mismatches_utc,
+       pg_temp.summary_mismatches('UTC', (retained_from AT TIME ZONE 'UTC')::date) AS summary_mismatches
+  FROM analytics.status;
+-- Folds after the rebuild go on from the rebuilt rollups.
+SELECT pg_temp.add_logs(300, 20);
+SELECT analytics.rollup_now() >= 0 AS passed;
+SELECT pg_temp.mismatches('UTC', (retained_from AT TIME ZONE 'UTC')::date) AS mismatches_utc,
+       pg_temp.summary_mismatches('UTC', (retained_from AT TIME ZONE 'UTC')::date) AS summary_mismatches
   FROM analytics.status;
 
 -- Bad input: a specific SQLSTATE, a message naming the value, nothing written.

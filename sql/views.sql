@@ -64,8 +64,11 @@ UPDATE analytics.customers SET budget_duration = 'weekly',
 UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'cust_7';
 
 -- Test helper: a hand-made fold-in, doing what the rollup does.  Folds the
--- logs with watermark < id <= cut into usage_daily (adding to existing rows)
--- and moves the watermark to cut, in one transaction.
+-- logs with watermark < id <= cut into usage_daily (adding to existing rows),
+-- derives the coarser rollups from it, and moves the watermark to cut, in
+-- one transaction.  (sql/rollup.sql checks that the real fold-in keeps the
+-- coarser rollups equal to the raw logs; here they come from usage_daily so
+-- that the tests can fold up to any id.)
 CREATE FUNCTION pg_temp.fold_to(cut bigint) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     wm bigint;
@@ -94,6 +97,7 @@ BEGIN
         ttft_count = d.ttft_count + excluded.ttft_count,
         first_seen = least(d.first_seen, excluded.first_seen),
         last_seen = greatest(d.last_seen, excluded.last_seen);
+    PERFORM analytics._rollup_rebuild_summaries();
     UPDATE analytics.rollup_state SET watermark = greatest(wm, cut);
 END;
 $$;
@@ -229,6 +233,7 @@ DECLARE
         format('now() - interval %L, now()', '45 days')];
     w text;
     m text;
+    k integer;
 BEGIN
     item := 'users'; mismatches := pg_temp.diff('SELECT * FROM view_users', 'SELECT * FROM raw_users');
     RETURN NEXT;
@@ -250,6 +255,17 @@ BEGIN
             item := format('active_users(%s, %s)', w, m);
             mismatches := pg_temp.diff(format('SELECT * FROM analytics.active_users(%s, %L)', w, m),
                                        format('SELECT * FROM pg_temp.raw_active_users(%s, %L)', w, m));
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+    -- Small and large n over a short window: few of the customers with the
+    -- highest totals are active in it, ties on requests are common.
+    FOREACH m IN ARRAY ARRAY['cost', 'requests', 'tokens'] LOOP
+        FOREACH k IN ARRAY ARRAY[1, 3, 40] LOOP
+            item := format('top_users(2 days, %s, %s)', m, k);
+            mismatches := pg_temp.diff(
+                format('SELECT * FROM analytics.top_users(now() - interval %L, now(), %L, %s)', '2 days', m, k),
+                format('SELECT * FROM pg_temp.raw_top_users(now() - interval %L, now(), %L, %s)', '2 days', m, k));
             RETURN NEXT;
         END LOOP;
     END LOOP;
@@ -327,6 +343,7 @@ SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS faile
 -- 5. Rollups in another time zone, rebuilt from scratch: New York days.
 UPDATE analytics.rollup_state SET timezone = 'America/New_York', watermark = 0;
 TRUNCATE analytics.usage_daily;
+SELECT analytics._rollup_rebuild_summaries();
 SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed
   FROM pg_temp.check_all();
 SELECT pg_temp.fold_to((SELECT max(id) / 2 FROM analytics.logs));
@@ -360,6 +377,7 @@ SELECT customer_identifier, day, model, count(*), count(*) FILTER (WHERE status_
        min(created_at), max(created_at)
   FROM all_logs WHERE created_at < now() - interval '100 days'
  GROUP BY 1, 2, 3;
+SELECT analytics._rollup_rebuild_summaries();
 SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed
   FROM pg_temp.check_all();
 SELECT sum(requests) = (SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NOT NULL) + 20
@@ -367,6 +385,28 @@ SELECT sum(requests) = (SELECT count(*) FROM analytics.logs WHERE customer_ident
   FROM analytics.users;
 SELECT first_seen < now() - interval '100 days' AS first_seen_from_purged
   FROM analytics.users WHERE customer_identifier = 'cust_2';
+
+-- 7. The real fold-in from here on: new logs, some on (customer, day)
+-- pairs that have rollup rows and some not, pending, then folded by
+-- rollup_now() (the background worker may fold them first).  Recorded even
+-- for the blocked and budgeted customers.
+SET analytics.budget_enforcement = record;
+INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens,
+                            completion_tokens, cost, latency, status_code)
+SELECT now() - random() * interval '3 days',
+       'cust_' || (1 + floor(random() * 70))::int,
+       (ARRAY['gpt-4o', 'o3-mini', 'new-model'])[1 + floor(random() * 3)::int],
+       floor(random() * 2000)::int, floor(random() * 800)::int,
+       round((random() * 0.05)::numeric, 6),
+       CASE WHEN random() < 0.1 THEN NULL ELSE random() * 5 END,
+       CASE WHEN random() < 0.05 THEN 500 ELSE 200 END
+  FROM generate_series(1, 300);
+RESET analytics.budget_enforcement;
+SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed
+  FROM pg_temp.check_all();
+SELECT analytics.rollup_now() >= 0 AS passed;
+SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed
+  FROM pg_temp.check_all();
 
 -- logs_with_customer: every log once, with its customer's details.
 SELECT count(*) = (SELECT count(*) FROM analytics.logs) AS every_log,

@@ -1,15 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * rollup.c
- *	  The fold-in of analytics.logs into analytics.usage_daily, and the
+ *	  The fold-in of analytics.logs into analytics.usage_daily (and the
+ *	  coarser usage_customer_day, usage_day and usage_customer), and the
  *	  functions that must serialize with it: purge_logs(), delete_customer()
  *	  and set_timezone().
  *
  * A log is folded in when its id is at most rollup_state.watermark; its
- * counts are then in usage_daily, written by the same transaction that
- * moved the watermark.  Ids come from the identity sequence of logs in the
- * order writers call nextval, not in the order they commit, so a fold must
- * never move the watermark past an id whose transaction may still commit.
+ * counts are then in usage_daily and the coarser rollups, written by one
+ * statement in the same transaction that moved the watermark.  Ids come
+ * from the identity sequence of logs in the order writers call nextval, not
+ * in the order they commit, so a fold must never move the watermark past an
+ * id whose transaction may still commit.
  * One pass does:
  *
  *	1. L := the sequence's last value (read, never nextval).  Every id <= L
@@ -72,7 +74,12 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
  * Fold the logs with id in ($1, $2], created at or after $4, into
  * usage_daily by calendar day in time zone $3; return how many logs with a
  * customer it folded.  A customer row removed by hand is created again, as
- * the insert trigger would.
+ * the insert trigger would.  When $5 is true the same statement adds them to
+ * the coarser rollups too: usage_customer_day, usage_day and usage_customer.
+ * Their active-day counts grow by the (customer, day) pairs of the batch
+ * that had no usage_customer_day row before: every part of a statement with
+ * data-modifying CTEs reads the same snapshot, so the NOT EXISTS of cd sees
+ * the table as it was before the statement, whatever order the parts run in.
  */
 static const char *fold_sql =
 "WITH src AS MATERIALIZED ("
@@ -116,7 +123,78 @@ static const char *fold_sql =
 "    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum,"
 "    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count,"
 "    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),"
-"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen))"
+"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)),"
+" cd AS ("
+"  SELECT src.customer_identifier, src.day,"
+"         pg_catalog.sum(src.requests)::pg_catalog.int8 AS requests,"
+"         pg_catalog.sum(src.errors)::pg_catalog.int8 AS errors,"
+"         pg_catalog.sum(src.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,"
+"         pg_catalog.sum(src.completion_tokens)::pg_catalog.int8 AS completion_tokens,"
+"         pg_catalog.sum(src.cost) AS cost,"
+"         pg_catalog.sum(src.latency_sum) AS latency_sum,"
+"         pg_catalog.sum(src.latency_count)::pg_catalog.int8 AS latency_count,"
+"         pg_catalog.sum(src.ttft_sum) AS ttft_sum,"
+"         pg_catalog.sum(src.ttft_count)::pg_catalog.int8 AS ttft_count,"
+"         pg_catalog.min(src.first_seen) AS first_seen,"
+"         pg_catalog.max(src.last_seen) AS last_seen,"
+"         NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x"
+"                      WHERE x.customer_identifier OPERATOR(pg_catalog.=) src.customer_identifier"
+"                        AND x.day OPERATOR(pg_catalog.=) src.day) AS new_day"
+"    FROM src WHERE $5"
+"   GROUP BY 1, 2),"
+" ins_cd AS ("
+"  INSERT INTO analytics.usage_customer_day AS u"
+"    (customer_identifier, day, requests, errors, prompt_tokens,"
+"     completion_tokens, cost)"
+"  SELECT cd.customer_identifier, cd.day, cd.requests, cd.errors,"
+"         cd.prompt_tokens, cd.completion_tokens, cd.cost FROM cd"
+"  ON CONFLICT (customer_identifier, day) DO UPDATE SET"
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost),"
+" ins_day AS ("
+"  INSERT INTO analytics.usage_day AS u"
+"    (day, active_users, requests, errors, prompt_tokens, completion_tokens, cost)"
+"  SELECT cd.day, pg_catalog.count(*) FILTER (WHERE cd.new_day),"
+"         pg_catalog.sum(cd.requests), pg_catalog.sum(cd.errors),"
+"         pg_catalog.sum(cd.prompt_tokens), pg_catalog.sum(cd.completion_tokens),"
+"         pg_catalog.sum(cd.cost)"
+"    FROM cd GROUP BY cd.day"
+"  ON CONFLICT (day) DO UPDATE SET"
+"    active_users = u.active_users OPERATOR(pg_catalog.+) EXCLUDED.active_users,"
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost),"
+" ins_c AS ("
+"  INSERT INTO analytics.usage_customer AS u"
+"    (customer_identifier, requests, errors, prompt_tokens, completion_tokens,"
+"     cost, latency_sum, latency_count, ttft_sum, ttft_count, first_seen,"
+"     last_seen, active_days)"
+"  SELECT cd.customer_identifier, pg_catalog.sum(cd.requests),"
+"         pg_catalog.sum(cd.errors), pg_catalog.sum(cd.prompt_tokens),"
+"         pg_catalog.sum(cd.completion_tokens), pg_catalog.sum(cd.cost),"
+"         pg_catalog.sum(cd.latency_sum), pg_catalog.sum(cd.latency_count),"
+"         pg_catalog.sum(cd.ttft_sum), pg_catalog.sum(cd.ttft_count),"
+"         pg_catalog.min(cd.first_seen), pg_catalog.max(cd.last_seen),"
+"         pg_catalog.count(*) FILTER (WHERE cd.new_day)"
+"    FROM cd GROUP BY cd.customer_identifier"
+"  ON CONFLICT (customer_identifier) DO UPDATE SET"
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost,"
+"    latency_sum = u.latency_sum OPERATOR(pg_catalog.+) EXCLUDED.latency_sum,"
+"    latency_count = u.latency_count OPERATOR(pg_catalog.+) EXCLUDED.latency_count,"
+"    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum,"
+"    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count,"
+"    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),"
+"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),"
+"    active_days = u.active_days OPERATOR(pg_catalog.+) EXCLUDED.active_days)"
 " SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
 
 /* The rollup state, read under the row lock. */
@@ -193,21 +271,24 @@ rollup_lock_state(RollupState *state)
 /*
  * rollup_fold_range
  *		Fold logs with id in (lo, hi] created at or after since into
- *		usage_daily by day in time zone tz; return the number of logs with a
- *		customer folded.  Inside SPI, with the rollup_state row locked.
+ *		usage_daily by day in time zone tz, and into the coarser rollups when
+ *		summaries is true; return the number of logs with a customer folded.
+ *		Inside SPI, with the rollup_state row locked.
  */
 static int64
-rollup_fold_range(int64 lo, int64 hi, const char *tz, TimestampTz since)
+rollup_fold_range(int64 lo, int64 hi, const char *tz, TimestampTz since,
+				  bool summaries)
 {
-	Oid			argtypes[4] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[4];
+	Oid			argtypes[5] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, BOOLOID};
+	Datum		values[5];
 	bool		isnull;
 
 	values[0] = Int64GetDatum(lo);
 	values[1] = Int64GetDatum(hi);
 	values[2] = CStringGetTextDatum(tz);
 	values[3] = TimestampTzGetDatum(since);
-	spi_run(fold_sql, 4, argtypes, values, NULL, SPI_OK_SELECT);
+	values[4] = BoolGetDatum(summaries);
+	spi_run(fold_sql, 5, argtypes, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -273,7 +354,7 @@ rollup_fold_chunk(int64 target, int64 *pass_folded, bool first)
 	{
 		hi = Min(state.watermark + ROLLUP_CHUNK_IDS, target);
 		*pass_folded += rollup_fold_range(state.watermark, hi, state.timezone,
-										  DT_NOBEGIN);
+										  DT_NOBEGIN, true);
 	}
 
 	values[0] = Int64GetDatum(hi);
@@ -471,7 +552,8 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
  *		SQL: analytics.set_timezone(timezone text) returns void.
  *
  * Validates the zone name, stores it (canonically spelled) in
- * rollup_state.timezone and rebuilds usage_daily from the retained logs.
+ * rollup_state.timezone and rebuilds usage_daily from the retained logs,
+ * then the coarser rollups from usage_daily.
  * Rollup days before rollup_state.retained_from (whose raw logs were
  * purged) are kept as they are; the logs from retained_from on are folded
  * again by days of the new zone, and retained_from moves to the start of
@@ -557,7 +639,14 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 	/* Fold the retained logs again, chunk by chunk, by the new zone's days. */
 	for (lo = 0; lo < state.watermark; lo += ROLLUP_CHUNK_IDS)
 		(void) rollup_fold_range(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
-								 canonical, since);
+								 canonical, since, false);
+
+	/*
+	 * Per-customer totals do not depend on the zone, but active days and the
+	 * per-day rollups do: rebuild the coarser rollups from usage_daily.
+	 */
+	spi_run("SELECT analytics._rollup_rebuild_summaries()", 0, NULL, NULL,
+			NULL, SPI_OK_SELECT);
 
 	{
 		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};

@@ -71,7 +71,7 @@ FROM (SELECT (date_trunc('day', now()) - interval '29 days')::text AS since,
     FROM analytics.logs WHERE created_at >= $since::timestamptz
     GROUP BY 1 ORDER BY 1 $$, 100.0),
  (5, 'active_users(since, until, ''week'')', 'analytics.active_users(', $$
-    SELECT * FROM analytics.active_users($since, $until, 'week') $$, $$
+    SELECT bucket_start, active_users FROM analytics.active_users($since, $until, 'week') $$, $$
     SELECT date_trunc('week', created_at AT TIME ZONE 'UTC')::date AS bucket,
            count(DISTINCT customer_identifier) AS active_users
     FROM analytics.logs

@@ -58,3 +58,118 @@ COMMENT ON COLUMN analytics.usage_daily.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics.usage_daily.last_seen IS 'Latest created_at.';
 CREATE INDEX usage_daily_day ON analytics.usage_daily (day);
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_daily', '');
+
+-- Coarser rollups, written by the same fold-in statement as usage_daily
+-- (rollup.c), so they always describe exactly the logs up to the
+-- watermark.  They let the views read one row per customer, per day, or per
+-- customer and day instead of aggregating usage_daily.  An "active day" is
+-- a (customer, day) pair with a usage_customer_day row: the fold counts the
+-- pairs it creates (those without a row before it) into
+-- usage_customer.active_days and usage_day.active_users.
+CREATE TABLE analytics.usage_customer_day (
+    customer_identifier text NOT NULL
+        REFERENCES analytics.customers ON DELETE CASCADE,
+    day date NOT NULL,
+    requests bigint NOT NULL DEFAULT 0,
+    errors bigint NOT NULL DEFAULT 0,
+    prompt_tokens bigint NOT NULL DEFAULT 0,
+    completion_tokens bigint NOT NULL DEFAULT 0,
+    cost numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (customer_identifier, day)
+);
+COMMENT ON TABLE analytics.usage_customer_day IS 'Usage per customer and calendar day (rollup time zone), all models: usage_daily summed over model, folded in with it.';
+COMMENT ON COLUMN analytics.usage_customer_day.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics.usage_customer_day.day IS 'Calendar day of created_at in the rollup time zone.';
+COMMENT ON COLUMN analytics.usage_customer_day.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics.usage_customer_day.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics.usage_customer_day.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics.usage_customer_day.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics.usage_customer_day.cost IS 'Sum of cost (USD, before markup).';
+CREATE INDEX usage_customer_day_day ON analytics.usage_customer_day (day);
+SELECT pg_catalog.pg_extension_config_dump('analytics.usage_customer_day', '');
+
+CREATE TABLE analytics.usage_customer (
+    customer_identifier text PRIMARY KEY
+        REFERENCES analytics.customers ON DELETE CASCADE,
+    requests bigint NOT NULL DEFAULT 0,
+    errors bigint NOT NULL DEFAULT 0,
+    prompt_tokens bigint NOT NULL DEFAULT 0,
+    completion_tokens bigint NOT NULL DEFAULT 0,
+    cost numeric NOT NULL DEFAULT 0,
+    latency_sum double precision NOT NULL DEFAULT 0,
+    latency_count bigint NOT NULL DEFAULT 0,
+    ttft_sum double precision NOT NULL DEFAULT 0,
+    ttft_count bigint NOT NULL DEFAULT 0,
+    first_seen timestamptz NOT NULL,
+    last_seen timestamptz NOT NULL,
+    active_days bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE analytics.usage_customer IS 'Usage per customer over all time: usage_daily summed per customer, folded in with it.';
+COMMENT ON COLUMN analytics.usage_customer.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics.usage_customer.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics.usage_customer.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics.usage_customer.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics.usage_customer.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics.usage_customer.cost IS 'Sum of cost (USD, before markup).';
+COMMENT ON COLUMN analytics.usage_customer.latency_sum IS 'Sum of non-null latency.';
+COMMENT ON COLUMN analytics.usage_customer.latency_count IS 'Logs with a latency.';
+COMMENT ON COLUMN analytics.usage_customer.ttft_sum IS 'Sum of non-null time_to_first_token.';
+COMMENT ON COLUMN analytics.usage_customer.ttft_count IS 'Logs with a time_to_first_token.';
+COMMENT ON COLUMN analytics.usage_customer.first_seen IS 'Earliest created_at.';
+COMMENT ON COLUMN analytics.usage_customer.last_seen IS 'Latest created_at.';
+COMMENT ON COLUMN analytics.usage_customer.active_days IS 'Calendar days (rollup time zone) with at least one log: the customer''s rows in usage_customer_day.';
+-- Descending orders of each top_users metric: the all-time value bounds the
+-- value over any window (metrics are sums of non-negative numbers).
+CREATE INDEX usage_customer_cost ON analytics.usage_customer (cost DESC);
+CREATE INDEX usage_customer_requests ON analytics.usage_customer (requests DESC);
+CREATE INDEX usage_customer_tokens ON analytics.usage_customer ((prompt_tokens + completion_tokens) DESC);
+SELECT pg_catalog.pg_extension_config_dump('analytics.usage_customer', '');
+
+CREATE TABLE analytics.usage_day (
+    day date PRIMARY KEY,
+    active_users bigint NOT NULL DEFAULT 0,
+    requests bigint NOT NULL DEFAULT 0,
+    errors bigint NOT NULL DEFAULT 0,
+    prompt_tokens bigint NOT NULL DEFAULT 0,
+    completion_tokens bigint NOT NULL DEFAULT 0,
+    cost numeric NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE analytics.usage_day IS 'Usage per calendar day (rollup time zone), all customers: usage_customer_day summed per day, folded in with it. Rows of a deleted customer are subtracted by a trigger on usage_customer_day.';
+COMMENT ON COLUMN analytics.usage_day.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics.usage_day.active_users IS 'Customers with at least one log that day: rows of usage_customer_day for the day.';
+COMMENT ON COLUMN analytics.usage_day.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics.usage_day.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics.usage_day.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics.usage_day.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics.usage_day.cost IS 'Sum of cost (USD, before markup).';
+SELECT pg_catalog.pg_extension_config_dump('analytics.usage_day', '');
+
+-- A customer's rows of usage_customer_day leave (delete_customer, or the
+-- cascade of any deletion of a customer): take them out of usage_day too,
+-- and drop the days left without a customer.  Statement level, so one
+-- UPDATE per deleting statement.
+CREATE FUNCTION analytics._usage_customer_day_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    UPDATE analytics.usage_day d
+       SET active_users = d.active_users - o.active_users,
+           requests = d.requests - o.requests,
+           errors = d.errors - o.errors,
+           prompt_tokens = d.prompt_tokens - o.prompt_tokens,
+           completion_tokens = d.completion_tokens - o.completion_tokens,
+           cost = d.cost - o.cost
+      FROM (SELECT x.day, count(*) AS active_users, sum(x.requests) AS requests,
+                   sum(x.errors) AS errors, sum(x.prompt_tokens) AS prompt_tokens,
+                   sum(x.completion_tokens) AS completion_tokens, sum(x.cost) AS cost
+              FROM old_rows x GROUP BY x.day) o
+     WHERE d.day OPERATOR(pg_catalog.=) o.day;
+    DELETE FROM analytics.usage_day d WHERE d.active_users OPERATOR(pg_catalog.<=) 0;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION analytics._usage_customer_day_deleted() IS
+    'Internal: trigger keeping usage_day equal to usage_customer_day summed per day when rows of the latter are deleted.';
+CREATE TRIGGER usage_customer_day_deleted
+    AFTER DELETE ON analytics.usage_customer_day
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION analytics._usage_customer_day_deleted();

@@ -4,7 +4,7 @@
 CREATE FUNCTION analytics.rollup_now() RETURNS bigint
     AS 'MODULE_PATHNAME', 'rollup_now' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION analytics.rollup_now() IS
-    'Folds every committed log not yet rolled up into usage_daily, in the calling (READ COMMITTED) transaction; returns how many logs with a customer it folded.';
+    'Folds every committed log not yet rolled up into usage_daily and the coarser rollups, in the calling (READ COMMITTED) transaction; returns how many logs with a customer it folded.';
 
 CREATE FUNCTION analytics.purge_logs(older_than timestamptz) RETURNS bigint
     AS 'MODULE_PATHNAME', 'rollup_purge_logs' LANGUAGE C VOLATILE
@@ -23,7 +23,7 @@ REVOKE ALL ON FUNCTION analytics.delete_customer(text) FROM PUBLIC;
 CREATE FUNCTION analytics.set_timezone(timezone text) RETURNS void
     AS 'MODULE_PATHNAME', 'rollup_set_timezone' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION analytics.set_timezone(text) IS
-    'Sets the time zone whose calendar days rollups and budget periods use, and rebuilds usage_daily from the retained raw logs; days of purged logs stay as they were.';
+    'Sets the time zone whose calendar days rollups and budget periods use, and rebuilds usage_daily from the retained raw logs (days of purged logs stay as they were), then usage_customer_day, usage_day and usage_customer from usage_daily.';
 
 CREATE VIEW analytics.status AS
 SELECT s.watermark,
@@ -45,3 +45,37 @@ COMMENT ON COLUMN analytics.status.last_pass_folded IS 'How many logs the last p
 COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup background worker is connected to this database.';
 COMMENT ON COLUMN analytics.status.timezone IS 'Time zone whose calendar days the rollups use.';
 COMMENT ON COLUMN analytics.status.retained_from IS 'Rollup days from here on are backed by raw logs; earlier days include purged logs. Null: nothing purged yet.';
+
+-- Rebuild usage_customer_day, usage_day and usage_customer from usage_daily
+-- (set_timezone calls it after refolding usage_daily by the new zone's
+-- days).  The caller holds the rollup_state row lock, so no fold runs
+-- meanwhile.
+CREATE FUNCTION analytics._rollup_rebuild_summaries() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, analytics AS $$
+DELETE FROM analytics.usage_day;
+DELETE FROM analytics.usage_customer_day;
+DELETE FROM analytics.usage_customer;
+INSERT INTO analytics.usage_customer_day
+       (customer_identifier, day, requests, errors, prompt_tokens, completion_tokens, cost)
+SELECT d.customer_identifier, d.day, sum(d.requests), sum(d.errors), sum(d.prompt_tokens),
+       sum(d.completion_tokens), sum(d.cost)
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier, d.day;
+INSERT INTO analytics.usage_day
+       (day, active_users, requests, errors, prompt_tokens, completion_tokens, cost)
+SELECT x.day, count(*), sum(x.requests), sum(x.errors), sum(x.prompt_tokens),
+       sum(x.completion_tokens), sum(x.cost)
+  FROM analytics.usage_customer_day x
+ GROUP BY x.day;
+INSERT INTO analytics.usage_customer
+       (customer_identifier, requests, errors, prompt_tokens, completion_tokens, cost,
+        latency_sum, latency_count, ttft_sum, ttft_count, first_seen, last_seen, active_days)
+SELECT d.customer_identifier, sum(d.requests), sum(d.errors), sum(d.prompt_tokens),
+       sum(d.completion_tokens), sum(d.cost), sum(d.latency_sum), sum(d.latency_count),
+       sum(d.ttft_sum), sum(d.ttft_count), min(d.first_seen), max(d.last_seen),
+       count(DISTINCT d.day)
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier;
+$$;
+COMMENT ON FUNCTION analytics._rollup_rebuild_summaries() IS
+    'Internal: rebuilds usage_customer_day, usage_day and usage_customer from usage_daily.';

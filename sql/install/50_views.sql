@@ -148,6 +148,46 @@ $$;
 COMMENT ON FUNCTION analytics._period_spend(text, timestamptz, timestamptz, numeric) IS
     'Internal: billed cost of a customer''s logs created in [since, until), from the raw logs.';
 
+-- The pending logs per customer and day, with whether the pair is a new
+-- active day (no usage_customer_day row yet).  SQL, so the planner inlines
+-- it; the NOT EXISTS reads usage_customer_day in the caller's snapshot, the
+-- one _pending_usage() reads the watermark in.
+CREATE FUNCTION analytics._pending_customer_day()
+RETURNS TABLE (customer_identifier text, day date, requests bigint, errors bigint,
+               prompt_tokens bigint, completion_tokens bigint, cost numeric,
+               new_day boolean)
+LANGUAGE sql STABLE ROWS 1000 AS $$
+SELECT p.customer_identifier, p.day, sum(p.requests)::bigint, sum(p.errors)::bigint,
+       sum(p.prompt_tokens)::bigint, sum(p.completion_tokens)::bigint, sum(p.cost),
+       NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
+                    WHERE x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                      AND x.day OPERATOR(pg_catalog.=) p.day)
+  FROM analytics._pending_usage() p
+ GROUP BY p.customer_identifier, p.day
+$$;
+COMMENT ON FUNCTION analytics._pending_customer_day() IS
+    'Internal: the logs above the rollup watermark per customer and day, and whether the customer had no rollup row for that day yet.';
+
+-- usage_customer_day plus the logs not folded in yet, in its shape.  A
+-- (customer, day) may appear twice: callers sum.
+CREATE VIEW analytics._usage_customer_day_live AS
+SELECT x.customer_identifier, x.day, x.requests, x.errors, x.prompt_tokens,
+       x.completion_tokens, x.cost
+  FROM analytics.usage_customer_day x
+UNION ALL
+SELECT p.customer_identifier, p.day, p.requests, p.errors, p.prompt_tokens,
+       p.completion_tokens, p.cost
+  FROM analytics._pending_customer_day() p;
+COMMENT ON VIEW analytics._usage_customer_day_live IS
+    'Internal: usage_customer_day plus the logs not folded in yet, same columns; a (customer, day) may appear in two rows, sum them.';
+COMMENT ON COLUMN analytics._usage_customer_day_live.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics._usage_customer_day_live.day IS 'Calendar day of created_at in the rollup time zone.';
+COMMENT ON COLUMN analytics._usage_customer_day_live.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_customer_day_live.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_customer_day_live.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_customer_day_live.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_customer_day_live.cost IS 'Sum of cost (USD, before markup).';
+
 -- The model with the most requests in a group, ties to the first name in
 -- sort order (C, views.c): one pass over the rollups for analytics.users.
 CREATE FUNCTION analytics._top_model_step(internal, text, bigint) RETURNS internal
@@ -166,25 +206,47 @@ CREATE AGGREGATE analytics._top_model(text, bigint) (
 COMMENT ON AGGREGATE analytics._top_model(text, bigint) IS
     'Internal: the model with the most requests (summed per model), ties to the first name in sort order.';
 
+-- A customer's top model: its usage_daily rows plus the pending
+-- (model, requests) pairs the caller passes.  Marked expensive so that a
+-- query over analytics.users with ORDER BY ... LIMIT computes it only for
+-- the rows it returns.
+CREATE FUNCTION analytics._customer_top_model(customer text, pending_models text[],
+                                              pending_requests bigint[])
+RETURNS text LANGUAGE sql STABLE COST 10000 AS $$
+SELECT analytics._top_model(m.model, m.requests)
+  FROM (SELECT d.model, d.requests FROM analytics.usage_daily d
+         WHERE d.customer_identifier OPERATOR(pg_catalog.=) customer
+        UNION ALL
+        SELECT t.model, t.requests FROM unnest(pending_models, pending_requests) t(model, requests)) m
+$$;
+COMMENT ON FUNCTION analytics._customer_top_model(text, text[], bigint[]) IS
+    'Internal: a customer''s model with the most requests, from usage_daily plus the given pending (model, requests) pairs.';
+
+-- One row per customer: usage_customer (all the folded logs) plus the
+-- pending logs aggregated per customer; a pending (customer, day) without a
+-- usage_customer_day row is one more active day.
 CREATE VIEW analytics.users AS
 SELECT c.customer_identifier,
        c.name,
        c.email,
        c.metadata,
        c.created_at,
-       u.first_seen,
-       u.last_active,
-       coalesce(u.active_days, 0) AS active_days,
-       coalesce(u.requests, 0) AS requests,
-       coalesce(u.errors, 0) AS errors,
-       coalesce(u.prompt_tokens, 0) AS prompt_tokens,
-       coalesce(u.completion_tokens, 0) AS completion_tokens,
-       coalesce(u.prompt_tokens + u.completion_tokens, 0) AS total_tokens,
-       coalesce(u.cost, 0) AS cost,
-       coalesce(u.cost, 0) * (1 + c.markup_percentage / 100) AS billed_cost,
-       u.latency_sum / nullif(u.latency_count, 0) AS avg_latency,
-       u.ttft_sum / nullif(u.ttft_count, 0) AS avg_ttft,
-       u.top_model,
+       LEAST(u.first_seen, p.first_seen) AS first_seen,
+       GREATEST(u.last_seen, p.last_seen) AS last_active,
+       coalesce(u.active_days, 0) + coalesce(p.new_days, 0) AS active_days,
+       coalesce(u.requests, 0) + coalesce(p.requests, 0) AS requests,
+       coalesce(u.errors, 0) + coalesce(p.errors, 0) AS errors,
+       coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0) AS prompt_tokens,
+       coalesce(u.completion_tokens, 0) + coalesce(p.completion_tokens, 0) AS completion_tokens,
+       coalesce(u.prompt_tokens + u.completion_tokens, 0)
+           + coalesce(p.prompt_tokens + p.completion_tokens, 0) AS total_tokens,
+       coalesce(u.cost, 0) + coalesce(p.cost, 0) AS cost,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS billed_cost,
+       (coalesce(u.latency_sum, 0) + coalesce(p.latency_sum, 0))
+           / nullif(coalesce(u.latency_count, 0) + coalesce(p.latency_count, 0), 0) AS avg_latency,
+       (coalesce(u.ttft_sum, 0) + coalesce(p.ttft_sum, 0))
+           / nullif(coalesce(u.ttft_count, 0) + coalesce(p.ttft_count, 0), 0) AS avg_ttft,
+       analytics._customer_top_model(c.customer_identifier, p.models, p.model_requests) AS top_model,
        c.period_budget,
        c.budget_duration,
        (analytics._period_bounds(c.period_start, c.budget_duration, now(),
@@ -199,26 +261,32 @@ SELECT c.customer_identifier,
                                      (SELECT s.timezone FROM analytics.rollup_state s)))[2],
            c.markup_percentage) AS period_spend,
        c.total_budget,
-       coalesce(u.cost, 0) * (1 + c.markup_percentage / 100) AS total_spend,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
        c.blocked
   FROM analytics.customers c
+  LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
   LEFT JOIN (SELECT g.customer_identifier,
                     min(g.first_seen) AS first_seen,
-                    max(g.last_seen) AS last_active,
-                    count(DISTINCT g.day) AS active_days,
+                    max(g.last_seen) AS last_seen,
+                    count(DISTINCT g.day) FILTER (WHERE g.new_day) AS new_days,
                     sum(g.requests)::bigint AS requests,
                     sum(g.errors)::bigint AS errors,
                     sum(g.prompt_tokens)::bigint AS prompt_tokens,
                     sum(g.completion_tokens)::bigint AS completion_tokens,
                     sum(g.cost) AS cost,
                     sum(g.latency_sum) AS latency_sum,
-                    sum(g.latency_count) AS latency_count,
+                    sum(g.latency_count)::bigint AS latency_count,
                     sum(g.ttft_sum) AS ttft_sum,
-                    sum(g.ttft_count) AS ttft_count,
-                    analytics._top_model(g.model, g.requests) AS top_model
-               FROM analytics._usage_live g
-              GROUP BY g.customer_identifier) u
-         ON u.customer_identifier = c.customer_identifier;
+                    sum(g.ttft_count)::bigint AS ttft_count,
+                    array_agg(g.model) AS models,
+                    array_agg(g.requests) AS model_requests
+               FROM (SELECT q.*,
+                            NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
+                                         WHERE x.customer_identifier OPERATOR(pg_catalog.=) q.customer_identifier
+                                           AND x.day OPERATOR(pg_catalog.=) q.day) AS new_day
+                       FROM analytics._pending_usage() q) g
+              GROUP BY g.customer_identifier) p
+         ON p.customer_identifier = c.customer_identifier;
 
 COMMENT ON VIEW analytics.users IS
     'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs).';
@@ -250,12 +318,46 @@ COMMENT ON COLUMN analytics.users.total_spend IS 'USD, billed cost over all time
 COMMENT ON COLUMN analytics.users.blocked IS 'True when the customer''s new logs are rejected.';
 
 -- Customers ranked by a metric over the days overlapping [since, until).
+--
+-- With n given, the threshold algorithm (exact): a customer's all-time
+-- value (usage_customer, indexed in descending order) bounds its value over
+-- any window, every metric being a sum of non-negative numbers.  Take the k
+-- customers with the highest all-time values plus every customer with
+-- pending logs in the window, compute their window values; if n of them are
+-- active in the window, the n-th best value T is a lower bound of the n-th
+-- best overall, so only customers whose all-time value is at least T (an
+-- index range scan) and the pending ones can be in the first n rows or
+-- rank above one of them.  Their window values, ranked, give the answer:
+-- a row's rank counts the customers with a strictly higher value, all of
+-- which are candidates; ties at the n-th value are all candidates too, so
+-- the order by customer_identifier among them is the same.  Otherwise k
+-- grows; when every customer was taken, or n is null, every customer
+-- active in the window is computed: from its usage_customer_day rows in the
+-- window, or, when fewer rows lie outside the window than inside, from its
+-- all-time totals minus its rows outside (numeric and integer sums, so the
+-- difference is exact).  The metric picks one of three fixed expressions
+-- pasted into the query text (never a value: values are parameters).
 CREATE FUNCTION analytics.top_users(since timestamptz, until timestamptz,
                                     metric text DEFAULT 'cost', n integer DEFAULT 10)
 RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
                requests bigint, total_tokens bigint, cost numeric)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 #variable_conflict use_column
+DECLARE
+    d0 date;
+    d1 date;
+    a_expr text;
+    u_expr text;
+    u_type text;
+    pend text[];
+    top text[];
+    k integer;
+    found_n bigint := 0;
+    threshold numeric;
+    rows_in numeric;
+    rows_out numeric;
+    n_customers numeric;
+    has_pending boolean;
 BEGIN
     IF metric IS NULL OR metric NOT IN ('cost', 'requests', 'tokens') THEN
         PERFORM analytics._argument_error('metric', metric, 'cost, requests or tokens');
@@ -263,6 +365,116 @@ BEGIN
     IF n < 0 THEN
         PERFORM analytics._argument_error('n', n::text, 'a number of rows, at least 0, or null for all');
     END IF;
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    -- One snapshot for every statement (STABLE): the rollups, the
+    -- watermark and the zone read below all agree.
+    SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date,
+           ((coalesce(until, 'infinity') AT TIME ZONE s.timezone) - interval '1 microsecond')::date + 1
+      INTO d0, d1
+      FROM analytics.rollup_state s;
+    a_expr := CASE metric WHEN 'cost' THEN 'a.cost' WHEN 'requests' THEN 'a.requests'
+                          ELSE 'a.total_tokens' END;
+    u_expr := CASE metric WHEN 'cost' THEN 'u.cost' WHEN 'requests' THEN 'u.requests'
+                          ELSE '(u.prompt_tokens + u.completion_tokens)' END;
+    u_type := CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END;
+
+    IF n IS NOT NULL THEN
+        -- Any log above the watermark (max(id) reads one index entry).
+        has_pending := coalesce((SELECT max(l.id) FROM analytics.logs l)
+                                > (SELECT s.watermark FROM analytics.rollup_state s), false);
+        -- The customers with pending logs in the window (and a customers
+        -- row, like every customer of usage_customer: the ranking joins
+        -- customers).
+        pend := CASE WHEN has_pending
+                     THEN ARRAY(SELECT DISTINCT p.customer_identifier
+                                  FROM analytics._pending_customer_day() p
+                                  JOIN analytics.customers c
+                                    ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                                 WHERE p.day >= d0 AND p.day < d1)
+                     ELSE '{}' END;
+        k := n;
+        LOOP
+            EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+                           'ORDER BY %s DESC LIMIT $1)', u_expr)
+               INTO top USING k;
+            EXECUTE format('SELECT count(*), min(t.v) FROM (SELECT %s AS v '
+                           'FROM analytics._usage_window($1, $2, $3, $5) a ORDER BY 1 DESC LIMIT $4) t',
+                           a_expr)
+               INTO found_n, threshold USING top || pend, d0, d1, n, has_pending;
+            EXIT WHEN found_n >= n OR cardinality(top) < k OR k >= 1000000;
+            k := k * 4;
+        END LOOP;
+    END IF;
+
+    IF found_n >= n THEN
+        EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+                       'WHERE %s >= $1::%s)', u_expr, u_type)
+           INTO top USING threshold;
+        -- Every candidate has a customers row (see pend above), so the
+        -- join can come after the LIMIT.
+        RETURN QUERY EXECUTE format(
+            'SELECT r.rank, r.customer_identifier, c.name, c.email, '
+            '       r.requests, r.total_tokens, r.cost '
+            '  FROM (SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
+            '               a.requests, a.total_tokens, a.cost '
+            '          FROM analytics._usage_window($1, $2, $3, $5) a '
+            '         ORDER BY 1, a.customer_identifier '
+            '         LIMIT $4) r '
+            '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
+            ' ORDER BY r.rank, r.customer_identifier', a_expr)
+        USING top || pend, d0, d1, n, has_pending;
+        RETURN;
+    END IF;
+
+    -- Every customer active in the window: either its usage_customer_day
+    -- rows of the window, or its all-time totals minus its rows outside
+    -- the window, whichever reads fewer rows (usage_day.active_users counts
+    -- the rows of each day).  Plus the pending logs of the window.
+    SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0),
+           coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
+      INTO rows_in, rows_out
+      FROM analytics.usage_day d;
+    SELECT greatest(r.reltuples, 0) INTO n_customers
+      FROM pg_catalog.pg_class r
+     WHERE r.oid = 'analytics.usage_customer'::pg_catalog.regclass;
+    IF rows_out + n_customers < rows_in THEN
+        RETURN QUERY
+        SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
+                                                 WHEN 'requests' THEN a.requests
+                                                 ELSE a.total_tokens END DESC),
+               a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
+          FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
+                       coalesce(u.requests, 0) - coalesce(o.requests, 0)
+                           + coalesce(p.requests, 0) AS requests,
+                       coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
+                           + coalesce(p.total_tokens, 0) AS total_tokens,
+                       coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
+                  FROM analytics.usage_customer u
+                  LEFT JOIN (SELECT x.customer_identifier,
+                                    sum(x.requests)::bigint AS requests,
+                                    sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
+                                    sum(x.cost) AS cost
+                               FROM analytics.usage_customer_day x
+                              WHERE x.day < d0 OR x.day >= d1
+                              GROUP BY x.customer_identifier) o
+                         ON o.customer_identifier = u.customer_identifier
+                  FULL JOIN (SELECT q.customer_identifier,
+                                    sum(q.requests)::bigint AS requests,
+                                    sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
+                                    sum(q.cost) AS cost
+                               FROM analytics._pending_customer_day() q
+                              WHERE q.day >= d0 AND q.day < d1
+                              GROUP BY q.customer_identifier) p
+                         ON p.customer_identifier = u.customer_identifier) a
+          JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
+         WHERE a.requests > 0
+         ORDER BY 1, a.customer_identifier
+         LIMIT n;
+        RETURN;
+    END IF;
+
     RETURN QUERY
     SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
                                              WHEN 'requests' THEN a.requests
@@ -272,12 +484,8 @@ BEGIN
                    sum(u.requests)::bigint AS requests,
                    sum(u.prompt_tokens + u.completion_tokens)::bigint AS total_tokens,
                    sum(u.cost) AS cost
-              FROM analytics._usage_live u
-             WHERE u.day >= (SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date
-                               FROM analytics.rollup_state s)
-               AND u.day < (SELECT ((coalesce(until, 'infinity') AT TIME ZONE s.timezone)
-                                    - interval '1 microsecond')::date + 1
-                              FROM analytics.rollup_state s)
+              FROM analytics._usage_customer_day_live u
+             WHERE u.day >= d0 AND u.day < d1
              GROUP BY u.customer_identifier) a
       JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
      ORDER BY 1, a.customer_identifier
@@ -286,6 +494,34 @@ END;
 $$;
 COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
     'The n customers with the most cost, requests or tokens over the calendar days (rollup time zone) overlapping [since, until); null n means all.';
+
+
+-- Window usage of the given customers: their usage_customer_day rows and,
+-- when with_pending, their pending logs of the days in [d0, d1), one row
+-- per customer with any.  By the primary key of usage_customer_day (one
+-- descent per customer).  A false with_pending (a constant when the caller
+-- passes it to EXECUTE) skips reading the pending logs.
+CREATE FUNCTION analytics._usage_window(customers text[], d0 date, d1 date,
+                                        with_pending boolean)
+RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE sql STABLE AS $$
+SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigint, sum(w.cost)
+  FROM (SELECT x.customer_identifier, x.requests,
+               x.prompt_tokens + x.completion_tokens AS total_tokens, x.cost
+          FROM analytics.usage_customer_day x
+         WHERE x.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+           AND x.day >= d0 AND x.day < d1
+        UNION ALL
+        SELECT p.customer_identifier, p.requests,
+               p.prompt_tokens + p.completion_tokens, p.cost
+          FROM analytics._pending_customer_day() p
+         WHERE with_pending
+           AND p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+           AND p.day >= d0 AND p.day < d1) w
+ GROUP BY w.customer_identifier
+$$;
+COMMENT ON FUNCTION analytics._usage_window(text[], date, date, boolean) IS
+    'Internal: requests, tokens and cost of the given customers over the days in [d0, d1), rollups plus (with_pending) the pending logs.';
 
 CREATE VIEW analytics.top_users AS
 SELECT t.rank, t.customer_identifier, t.name, t.email, t.requests, t.total_tokens, t.cost
@@ -303,13 +539,21 @@ COMMENT ON COLUMN analytics.top_users.requests IS 'Number of logs in the 30 days
 COMMENT ON COLUMN analytics.top_users.total_tokens IS 'Prompt plus completion tokens in the 30 days.';
 COMMENT ON COLUMN analytics.top_users.cost IS 'USD before markup in the 30 days.';
 
+-- usage_day plus the pending logs per day; a pending (customer, day)
+-- without a usage_customer_day row is one more active user that day.
 CREATE VIEW analytics.daily_active_users AS
-SELECT u.day,
-       count(DISTINCT u.customer_identifier) AS active_users,
-       sum(u.requests)::bigint AS requests,
-       sum(u.cost) AS cost
-  FROM analytics._usage_live u
- GROUP BY u.day;
+SELECT coalesce(d.day, p.day) AS day,
+       coalesce(d.active_users, 0) + coalesce(p.new_users, 0) AS active_users,
+       coalesce(d.requests, 0) + coalesce(p.requests, 0) AS requests,
+       coalesce(d.cost, 0) + coalesce(p.cost, 0) AS cost
+  FROM analytics.usage_day d
+  FULL JOIN (SELECT x.day,
+                    count(*) FILTER (WHERE x.new_day) AS new_users,
+                    sum(x.requests)::bigint AS requests,
+                    sum(x.cost) AS cost
+               FROM analytics._pending_customer_day() x
+              GROUP BY x.day) p
+         ON p.day = d.day;
 COMMENT ON VIEW analytics.daily_active_users IS
     'Per calendar day (rollup time zone) with any log: distinct customers, requests and cost. Filter on day.';
 COMMENT ON COLUMN analytics.daily_active_users.day IS 'Calendar day in the rollup time zone.';
@@ -317,28 +561,45 @@ COMMENT ON COLUMN analytics.daily_active_users.active_users IS 'Distinct custome
 COMMENT ON COLUMN analytics.daily_active_users.requests IS 'Number of logs of customers that day.';
 COMMENT ON COLUMN analytics.daily_active_users.cost IS 'USD before markup that day.';
 
--- Distinct customers per day, week (ISO, from Monday) or month.
+-- Distinct customers per day, week (ISO, from Monday) or month: days from
+-- daily_active_users, weeks and months counted distinct over
+-- usage_customer_day and the pending logs.
 CREATE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
                                        bucket text DEFAULT 'day')
 RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 #variable_conflict use_column
+DECLARE
+    d0 date;
+    d1 date;
 BEGIN
     IF bucket IS NULL OR bucket NOT IN ('day', 'week', 'month') THEN
         PERFORM analytics._argument_error('bucket', bucket, 'day, week or month');
     END IF;
+    -- One snapshot for every statement (STABLE).
+    SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date,
+           ((coalesce(until, 'infinity') AT TIME ZONE s.timezone) - interval '1 microsecond')::date + 1
+      INTO d0, d1
+      FROM analytics.rollup_state s;
+    IF bucket = 'day' THEN
+        RETURN QUERY
+        SELECT a.day, a.active_users, a.requests, a.cost
+          FROM analytics.daily_active_users a
+         WHERE a.day >= d0 AND a.day < d1
+         ORDER BY 1;
+        RETURN;
+    END IF;
+    -- Distinct (bucket, customer) pairs first (a hash aggregate), then
+    -- counted per bucket.
     RETURN QUERY
-    SELECT CASE bucket WHEN 'day' THEN u.day
-                       ELSE date_trunc(bucket, u.day::timestamp)::date END,
-           count(DISTINCT u.customer_identifier),
-           sum(u.requests)::bigint,
-           sum(u.cost)
-      FROM analytics._usage_live u
-     WHERE u.day >= (SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date
-                       FROM analytics.rollup_state s)
-       AND u.day < (SELECT ((coalesce(until, 'infinity') AT TIME ZONE s.timezone)
-                            - interval '1 microsecond')::date + 1
-                      FROM analytics.rollup_state s)
+    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost)
+      FROM (SELECT date_trunc(bucket, u.day::timestamp)::date AS b,
+                   u.customer_identifier,
+                   sum(u.requests) AS requests,
+                   sum(u.cost) AS cost
+              FROM analytics._usage_customer_day_live u
+             WHERE u.day >= d0 AND u.day < d1
+             GROUP BY 1, 2) g
      GROUP BY 1
      ORDER BY 1;
 END;
@@ -346,15 +607,23 @@ $$;
 COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
     'Distinct customers, requests and cost per day, week (from Monday) or month, over the calendar days (rollup time zone) overlapping [since, until); buckets without logs are left out.';
 
+-- usage_customer_day rows without pending logs, and the pending (customer,
+-- day) pairs with their folded part added: one row per customer and day
+-- either way.  Quals on day and customer_identifier reach both arms.
 CREATE VIEW analytics.cost_by_user AS
-SELECT u.day,
-       u.customer_identifier,
-       sum(u.requests)::bigint AS requests,
-       sum(u.prompt_tokens)::bigint AS prompt_tokens,
-       sum(u.completion_tokens)::bigint AS completion_tokens,
-       sum(u.cost) AS cost
-  FROM analytics._usage_live u
- GROUP BY u.day, u.customer_identifier;
+SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens, x.cost
+  FROM analytics.usage_customer_day x
+ WHERE NOT EXISTS (SELECT 1 FROM analytics._pending_customer_day() p
+                    WHERE p.customer_identifier = x.customer_identifier AND p.day = x.day)
+UNION ALL
+SELECT p.day, p.customer_identifier,
+       p.requests + coalesce(x.requests, 0),
+       p.prompt_tokens + coalesce(x.prompt_tokens, 0),
+       p.completion_tokens + coalesce(x.completion_tokens, 0),
+       p.cost + coalesce(x.cost, 0)
+  FROM analytics._pending_customer_day() p
+  LEFT JOIN analytics.usage_customer_day x
+         ON x.customer_identifier = p.customer_identifier AND x.day = p.day;
 COMMENT ON VIEW analytics.cost_by_user IS
     'LLM usage per calendar day (rollup time zone) and customer. Filter on day and customer_identifier.';
 COMMENT ON COLUMN analytics.cost_by_user.day IS 'Calendar day in the rollup time zone.';
