@@ -241,7 +241,7 @@ BEGIN
     RETURN NEXT;
     item := 'top_users view';
     mismatches := pg_temp.diff('SELECT * FROM analytics.top_users',
-        format('SELECT * FROM pg_temp.raw_top_users(((now() AT TIME ZONE %L)::date - 29)::timestamp AT TIME ZONE %L, now(), %L, NULL)',
+        format('SELECT * FROM pg_temp.raw_top_users(((now() AT TIME ZONE %L)::date - 29)::timestamp AT TIME ZONE %L, now(), %L, 10)',
                tz, tz, 'cost'));
     RETURN NEXT;
     FOREACH w IN ARRAY win LOOP

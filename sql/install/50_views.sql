@@ -528,9 +528,9 @@ SELECT t.rank, t.customer_identifier, t.name, t.email, t.requests, t.total_token
   FROM analytics.top_users(
            (SELECT ((now() AT TIME ZONE s.timezone)::date - 29)::timestamp AT TIME ZONE s.timezone
               FROM analytics.rollup_state s),
-           now(), 'cost', NULL) t;
+           now(), 'cost', 10) t;
 COMMENT ON VIEW analytics.top_users IS
-    'Customers active in the last 30 calendar days (today and the 29 before, rollup time zone), ranked by cost.';
+    'The 10 customers with the highest cost in the last 30 calendar days (today and the 29 before, rollup time zone), in (rank, customer_identifier) order; analytics.top_users(since, until, metric, n) gives other windows, metrics and counts.';
 COMMENT ON COLUMN analytics.top_users.rank IS 'Rank by cost, 1 for the highest; equal costs share a rank.';
 COMMENT ON COLUMN analytics.top_users.customer_identifier IS 'The customer.';
 COMMENT ON COLUMN analytics.top_users.name IS 'Display name.';
