@@ -1,17 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * views.c
- *	  C behind the views of analytics: budget period arithmetic and the
- *	  aggregate that picks a customer's top model.
+ *	  C behind the views of analytics: the views' face of the budget period
+ *	  arithmetic and the aggregate that picks a customer's top model.
  *
  * The current budget period of a customer is [anchor + k*d, anchor +
- * (k+1)*d) containing a given instant, d being one day, seven days, one
- * month or one year.  The arithmetic is calendar arithmetic on local time
- * in the rollup time zone (timestamp without time zone): anchor + k months
- * is computed in one step, so an anchor on Jan 31 gives Feb 28 (29), Mar
- * 31, Apr 30, and a daily period keeps its local start time across a
- * daylight saving change.
- *
+ * (k+1)*d) containing a given instant, computed by budget_period_compute()
+ * (budget.c), the same arithmetic the budget trigger uses.
  * analytics.users calls analytics._period_bounds() for every row it returns,
  * so this is C: a few microseconds per call.  It reads no table and takes
  * no lock; the caller passes the time zone (rollup_state.timezone, read
@@ -37,6 +32,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "budget.h"
 #include "views.h"
 
 PG_FUNCTION_INFO_V1(views_period_bounds);
@@ -59,115 +55,34 @@ typedef struct TopModelState
 } TopModelState;
 
 /*
- * local + k steps of (months, days), in timestamp-without-time-zone
- * arithmetic, as SQL's "local + k * interval" would compute it.
+ * views_duration_code
+ *		The budget.c code of a duration named by a view function's
+ *		argument; 22023 naming the argument otherwise.
  */
-static Timestamp
-views_local_step(Timestamp local, int64 k, int months, int days)
+static char
+views_duration_code(const char *duration)
 {
-	Interval	step;
-
-	step.time = 0;
-	step.day = (int32) (k * days);
-	step.month = (int32) (k * months);
-	return DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
-												 TimestampGetDatum(local),
-												 IntervalPGetDatum(&step)));
-}
-
-/*
- * views_current_period
- *		Bounds of the period [anchor + k*d, anchor + (k+1)*d) containing
- *		as_of, d being the budget duration (daily, weekly, monthly, yearly),
- *		computed on local time in the named time zone.
- *
- * Raises 22023 for an unknown duration or a non-finite instant, and the
- * usual error for an unknown time zone.  Reads nothing, locks nothing.
- */
-void
-views_current_period(TimestampTz anchor, const char *duration,
-					 TimestampTz as_of, const char *zone,
-					 TimestampTz *start, TimestampTz *end)
-{
-	Datum		zone_datum = CStringGetTextDatum(zone);
-	Timestamp	a;
-	Timestamp	t;
-	Timestamp	a_start;
-	Timestamp	a_end;
-	int			months = 0;
-	int			days = 0;
-	int64		k;
-
 	if (strcmp(duration, "daily") == 0)
-		days = 1;
-	else if (strcmp(duration, "weekly") == 0)
-		days = 7;
-	else if (strcmp(duration, "monthly") == 0)
-		months = 1;
-	else if (strcmp(duration, "yearly") == 0)
-		months = 12;
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for argument \"duration\""),
-				 errdetail("Got \"%s\".", duration),
-				 errhint("Use daily, weekly, monthly or yearly.")));
-	if (TIMESTAMP_NOT_FINITE(anchor) || TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for argument \"%s\"",
-						TIMESTAMP_NOT_FINITE(anchor) ? "anchor" : "as_of"),
-				 errdetail("Budget periods need finite timestamps.")));
-
-	a = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, zone_datum,
-											  TimestampTzGetDatum(anchor)));
-	t = DatumGetTimestamp(DirectFunctionCall2(timestamptz_zone, zone_datum,
-											  TimestampTzGetDatum(as_of)));
-	if (TIMESTAMP_NOT_FINITE(a) || TIMESTAMP_NOT_FINITE(t))
-		elog(ERROR, "time zone conversion gave a non-finite timestamp");
-
-	/* A first guess of k, then at most a step or two either way. */
-	if (months == 0)
-	{
-		int64		step = (int64) days * USECS_PER_DAY;
-		int64		diff = t - a;
-
-		k = diff / step;
-		if (diff % step != 0 && diff < 0)
-			k--;
-	}
-	else
-	{
-		struct pg_tm tm_a;
-		struct pg_tm tm_t;
-		fsec_t		fsec;
-
-		if (timestamp2tm(a, NULL, &tm_a, &fsec, NULL, NULL) != 0 ||
-			timestamp2tm(t, NULL, &tm_t, &fsec, NULL, NULL) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamp out of range")));
-		k = ((int64) (tm_t.tm_year - tm_a.tm_year) * 12 +
-			 (tm_t.tm_mon - tm_a.tm_mon)) / months;
-	}
-	while (views_local_step(a, k, months, days) > t)
-		k--;
-	while (views_local_step(a, k + 1, months, days) <= t)
-		k++;
-
-	a_start = views_local_step(a, k, months, days);
-	a_end = views_local_step(a, k + 1, months, days);
-	*start = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, zone_datum,
-													 TimestampGetDatum(a_start)));
-	*end = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, zone_datum,
-												   TimestampGetDatum(a_end)));
+		return 'd';
+	if (strcmp(duration, "weekly") == 0)
+		return 'w';
+	if (strcmp(duration, "monthly") == 0)
+		return 'm';
+	if (strcmp(duration, "yearly") == 0)
+		return 'y';
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for argument \"duration\""),
+			 errdetail("Got \"%s\".", duration),
+			 errhint("Use daily, weekly, monthly or yearly.")));
+	return 'm';					/* keep compiler quiet */
 }
 
 /*
  * analytics._period_bounds(anchor timestamptz, duration text,
  *							as_of timestamptz, zone text) returns timestamptz[]
- *		{start, end} of the budget period containing as_of; see
- *		views_current_period.  Strict; reads nothing, locks nothing.
+ *		{start, end} of the budget period containing as_of, by the same
+ *		arithmetic as the budget trigger (budget_period_compute).  Strict; reads nothing, locks nothing.
  */
 Datum
 views_period_bounds(PG_FUNCTION_ARGS)
@@ -175,12 +90,19 @@ views_period_bounds(PG_FUNCTION_ARGS)
 	TimestampTz anchor = PG_GETARG_TIMESTAMPTZ(0);
 	char	   *duration = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(2);
-	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	text	   *zone = PG_GETARG_TEXT_PP(3);
 	Datum		bounds[2];
 	TimestampTz start;
 	TimestampTz end;
 
-	views_current_period(anchor, duration, as_of, zone, &start, &end);
+	if (TIMESTAMP_NOT_FINITE(anchor) || TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for argument \"%s\"",
+						TIMESTAMP_NOT_FINITE(anchor) ? "anchor" : "as_of"),
+				 errdetail("Budget periods need finite timestamps.")));
+	budget_period_compute(anchor, views_duration_code(duration), as_of,
+						  zone, &start, &end);
 	bounds[0] = TimestampTzGetDatum(start);
 	bounds[1] = TimestampTzGetDatum(end);
 	PG_RETURN_ARRAYTYPE_P(construct_array(bounds, 2, TIMESTAMPTZOID,

@@ -1,17 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * views.h
- *	  C behind the views of analytics: budget period arithmetic.
+ *	  C behind the views of analytics.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef ANALYTICS_VIEWS_H
 #define ANALYTICS_VIEWS_H
 
-#include "datatype/timestamp.h"
-
-extern void views_current_period(TimestampTz anchor, const char *duration,
-								 TimestampTz as_of, const char *zone,
-								 TimestampTz *start, TimestampTz *end);
+/* The SQL-callable functions of views.c are reached through the fmgr. */
 
 #endif							/* ANALYTICS_VIEWS_H */
