@@ -19,7 +19,7 @@ else
 fi
 export RUN_AS
 
-PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib-15
+PACKAGES=(postgresql-15 postgresql-server-dev-15
 	libjson-c-dev pkg-config make gcc rsync)
 missing=()
 for p in "${PACKAGES[@]}"; do
