@@ -3,7 +3,8 @@
 # library: the worker runs in every database with the extension and in no
 # other, folds new logs without being called, comes back after being
 # terminated, and after a kill -9 of the server in the middle of ingest the
-# rollup plus the logs not yet folded equals the GROUP BY over the raw logs.
+# rollup plus the logs not yet folded, and the views, equal the GROUP BY over
+# the raw logs.
 # Needs PGBIN; runs as an unprivileged user; bounded to 90 seconds.
 set -euo pipefail
 
@@ -50,6 +51,29 @@ wait_for() {
 	done
 	return 1
 }
+
+# Rows where the views differ from the same GROUP BY over the raw logs (both
+# directions), whatever the worker has folded so far.
+VIEW_MISMATCHES="
+WITH dau AS (SELECT day, active_users, requests, cost FROM analytics.daily_active_users),
+raw_dau AS (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(DISTINCT customer_identifier),
+                   count(*), sum(cost)
+              FROM analytics.logs WHERE customer_identifier IS NOT NULL GROUP BY 1),
+cbu AS (SELECT day, customer_identifier, requests, prompt_tokens, completion_tokens, cost
+          FROM analytics.cost_by_user),
+raw_cbu AS (SELECT (created_at AT TIME ZONE 'UTC')::date, customer_identifier, count(*),
+                   sum(prompt_tokens), sum(completion_tokens), sum(cost)
+              FROM analytics.logs WHERE customer_identifier IS NOT NULL GROUP BY 1, 2),
+usr AS (SELECT customer_identifier, requests, cost FROM analytics.users),
+raw_usr AS (SELECT c.customer_identifier, count(l.id), coalesce(sum(l.cost), 0)
+              FROM analytics.customers c LEFT JOIN analytics.logs l USING (customer_identifier)
+             GROUP BY 1)
+SELECT (SELECT count(*) FROM (SELECT * FROM dau EXCEPT ALL SELECT * FROM raw_dau) a)
+     + (SELECT count(*) FROM (SELECT * FROM raw_dau EXCEPT ALL SELECT * FROM dau) a)
+     + (SELECT count(*) FROM (SELECT * FROM cbu EXCEPT ALL SELECT * FROM raw_cbu) a)
+     + (SELECT count(*) FROM (SELECT * FROM raw_cbu EXCEPT ALL SELECT * FROM cbu) a)
+     + (SELECT count(*) FROM (SELECT * FROM usr EXCEPT ALL SELECT * FROM raw_usr) a)
+     + (SELECT count(*) FROM (SELECT * FROM raw_usr EXCEPT ALL SELECT * FROM usr) a)"
 
 # Rows where usage_daily plus the logs above the watermark differ from the
 # GROUP BY over all raw logs.
@@ -186,6 +210,7 @@ for db in db_a db_b; do
 	wait_for "$db" "SELECT worker_running AND logs_pending = 0 FROM analytics.status" 30 ||
 		fail "$db: the worker did not catch up after the crash: $(q "$db" "SELECT * FROM analytics.status")"
 	[ "$(q "$db" "$MISMATCHES")" = 0 ] || fail "$db: usage_daily differs from the raw logs after the crash"
+	[ "$(q "$db" "$VIEW_MISMATCHES")" = 0 ] || fail "$db: the views differ from the raw logs after the crash"
 	[ "$(q "$db" "SELECT (SELECT sum(requests) FROM analytics.usage_daily) = (SELECT count(*) FROM analytics.logs)")" = t ] ||
 		fail "$db: requests counted differ from the number of logs"
 done
@@ -197,6 +222,7 @@ echo "logs in db_a: $after (>= $before seen during ingest)"
 q db_a "$INSERT_SQL"
 wait_for db_a "SELECT logs_pending = 0 FROM analytics.status" 15 || fail "no folding after the crash"
 [ "$(q db_a "$MISMATCHES")" = 0 ] || fail "db_a: usage_daily differs after post-crash ingest"
+[ "$(q db_a "$VIEW_MISMATCHES")" = 0 ] || fail "db_a: the views differ after post-crash ingest"
 
 # No pass failed along the way (a failing pass logs an ERROR and restarts).
 if grep -q "ERROR:" "$LOG"; then
