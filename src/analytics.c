@@ -21,7 +21,7 @@
 PG_MODULE_MAGIC;
 
 int			analytics_budget_enforcement = BUDGET_ENFORCEMENT_REJECT;
-int			analytics_rollup_interval = 1000;
+int			analytics_rollup_interval = 500;
 bool		analytics_worker_enabled = true;
 
 static const struct config_enum_entry budget_enforcement_options[] = {
@@ -51,10 +51,10 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("analytics.rollup_interval",
-							"Time between two passes of the rollup worker.",
+							"Time between the starts of two passes of the rollup worker.",
 							NULL,
 							&analytics_rollup_interval,
-							1000,
+							500,
 							10, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,

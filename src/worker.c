@@ -22,7 +22,8 @@
  *	pass	one fold-in pass (rollup.c): read the last id and wait for the
  *			writers that may hold ids up to it, then fold chunk by chunk,
  *			committing each chunk in its own short transaction.
- *	sleep	WaitLatch for analytics.rollup_interval (a SIGHUP re-reads the
+ *	sleep	WaitLatch for what is left of analytics.rollup_interval since the
+ *			pass started, none after a pass that took longer (a SIGHUP re-reads the
  *			settings and wakes it).
  *
  * An error in a pass ends the worker (exit code 1, the transaction is
@@ -500,6 +501,8 @@ worker_rollup_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext pass_context;
+	TimestampTz pass_start;
+	long		sleep_ms;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -526,6 +529,7 @@ worker_rollup_main(Datum main_arg)
 		if (!analytics_worker_enabled)
 			worker_exit_quietly();
 
+		pass_start = GetCurrentTimestamp();
 		if (!RecoveryInProgress())
 		{
 			MemoryContext old;
@@ -538,8 +542,15 @@ worker_rollup_main(Datum main_arg)
 			MemoryContextSwitchTo(old);
 		}
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 analytics_rollup_interval, PG_WAIT_EXTENSION);
+		/*
+		 * Passes start every rollup_interval: sleep what is left of it.  A
+		 * pass that took longer (a backlog) is followed at once by the next.
+		 */
+		sleep_ms = analytics_rollup_interval -
+			TimestampDifferenceMilliseconds(pass_start, GetCurrentTimestamp());
+		if (sleep_ms > 0)
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
