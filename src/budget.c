@@ -211,9 +211,13 @@ budget_period_compute(TimestampTz anchor, char duration, TimestampTz at,
 												   TimestampGetDatum(e)));
 }
 
-/* 'd', 'w', 'm' or 'y' for a budget_duration value; error otherwise. */
-static char
-budget_duration_code(const char *duration)
+/*
+ * budget_duration_code
+ *		'd', 'w', 'm' or 'y' for a duration name; 22023 naming `field`
+ *		otherwise.
+ */
+char
+budget_duration_code(const char *duration, const char *field)
 {
 	if (strcmp(duration, "daily") == 0)
 		return 'd';
@@ -225,7 +229,7 @@ budget_duration_code(const char *duration)
 		return 'y';
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid value for \"budget_duration\": \"%s\"", duration),
+			 errmsg("invalid value for \"%s\": \"%s\"", field, duration),
 			 errhint("Use daily, weekly, monthly or yearly.")));
 	return 'm';					/* keep compiler quiet */
 }
@@ -271,7 +275,7 @@ budget_period_bounds(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("budget periods need finite timestamps")));
 
-	budget_period_compute(anchor, budget_duration_code(duration), at,
+	budget_period_compute(anchor, budget_duration_code(duration, "budget_duration"), at,
 						  timezone, &start, &end);
 	values[0] = TimestampTzGetDatum(start);
 	values[1] = TimestampTzGetDatum(end);

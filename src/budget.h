@@ -46,6 +46,7 @@ extern void budget_check_log(const char *customer,
 							 const CustomerBudget *budget,
 							 TimestampTz created_at, Numeric cost);
 
+extern char budget_duration_code(const char *duration, const char *field);
 extern void budget_period_compute(TimestampTz anchor, char duration,
 								  TimestampTz at, text *timezone,
 								  TimestampTz *start, TimestampTz *end);

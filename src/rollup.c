@@ -71,6 +71,23 @@ PG_FUNCTION_INFO_V1(rollup_delete_customer);
 PG_FUNCTION_INFO_V1(rollup_set_timezone);
 
 /*
+ * The SET list shared by the upserts of usage_daily and usage_customer:
+ * add the new sums to the row's (aliased u).
+ */
+#define ROLLUP_ADD_SUMS \
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests," \
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors," \
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens," \
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens," \
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost," \
+"    latency_sum = u.latency_sum OPERATOR(pg_catalog.+) EXCLUDED.latency_sum," \
+"    latency_count = u.latency_count OPERATOR(pg_catalog.+) EXCLUDED.latency_count," \
+"    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum," \
+"    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count," \
+"    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen)," \
+"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)"
+
+/*
  * Fold the logs with id in ($1, $2], created at or after $4, into
  * usage_daily by calendar day in time zone $3; return how many logs with a
  * customer it folded.  A customer row removed by hand is created again, as
@@ -113,17 +130,8 @@ static const char *fold_sql =
 "     ttft_count, first_seen, last_seen)"
 "  SELECT * FROM src"
 "  ON CONFLICT (customer_identifier, day, model) DO UPDATE SET"
-"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
-"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
-"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
-"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
-"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost,"
-"    latency_sum = u.latency_sum OPERATOR(pg_catalog.+) EXCLUDED.latency_sum,"
-"    latency_count = u.latency_count OPERATOR(pg_catalog.+) EXCLUDED.latency_count,"
-"    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum,"
-"    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count,"
-"    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),"
-"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)),"
+ROLLUP_ADD_SUMS
+"),"
 " cd AS ("
 "  SELECT src.customer_identifier, src.day,"
 "         pg_catalog.sum(src.requests)::pg_catalog.int8 AS requests,"
@@ -183,17 +191,8 @@ static const char *fold_sql =
 "         pg_catalog.count(*) FILTER (WHERE cd.new_day)"
 "    FROM cd GROUP BY cd.customer_identifier"
 "  ON CONFLICT (customer_identifier) DO UPDATE SET"
-"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
-"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
-"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
-"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
-"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost,"
-"    latency_sum = u.latency_sum OPERATOR(pg_catalog.+) EXCLUDED.latency_sum,"
-"    latency_count = u.latency_count OPERATOR(pg_catalog.+) EXCLUDED.latency_count,"
-"    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum,"
-"    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count,"
-"    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),"
-"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),"
+ROLLUP_ADD_SUMS
+","
 "    active_days = u.active_days OPERATOR(pg_catalog.+) EXCLUDED.active_days)"
 " SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
 

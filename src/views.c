@@ -55,30 +55,6 @@ typedef struct TopModelState
 } TopModelState;
 
 /*
- * views_duration_code
- *		The budget.c code of a duration named by a view function's
- *		argument; 22023 naming the argument otherwise.
- */
-static char
-views_duration_code(const char *duration)
-{
-	if (strcmp(duration, "daily") == 0)
-		return 'd';
-	if (strcmp(duration, "weekly") == 0)
-		return 'w';
-	if (strcmp(duration, "monthly") == 0)
-		return 'm';
-	if (strcmp(duration, "yearly") == 0)
-		return 'y';
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid value for argument \"duration\""),
-			 errdetail("Got \"%s\".", duration),
-			 errhint("Use daily, weekly, monthly or yearly.")));
-	return 'm';					/* keep compiler quiet */
-}
-
-/*
  * analytics._period_bounds(anchor timestamptz, duration text,
  *							as_of timestamptz, zone text) returns timestamptz[]
  *		{start, end} of the budget period containing as_of, by the same
@@ -101,7 +77,7 @@ views_period_bounds(PG_FUNCTION_ARGS)
 				 errmsg("invalid value for argument \"%s\"",
 						TIMESTAMP_NOT_FINITE(anchor) ? "anchor" : "as_of"),
 				 errdetail("Budget periods need finite timestamps.")));
-	budget_period_compute(anchor, views_duration_code(duration), as_of,
+	budget_period_compute(anchor, budget_duration_code(duration, "duration"), as_of,
 						  zone, &start, &end);
 	bounds[0] = TimestampTzGetDatum(start);
 	bounds[1] = TimestampTzGetDatum(end);
