@@ -89,3 +89,13 @@ SELECT count(*) AS customers_after_errors FROM analytics.customers;
 UPDATE analytics.customers SET updated_at = '2000-01-01' WHERE customer_identifier = 'Customer_1';
 UPDATE analytics.customers SET name = 'Renamed' WHERE customer_identifier = 'Customer_1';
 SELECT updated_at > '2000-01-01' AS touched FROM analytics.customers WHERE customer_identifier = 'Customer_1';
+
+-- The identifier cannot change (logs and rollups refer to it), and customers
+-- leave only through delete_customer(), with their logs and rollups.
+UPDATE analytics.customers SET customer_identifier = 'renamed' WHERE customer_identifier = 'Customer_1';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM analytics.customers WHERE customer_identifier = 'Customer_1';
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE analytics.customers CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS customers_kept FROM analytics.customers;

@@ -19,10 +19,14 @@ UPDATE analytics.model_prices SET prompt_per_million = 2.75 WHERE model = 'gpt-4
 INSERT INTO analytics.model_prices VALUES ('my-finetune', 1, 2);
 -- A blocked customer with logs must restore.
 UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'user_3';
+-- Purged history (kept in the rollups) and its horizon must survive too.
+SELECT analytics.purge_logs('2026-01-02 06:00+00') > 0 AS purged;
 
 SELECT md5(string_agg(c::text, '|' ORDER BY customer_identifier)) AS customers_md5 FROM analytics.customers c \gset
 SELECT md5(string_agg(l::text, '|' ORDER BY id)) AS logs_md5 FROM analytics.logs l \gset
 SELECT md5(string_agg(p::text, '|' ORDER BY model)) AS prices_md5 FROM analytics.model_prices p \gset
+SELECT md5(string_agg(u::text, '|' ORDER BY customer_identifier, day, model)) AS usage_md5 FROM analytics.usage_daily u \gset
+SELECT watermark AS state_watermark, retained_from AS state_retained_from FROM analytics.rollup_state \gset
 SELECT count(*) AS customers, (SELECT count(*) FROM analytics.logs) AS logs FROM analytics.customers;
 
 \! pg_dump -Fc -f results/dump.dump contrib_regression
@@ -34,6 +38,9 @@ SELECT md5(string_agg(c::text, '|' ORDER BY customer_identifier)) = :'customers_
 SELECT md5(string_agg(l::text, '|' ORDER BY id)) = :'logs_md5' AS logs_kept FROM analytics.logs l;
 SELECT md5(string_agg(p::text, '|' ORDER BY model)) = :'prices_md5' AS prices_kept FROM analytics.model_prices p;
 SELECT count(*) AS state_rows FROM analytics.rollup_state;
+SELECT md5(string_agg(u::text, '|' ORDER BY customer_identifier, day, model)) = :'usage_md5' AS rollups_kept FROM analytics.usage_daily u;
+SELECT watermark = :'state_watermark' AS watermark_kept, retained_from = :'state_retained_from' AS retained_from_kept
+  FROM analytics.rollup_state;
 -- New logs continue the id sequence after the restored ones.
 INSERT INTO analytics.logs (customer_identifier, model) VALUES ('after_restore', 'gpt-4o');
 SELECT id > 500 AS id_continues FROM analytics.logs WHERE customer_identifier = 'after_restore';

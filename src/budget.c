@@ -93,7 +93,7 @@ static text *timezone_name = NULL;
 
 /* The settings whose change budget_customers_changed() serializes. */
 static const char *const budget_columns[] = {
-	"customer_identifier", "period_budget", "budget_duration", "period_start", "total_budget",
+	"period_budget", "budget_duration", "period_start", "total_budget",
 	"markup_percentage", "blocked"
 };
 
@@ -299,7 +299,8 @@ budget_timezone(void)
 
 		plan = analytics_prepare(&timezone_plan,
 							  "SELECT timezone FROM analytics.rollup_state", 0, NULL);
-		if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		/* Not read-only: a fresh snapshot, see customer_ensure in logs.c. */
+		if (SPI_execute_plan(plan, NULL, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read analytics.rollup_state");
 		if (SPI_processed == 1)
 			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -570,8 +571,9 @@ text_differs(const char *a, const char *b)
 
 /*
  * budget_customers_changed
- *		BEFORE UPDATE row trigger on analytics.customers.  When a budget
- *		setting (or the identifier) changes, call logs_customers_changing():
+ *		BEFORE UPDATE row trigger on analytics.customers.  Rejects a change
+ *		of the identifier.  When a budget setting changes, call
+ *		logs_customers_changing():
  *		it waits for every transaction writing logs and makes new writes wait
  *		until this transaction ends, so the change applies exactly from the
  *		next insert on.  Then delete the customer's counters when they may be
@@ -598,6 +600,14 @@ budget_customers_changed(PG_FUNCTION_ARGS)
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	oldtup = trigdata->tg_trigtuple;
 	newtup = trigdata->tg_newtuple;
+
+	if (text_differs(column_text(oldtup, tupdesc, "customer_identifier"),
+					 column_text(newtup, tupdesc, "customer_identifier")))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("customer_identifier of analytics.customers cannot be changed"),
+				 errdetail("Logs, rollups and budget counters refer to the customer by it."),
+				 errhint("Create the customer under the new identifier instead.")));
 
 	for (i = 0; i < lengthof(budget_columns); i++)
 		if (text_differs(column_text(oldtup, tupdesc, budget_columns[i]),

@@ -18,9 +18,9 @@
 #define ERRCODE_ANALYTICS_BLOCKED		MAKE_SQLSTATE('U', 'A', '0', '0', '3')
 
 /*
- * A customer's budget settings, as read (under a FOR KEY SHARE lock on the
- * customer's row) by the insert trigger.  Numerics live in the memory of the
- * transaction's customer cache.
+ * A customer's budget settings, as the insert trigger's customer cache holds
+ * them (logs.c): those of the last committed change.  Numerics live in the
+ * cache's memory.
  */
 typedef struct CustomerBudget
 {

@@ -24,9 +24,9 @@
  * it, and every value kept from it is copied into palloc'd memory first.
  * Nothing json-c allocated outlives the call.
  *
- * Locking and transactions: nothing of its own.  The trigger takes the
- * customer's FOR KEY SHARE lock; upsert_customer may update the customer's
- * row.  An error anywhere aborts the statement, so a failing call (and a
+ * Locking and transactions: nothing of its own.  The insert trigger does
+ * what any INSERT does (logs.c); upsert_customer may update the customer's
+ * row, and a budget change there waits for the other log writers.  An error anywhere aborts the statement, so a failing call (and a
  * failing payload of ingest_batch) records nothing.
  *
  *-------------------------------------------------------------------------

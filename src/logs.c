@@ -485,8 +485,15 @@ customer_ensure(const char *ident_str, Datum ident)
 	if (entry != NULL)
 		return &entry->budget;
 
+	/*
+	 * The latest snapshot, not the statement's: a COPY (or EXECUTE) takes
+	 * its snapshot before it waits for the lock on analytics.logs behind a
+	 * settings change, and must still read what that change committed.
+	 * While this transaction holds its lock no change can commit, so the
+	 * settings read now stay current until it ends.
+	 */
 	relations_resolve();
-	if (!customer_read(ident, GetActiveSnapshot(), &budget))
+	if (!customer_read(ident, GetLatestSnapshot(), &budget))
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		values[1] = {ident};
@@ -715,13 +722,20 @@ model_prices_changed(PG_FUNCTION_ARGS)
 /*
  * customers_removing
  *		BEFORE DELETE or TRUNCATE statement trigger on analytics.customers:
- *		sessions must forget the customers (see logs_customers_changing).
+ *		only delete_customer() may remove customers (with their logs and
+ *		rollups), and sessions must forget them (logs_customers_changing).
  */
 Datum
 customers_removing(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "customers_removing must be a trigger");
+	if (!logs_delete_allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESTRICT_VIOLATION),
+				 errmsg("customers cannot be deleted directly"),
+				 errdetail("Their logs and rollups must go with them."),
+				 errhint("Use analytics.delete_customer(customer_identifier).")));
 	logs_customers_changing();
 	return PointerGetDatum(NULL);
 }

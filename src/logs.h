@@ -10,8 +10,9 @@
 
 /*
  * Set (inside PG_TRY, reset in PG_FINALLY) by the functions that may remove
- * logs: purge_logs() and delete_customer().  The guard trigger rejects
- * DELETE and TRUNCATE of analytics.logs while it is false.
+ * logs or customers: purge_logs() and delete_customer().  The guard
+ * triggers reject DELETE and TRUNCATE of analytics.logs and
+ * analytics.customers while it is false.
  */
 extern bool logs_delete_allowed;
 

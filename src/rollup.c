@@ -41,9 +41,13 @@
  * trigger) never wait for it: no deadlock between folds and ingest, even
  * when a writer calls rollup_now() in its own transaction (WaitForLockers
  * ignores the caller's own locks).  Under the row lock a fold takes only
- * FOR KEY SHARE on customer rows (the foreign key of usage_daily), which
- * writers also hold.  delete_customer() and set_timezone() take the row
- * lock first; purge_logs() keeps it from its fold to the end.
+ * FOR KEY SHARE on customer rows (the foreign key of usage_daily).
+ * delete_customer() and set_timezone() first take SHARE ROW EXCLUSIVE on
+ * logs (logs_customers_changing), then the row lock; purge_logs() first
+ * takes ROW EXCLUSIVE on logs (for its DELETE), then folds and keeps the
+ * row lock to the end.  Taking the table lock before the row lock
+ * everywhere keeps them from deadlocking with a writer that calls
+ * rollup_now() in its own transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -431,6 +435,12 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
 				 errhint("Pass the time before which raw logs are deleted, such as now() - interval '90 days'.")));
 	rollup_require_read_committed("analytics.purge_logs()");
 
+	/*
+	 * The lock its DELETE needs, before the fold takes the row lock: see
+	 * the header comment.
+	 */
+	LockRelationOid(get_relname_relid("logs", get_namespace_oid("analytics", false)),
+					RowExclusiveLock);
 	SPI_connect();
 	(void) rollup_fold_all();
 	rollup_lock_state(&state);
@@ -513,10 +523,11 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 	ident = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	rollup_require_read_committed("analytics.delete_customer()");
 
+	/* The table lock before the row lock: see the header comment. */
+	logs_customers_changing();
 	SPI_connect();
 	rollup_lock_state(&state);
 
-	logs_customers_changing();
 	spi_run("SELECT 1 FROM analytics.customers "
 			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
 			1, argtypes, values, NULL, SPI_OK_SELECT);
@@ -532,16 +543,15 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 		spi_run("DELETE FROM analytics.logs "
 				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
 				1, argtypes, values, NULL, SPI_OK_DELETE);
+		spi_run("DELETE FROM analytics.customers "
+				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+				1, argtypes, values, NULL, SPI_OK_DELETE);
 	}
 	PG_FINALLY();
 	{
 		logs_delete_allowed = false;
 	}
 	PG_END_TRY();
-
-	spi_run("DELETE FROM analytics.customers "
-			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
-			1, argtypes, values, NULL, SPI_OK_DELETE);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -587,15 +597,15 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 	canonical = pg_get_timezone_name(tz);
 	rollup_require_read_committed("analytics.set_timezone()");
 
-	SPI_connect();
-	rollup_lock_state(&state);
-
 	/*
-	 * Budget periods follow the zone too: wait out the log writers, make
-	 * every session re-read the zone, and drop the period counters, which
-	 * are rebuilt from the logs by the new zone's periods.
+	 * Budget periods follow the zone too: wait out the log writers (the
+	 * table lock before the row lock, see the header comment), make every
+	 * session re-read the zone, and drop the period counters, which are
+	 * rebuilt from the logs by the new zone's periods.
 	 */
 	logs_customers_changing();
+	SPI_connect();
+	rollup_lock_state(&state);
 	spi_run("DELETE FROM analytics.budget_counters "
 			"WHERE period_start OPERATOR(pg_catalog.<>) '-infinity'",
 			0, NULL, NULL, NULL, SPI_OK_DELETE);

@@ -14,8 +14,9 @@ BEGIN
                completion_per_million = NEW.completion_per_million
          WHERE model OPERATOR(pg_catalog.=) NEW.model;
     ELSIF TG_TABLE_NAME = 'rollup_state' THEN
-        UPDATE analytics.rollup_state SET (watermark, last_pass, last_pass_folded, timezone)
-             = (NEW.watermark, NEW.last_pass, NEW.last_pass_folded, NEW.timezone)
+        UPDATE analytics.rollup_state
+           SET (watermark, last_pass, last_pass_folded, timezone, retained_from)
+             = (NEW.watermark, NEW.last_pass, NEW.last_pass_folded, NEW.timezone, NEW.retained_from)
          WHERE singleton;
     ELSE
         RAISE EXCEPTION 'replace_on_insert is not meant for table %', TG_TABLE_NAME;
