@@ -7,6 +7,13 @@ DROP EXTENSION IF EXISTS analytics CASCADE;
 CREATE EXTENSION analytics;
 RESET client_min_messages;
 
+-- Stages 1 to 6 fold by hand and check the rollup state they set, so the
+-- background worker must stay out: it waits for every transaction that
+-- holds ROW EXCLUSIVE on analytics.logs before it folds, and this one does
+-- until stage 7.
+BEGIN;
+LOCK TABLE analytics.logs IN ROW EXCLUSIVE MODE;
+
 SELECT setseed(0.42);
 
 -- 60 customers: 50 will have logs, 10 never do.
@@ -385,6 +392,8 @@ SELECT sum(requests) = (SELECT count(*) FROM analytics.logs WHERE customer_ident
   FROM analytics.users;
 SELECT first_seen < now() - interval '100 days' AS first_seen_from_purged
   FROM analytics.users WHERE customer_identifier = 'cust_2';
+
+COMMIT;
 
 -- 7. The real fold-in from here on: new logs, some on (customer, day)
 -- pairs that have rollup rows and some not, pending, then folded by
