@@ -134,16 +134,14 @@ COMMENT ON FUNCTION analytics.current_period(timestamptz, text, timestamptz) IS
     'The budget period [anchor + k*duration, anchor + (k+1)*duration) containing as_of, in calendar arithmetic in the rollup time zone.';
 
 -- Billed cost of one customer's logs with created_at in [since, until), from
--- the raw logs by the (customer_identifier, created_at) index.  Marked
--- expensive so that the planner computes it after ORDER BY ... LIMIT when a
--- query over analytics.users has one.
+-- the raw logs by the (customer_identifier, created_at) index: the same sum
+-- and markup as check_budget() (30_budget.sql).  Marked expensive so that
+-- the planner computes it after ORDER BY ... LIMIT when a query over
+-- analytics.users has one.
 CREATE FUNCTION analytics._period_spend(customer text, since timestamptz,
                                         until timestamptz, markup numeric)
 RETURNS numeric LANGUAGE sql STABLE COST 10000 AS $$
-SELECT coalesce(sum(l.cost), 0) * (1 + markup / 100)
-  FROM analytics.logs l
- WHERE l.customer_identifier OPERATOR(pg_catalog.=) customer
-   AND l.created_at >= since AND l.created_at < until
+SELECT analytics._budget_billed(analytics._budget_period_raw(customer, since, until, false), markup)
 $$;
 COMMENT ON FUNCTION analytics._period_spend(text, timestamptz, timestamptz, numeric) IS
     'Internal: billed cost of a customer''s logs created in [since, until), from the raw logs.';
