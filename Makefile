@@ -3,18 +3,24 @@
 EXTENSION = analytics
 MODULE_big = analytics
 
+# The version lives in one place, the control file's default_version.
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/analytics.control)
+
 # Every src/*.c is part of the library.
 SRCS = $(sort $(wildcard src/*.c))
 OBJS = $(SRCS:.c=.o)
 
-# The install script of each version is assembled from the pieces under
-# sql/install/ (one piece per concern, applied in name order).  Upgrade
-# scripts (analytics--X--Y.sql) are written by hand and never generated.
+# The install script of the current version is assembled from the pieces
+# under sql/install/ (one piece per concern, applied in name order).  Released
+# install scripts (sql/analytics--1.0.sql) are committed as they shipped and
+# never edited: sql/released.sha256 holds their checksums and the build stops
+# when one differs.  Upgrade scripts (analytics--X--Y.sql) are written by hand.
 INSTALL_PIECES = $(sort $(wildcard sql/install/*.sql))
-DATA_built = sql/analytics--1.0.sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/analytics--*--*.sql))
+DATA_built = sql/analytics--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/analytics--*.sql))
 
-PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags json-c 2>/dev/null)
+PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags json-c 2>/dev/null) \
+	-DANALYTICS_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 
 # Regression tests: every sql/*.sql except install scripts.  Each test
@@ -26,12 +32,19 @@ REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/analytics.
 ISOLATION = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/analytics.conf
 
-EXTRA_CLEAN = sql/analytics--1.0.sql tmp_check tmp_check_iso results output_iso \
+EXTRA_CLEAN = $(DATA_built) tmp_check tmp_check_iso results output_iso \
 	regression.diffs regression.out
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/analytics--1.0.sql: $(INSTALL_PIECES)
+all: check-released
+
+$(DATA_built): $(INSTALL_PIECES)
 	cat $^ > $@
+
+.PHONY: check-released
+check-released:
+	@cd $(srcdir) && sha256sum --quiet -c sql/released.sha256 || \
+		{ echo "a released install script changed: never edit one, write an upgrade script" >&2; exit 1; }

@@ -12,6 +12,7 @@ SELECT count(*) AS update_paths_missing
  WHERE source = '1.0' AND target = (SELECT default_version FROM pg_available_extensions WHERE name = 'analytics')
    AND path IS NULL AND source <> target;
 ALTER EXTENSION analytics UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'analytics';
 
 -- Everything lives in schema analytics.
 SELECT n.nspname, count(*) > 0 AS has_objects

@@ -1,4 +1,4 @@
--- analytics 1.0 install script, assembled from sql/install/*.sql in name order.
+-- analytics install script (the current version), assembled from sql/install/*.sql in name order.
 -- Piece 00: the guard against running it by hand.
 \echo Use "CREATE EXTENSION analytics" to load this file. \quit
 
