@@ -4,6 +4,12 @@
 # (pg_regress and isolation specs against temporary instances that preload
 # the library) and the shell tests under test/ (crash, stress).  Prints the
 # diffs of a failure and exits non-zero.
+#
+#   bash scripts/test.sh              everything
+#   bash scripts/test.sh NAME...      only the named tests: regression tests
+#                                     (sql/NAME.sql), isolation specs
+#                                     (specs/NAME.spec) and shell tests
+#                                     (test/NAME.sh)
 set -euo pipefail
 # One suite at a time per machine: the library is installed system-wide.
 exec 9>/tmp/analytics-install.lock
@@ -22,9 +28,27 @@ status=0
 # failure in one still runs the other.
 export PATH="$PGBIN:$PATH"
 : >installcheck.log
-for part in "ISOLATION=" "REGRESS="; do
+only_regress=() only_iso=() only_sh=()
+for name in "$@"; do
+	if [ -f "sql/$name.sql" ]; then only_regress+=("$name")
+	elif [ -f "specs/$name.spec" ]; then only_iso+=("$name")
+	elif [ -f "test/$name.sh" ]; then only_sh+=("$name")
+	else echo "no test named $name" >&2; exit 2
+	fi
+done
+parts=("ISOLATION=" "REGRESS=")
+shells=(test/*.sh)
+if [ $# -gt 0 ]; then
+	parts=()
+	if [ ${#only_iso[@]} -gt 0 ]; then parts+=("REGRESS= ISOLATION=${only_iso[*]}"); fi
+	if [ ${#only_regress[@]} -gt 0 ]; then parts+=("ISOLATION= REGRESS=${only_regress[*]}"); fi
+	shells=()
+	for n in "${only_sh[@]}"; do shells+=("test/$n.sh"); done
+fi
+for part in "${parts[@]}"; do
 	echo "== make installcheck $part"
-	if run_as make -s PG_CONFIG="$PG_CONFIG" "$part" installcheck 2>&1 | tee -a installcheck.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+	# shellcheck disable=SC2086
+	if run_as make -s PG_CONFIG="$PG_CONFIG" $part installcheck 2>&1 | tee -a installcheck.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
 		:
 	else
 		status=1
@@ -36,7 +60,7 @@ done
 passed=$(grep -cE '\.\.\. ok' installcheck.log || true)
 failed=$(grep -cE '\.\.\. FAILED' installcheck.log || true)
 
-for t in test/*.sh; do
+for t in "${shells[@]}"; do
 	[ -e "$t" ] || continue
 	echo "== $t"
 	if run_as env PGBIN="$PGBIN" bash "$t"; then
