@@ -36,24 +36,25 @@ for name in "$@"; do
 	else echo "no test named $name" >&2; exit 2
 	fi
 done
-parts=("ISOLATION=" "REGRESS=")
-shells=(test/*.sh)
-if [ $# -gt 0 ]; then
-	parts=()
-	if [ ${#only_iso[@]} -gt 0 ]; then parts+=("REGRESS= ISOLATION=${only_iso[*]}"); fi
-	if [ ${#only_regress[@]} -gt 0 ]; then parts+=("ISOLATION= REGRESS=${only_regress[*]}"); fi
-	shells=()
-	for n in "${only_sh[@]}"; do shells+=("test/$n.sh"); done
-fi
-for part in "${parts[@]}"; do
-	echo "== make installcheck $part"
-	# shellcheck disable=SC2086
-	if run_as make -s PG_CONFIG="$PG_CONFIG" $part installcheck 2>&1 | tee -a installcheck.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+# installcheck_part ARGS...: one make installcheck call with these variables.
+installcheck_part() {
+	echo "== make installcheck $*"
+	if run_as make -s PG_CONFIG="$PG_CONFIG" "$@" installcheck 2>&1 | tee -a installcheck.log; [ "${PIPESTATUS[0]}" -eq 0 ]; then
 		:
 	else
 		status=1
 	fi
-done
+}
+shells=(test/*.sh)
+if [ $# -eq 0 ]; then
+	installcheck_part "ISOLATION="
+	installcheck_part "REGRESS="
+else
+	[ ${#only_regress[@]} -eq 0 ] || installcheck_part "ISOLATION=" "REGRESS=${only_regress[*]}"
+	[ ${#only_iso[@]} -eq 0 ] || installcheck_part "REGRESS=" "ISOLATION=${only_iso[*]}"
+	shells=()
+	for n in "${only_sh[@]}"; do shells+=("test/$n.sh"); done
+fi
 for f in regression.diffs output_iso/regression.diffs; do
 	[ -f "$f" ] && { echo "== $f"; cat "$f"; }
 done

@@ -135,14 +135,14 @@ SELECT * FROM analytics.budget_period_bounds('2026-01-01', 'fortnightly', '2026-
 -- one 0.05 log at the anchor, then a log one second before the period ends
 -- (rejected) and one at the period end (accepted, new period).
 SELECT d.duration,
-       pg_temp.try_log(d.duration || '-user', 0.05, '2026-01-31 00:00+00') AS at_anchor,
+       pg_temp.try_log(d.duration || '-user', 0.05, '2025-01-31 00:00+00') AS at_anchor,
        pg_temp.try_log(d.duration || '-user', 0.01,
-                       '2026-01-31 00:00+00'::timestamptz + d.step - interval '1 second') AS before_end,
-       pg_temp.try_log(d.duration || '-user', 0.01, '2026-01-31 00:00+00'::timestamptz + d.step) AS at_end
+                       '2025-01-31 00:00+00'::timestamptz + d.step - interval '1 second') AS before_end,
+       pg_temp.try_log(d.duration || '-user', 0.01, '2025-01-31 00:00+00'::timestamptz + d.step) AS at_end
   FROM durations d
  CROSS JOIN LATERAL analytics.upsert_customer(jsonb_build_object(
         'customer_identifier', d.duration || '-user', 'period_budget', 0.05,
-        'budget_duration', d.duration, 'period_start', '2026-01-31T00:00:00Z')) c
+        'budget_duration', d.duration, 'period_start', '2025-01-31T00:00:00Z')) c
  ORDER BY d.step;
 
 -- Jan 31 anchor in the trigger: the February period ends on Feb 28, the

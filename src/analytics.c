@@ -23,6 +23,7 @@ PG_MODULE_MAGIC;
 int			analytics_budget_enforcement = BUDGET_ENFORCEMENT_REJECT;
 int			analytics_rollup_interval = 500;
 bool		analytics_worker_enabled = true;
+int			analytics_max_clock_skew = 300;
 
 static const struct config_enum_entry budget_enforcement_options[] = {
 	{"reject", BUDGET_ENFORCEMENT_REJECT, false},
@@ -58,6 +59,16 @@ _PG_init(void)
 							10, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("analytics.max_clock_skew",
+							"How far past the current time a log's created_at may be.",
+							"Logs created later than now() plus this are rejected (SQLSTATE 22023).",
+							&analytics_max_clock_skew,
+							300,
+							0, 365 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("analytics.worker_enabled",

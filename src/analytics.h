@@ -20,6 +20,9 @@ extern int	analytics_budget_enforcement;
 /* analytics.rollup_interval, in milliseconds */
 extern int	analytics_rollup_interval;
 
+/* analytics.max_clock_skew, in seconds: how far ahead created_at may be */
+extern int	analytics_max_clock_skew;
+
 /* analytics.worker_enabled: run the rollup worker on this node */
 extern bool analytics_worker_enabled;
 

@@ -40,6 +40,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
@@ -91,6 +92,12 @@ typedef struct LogsColumns
 	int			cost;
 	int			latency;
 	int			time_to_first_token;
+	int			error_message;
+	int			thread_identifier;
+	int			custom_identifier;
+	int			metadata;
+	int			prompt_messages;
+	int			completion_message;
 } LogsColumns;
 
 static LogsColumns logs_columns;
@@ -119,6 +126,16 @@ static MemoryContext customer_context = NULL;
 static HTAB *customer_cache = NULL;
 static bool customer_cache_stale = false;	/* drop at next use */
 static bool customer_cache_added = false;	/* entries added in this xact */
+
+/*
+ * Bounds of a log's fields (SPEC section 14).  created_at may not be earlier
+ * than 2000-01-01 00:00 UTC, which is TimestampTz 0.
+ */
+#define LOGS_MAX_IDENTIFIER		255
+#define LOGS_MAX_SECONDS		86400.0
+#define LOGS_MAX_NOTE_BYTES		((Size) 1024 * 1024)
+#define LOGS_MAX_BODY_BYTES		((Size) 64 * 1024 * 1024)
+#define LOGS_MIN_CREATED_AT		((TimestampTz) 0)
 
 /* At most this many cached customers (about 120 bytes each) per backend. */
 #define CUSTOMER_CACHE_MAX 500000
@@ -376,6 +393,12 @@ logs_columns_lookup(Relation rel)
 	logs_columns.cost = column_number(tupdesc, "cost");
 	logs_columns.latency = column_number(tupdesc, "latency");
 	logs_columns.time_to_first_token = column_number(tupdesc, "time_to_first_token");
+	logs_columns.error_message = column_number(tupdesc, "error_message");
+	logs_columns.thread_identifier = column_number(tupdesc, "thread_identifier");
+	logs_columns.custom_identifier = column_number(tupdesc, "custom_identifier");
+	logs_columns.metadata = column_number(tupdesc, "metadata");
+	logs_columns.prompt_messages = column_number(tupdesc, "prompt_messages");
+	logs_columns.completion_message = column_number(tupdesc, "completion_message");
 	logs_columns.relid = RelationGetRelid(rel);
 }
 
@@ -388,6 +411,11 @@ reject_field(const char *field, const char *problem)
 			 errdetail("The log was not recorded.")));
 }
 
+/*
+ * check_float
+ *		Reject a latency-like value that is not finite or outside
+ *		[0, LOGS_MAX_SECONDS].
+ */
 static void
 check_float(const char *field, Datum value, bool isnull)
 {
@@ -400,6 +428,100 @@ check_float(const char *field, Datum value, bool isnull)
 		reject_field(field, "must be a finite number");
 	if (v < 0)
 		reject_field(field, "must not be negative");
+	if (v > LOGS_MAX_SECONDS)
+		reject_field(field, "must be at most 86400 seconds");
+}
+
+/*
+ * check_text_length
+ *		Reject a text value that is not 1 to max_chars characters long.  A
+ *		value whose size alone proves it too long is rejected without being
+ *		detoasted; the error quotes none of it.
+ */
+static void
+check_text_length(const char *field, Datum value, bool isnull, int max_chars)
+{
+	Size		bytes;
+	text	   *t;
+	int			chars;
+
+	if (isnull)
+		return;
+	bytes = toast_raw_datum_size(value) - VARHDRSZ;
+	if (bytes > (Size) max_chars * pg_database_encoding_max_length())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"%s\": must be 1 to %d characters long", field, max_chars),
+				 errdetail("Got %zu bytes. The log was not recorded.", bytes)));
+	t = DatumGetTextPP(value);
+	chars = pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	if (chars < 1 || chars > max_chars)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"%s\": must be 1 to %d characters long", field, max_chars),
+				 errdetail("Got %d characters. The log was not recorded.", chars)));
+}
+
+/*
+ * check_size
+ *		Reject a text or jsonb value larger than max_bytes as stored
+ *		(uncompressed), without detoasting it.
+ */
+static void
+check_size(const char *field, Datum value, bool isnull, Size max_bytes)
+{
+	Size		bytes;
+
+	if (isnull)
+		return;
+	bytes = toast_raw_datum_size(value) - VARHDRSZ;
+	if (bytes > max_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"%s\": must be at most %zu bytes", field, max_bytes),
+				 errdetail("Got %zu bytes. The log was not recorded.", bytes)));
+}
+
+/*
+ * check_mutable_columns
+ *		The bounds of the columns a log may still change (logs_guard lets
+ *		UPDATE through for them), checked on INSERT and on UPDATE.
+ */
+static void
+check_mutable_columns(Datum *values, bool *nulls)
+{
+	check_size("error_message", values[logs_columns.error_message],
+			   nulls[logs_columns.error_message], LOGS_MAX_NOTE_BYTES);
+	check_size("metadata", values[logs_columns.metadata],
+			   nulls[logs_columns.metadata], LOGS_MAX_NOTE_BYTES);
+	check_size("prompt_messages", values[logs_columns.prompt_messages],
+			   nulls[logs_columns.prompt_messages], LOGS_MAX_BODY_BYTES);
+	check_size("completion_message", values[logs_columns.completion_message],
+			   nulls[logs_columns.completion_message], LOGS_MAX_BODY_BYTES);
+}
+
+/*
+ * check_created_at
+ *		Reject a created_at before 2000-01-01 UTC or later than the wall
+ *		clock plus analytics.max_clock_skew.  The wall clock is read only
+ *		when the value is later than the transaction's start plus the skew.
+ */
+static void
+check_created_at(Datum value)
+{
+	TimestampTz ts = DatumGetTimestampTz(value);
+	int64		skew = (int64) analytics_max_clock_skew * USECS_PER_SEC;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		reject_field("created_at", "must be a finite timestamp");
+	if (ts < LOGS_MIN_CREATED_AT ||
+		(ts > GetCurrentTransactionStartTimestamp() + skew &&
+		 ts > GetCurrentTimestamp() + skew))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"created_at\": must be between 2000-01-01 and now() plus analytics.max_clock_skew"),
+				 errdetail("Got %s; analytics.max_clock_skew is %d s. The log was not recorded.",
+						   timestamptz_to_str(ts), analytics_max_clock_skew)));
 }
 
 /*
@@ -639,7 +761,13 @@ logs_before_insert(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("\"model\" is required"),
 				 errdetail("The log was not recorded.")));
+	check_text_length("model", values[logs_columns.model], false, LOGS_MAX_IDENTIFIER);
 	model = TextDatumGetCString(values[logs_columns.model]);
+	check_text_length("thread_identifier", values[logs_columns.thread_identifier],
+					  nulls[logs_columns.thread_identifier], LOGS_MAX_IDENTIFIER);
+	check_text_length("custom_identifier", values[logs_columns.custom_identifier],
+					  nulls[logs_columns.custom_identifier], LOGS_MAX_IDENTIFIER);
+	check_mutable_columns(values, nulls);
 
 	if (!nulls[logs_columns.prompt_tokens] &&
 		DatumGetInt32(values[logs_columns.prompt_tokens]) < 0)
@@ -656,8 +784,7 @@ logs_before_insert(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("\"created_at\" must not be null"),
 				 errdetail("The log was not recorded.")));
-	if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(values[logs_columns.created_at])))
-		reject_field("created_at", "must be a finite timestamp");
+	check_created_at(values[logs_columns.created_at]);
 
 	cost_given = !nulls[logs_columns.cost];
 	if (cost_given)
@@ -668,6 +795,9 @@ logs_before_insert(PG_FUNCTION_ARGS)
 		if (DatumGetBool(DirectFunctionCall2(numeric_lt, NumericGetDatum(cost),
 												 NumericGetDatum(numeric_zero))))
 			reject_field("cost", "must not be negative");
+		if (DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(cost),
+											 NumericGetDatum(numeric_million))))
+			reject_field("cost", "must be at most 1000000 USD");
 	}
 	else
 	{
@@ -684,15 +814,11 @@ logs_before_insert(PG_FUNCTION_ARGS)
 	if (!nulls[logs_columns.customer_identifier])
 	{
 		Datum		ident = values[logs_columns.customer_identifier];
-		char	   *ident_str = TextDatumGetCString(ident);
-		int			len = pg_mbstrlen(ident_str);
+		char	   *ident_str;
 		const CustomerBudget *budget;
 
-		if (len < 1 || len > 255)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid value for \"customer_identifier\": must be 1 to 255 characters long"),
-					 errdetail("Got %d characters. The log was not recorded.", len)));
+		check_text_length("customer_identifier", ident, false, LOGS_MAX_IDENTIFIER);
+		ident_str = TextDatumGetCString(ident);
 
 		budget = customer_ensure(ident_str, ident);
 		if (budget_applies(budget))
@@ -790,6 +916,16 @@ logs_guard(PG_FUNCTION_ARGS)
 						 errmsg("column \"%s\" of analytics.logs cannot be changed", name),
 						 errdetail("Logs are facts: budgets and rollups have counted them as recorded."),
 						 errhint("Only metadata, error_message, prompt_messages and completion_message may be updated.")));
+		}
+
+		/* What may change keeps the bounds it had on insert. */
+		{
+			Datum	   *values = palloc(tupdesc->natts * sizeof(Datum));
+			bool	   *nulls = palloc(tupdesc->natts * sizeof(bool));
+
+			logs_columns_lookup(trigdata->tg_relation);
+			heap_deform_tuple(newtup, tupdesc, values, nulls);
+			check_mutable_columns(values, nulls);
 		}
 		return PointerGetDatum(newtup);
 	}

@@ -58,12 +58,15 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/elog.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "logs.h"
@@ -92,8 +95,8 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
 "    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)"
 
 /*
- * Fold the logs with id in ($1, $2], created at or after $4, into
- * usage_daily by calendar day in time zone $3; return how many logs with a
+ * Fold the logs with id in ($1, $2], created at or after $4 and not set
+ * aside (rollup_set_aside), into usage_daily by calendar day in time zone $3; return how many logs with a
  * customer it folded.  A customer row removed by hand is created again, as
  * the insert trigger would.  When $5 is true the same statement adds them to
  * the coarser rollups too: usage_customer_day, usage_day and usage_customer.
@@ -122,6 +125,8 @@ static const char *fold_sql =
 "   WHERE l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2"
 "     AND l.created_at OPERATOR(pg_catalog.>=) $4"
 "     AND l.customer_identifier IS NOT NULL"
+"     AND NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a"
+"                      WHERE a.log_id OPERATOR(pg_catalog.=) l.id)"
 "   GROUP BY 1, 2, 3),"
 " cust AS ("
 "  INSERT INTO analytics.customers (customer_identifier)"
@@ -330,6 +335,99 @@ rollup_settle(void)
 }
 
 /*
+ * rollup_error_is_data
+ *		Whether an error of the fold statement comes from the logs it read
+ *		(a value out of range, a model name too long for an index), so that
+ *		folding the same logs again would fail again,
+ *		rather than from the system (a lock, a cancel, resources), which a
+ *		later pass may not meet.
+ */
+static bool
+rollup_error_is_data(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_DATA_EXCEPTION ||
+		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+}
+
+/*
+ * rollup_try_fold
+ *		Fold (lo, hi] as rollup_fold_range does, in a subtransaction.  On
+ *		success adds the logs folded to *folded and returns true.  When the
+ *		statement fails for its data (rollup_error_is_data), undoes it and
+ *		returns false with the error in *error; any other error propagates.
+ *		Inside SPI, with the rollup_state row locked.
+ */
+static bool
+rollup_try_fold(int64 lo, int64 hi, const char *tz, int64 *folded,
+				ErrorData **error)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		*folded += rollup_fold_range(lo, hi, tz, DT_NOBEGIN, true);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (!rollup_error_is_data(edata->sqlerrcode))
+			ReThrowError(edata);
+		*error = edata;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * rollup_set_aside
+ *		Record that log id cannot be folded (error says why): it goes to
+ *		analytics.rollup_set_aside, which the fold skips from then on, and a
+ *		WARNING goes to the server log.  Inside SPI, with the rollup_state
+ *		row locked.
+ */
+static void
+rollup_set_aside(int64 id, ErrorData *error)
+{
+	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char	   *message = error->message ? error->message : "";
+
+	/* The message may quote a value of the log: keep the first 1000 bytes. */
+	message = pnstrdup(message, pg_mbcliplen(message, strlen(message), 1000));
+	ereport(WARNING,
+			(errcode(error->sqlerrcode),
+			 errmsg("analytics rollup set aside log %lld, which cannot be folded",
+					(long long) id),
+			 errdetail("Folding it failed with SQLSTATE %s: %s",
+					   unpack_sql_state(error->sqlerrcode), message),
+			 errhint("The views do not count it; see analytics.rollup_set_aside.")));
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(unpack_sql_state(error->sqlerrcode));
+	values[2] = CStringGetTextDatum(message);
+	spi_run("INSERT INTO analytics.rollup_set_aside (log_id, customer_identifier, sqlstate, error) "
+			"SELECT l.id, l.customer_identifier, $2, $3 FROM analytics.logs l "
+			"WHERE l.id OPERATOR(pg_catalog.=) $1",
+			3, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/*
  * rollup_fold_chunk
  *		Step 3 of a pass, for one chunk: lock the rollup_state row, fold the
  *		logs with id in (watermark, min(watermark + ROLLUP_CHUNK_IDS,
@@ -339,12 +437,22 @@ rollup_settle(void)
  *		The first chunk of a pass records the pass even when there is
  *		nothing to fold.  Returns whether ids up to target remain.  Inside
  *		SPI; the row lock is held until the end of the transaction.
+ *
+ *		A chunk whose fold fails for its data is not retried as a whole:
+ *		the chunk is halved until a prefix folds (that prefix is kept) or a
+ *		single log fails, which is set aside (rollup_set_aside) and the
+ *		watermark moves past it.  So one log that cannot be folded costs
+ *		about 2 log2(ROLLUP_CHUNK_IDS) fold statements once, and never stops
+ *		the fold or the views.
  */
 bool
 rollup_fold_chunk(int64 target, int64 *pass_folded, bool first)
 {
 	RollupState state;
+	int64		lo;
 	int64		hi;
+	int64		end;
+	int			set_aside = 0;
 	Oid			argtypes[2] = {INT8OID, INT8OID};
 	Datum		values[2];
 
@@ -352,12 +460,40 @@ rollup_fold_chunk(int64 target, int64 *pass_folded, bool first)
 	if (state.watermark >= target && !first)
 		return false;
 
-	hi = state.watermark;
-	if (state.watermark < target)
+	lo = state.watermark;
+	hi = Min(state.watermark + ROLLUP_CHUNK_IDS, target);
+	end = hi;
+	while (lo < hi)
 	{
-		hi = Min(state.watermark + ROLLUP_CHUNK_IDS, target);
-		*pass_folded += rollup_fold_range(state.watermark, hi, state.timezone,
-										  DT_NOBEGIN, true);
+		ErrorData  *error = NULL;
+
+		if (rollup_try_fold(lo, end, state.timezone, pass_folded, &error))
+		{
+			set_aside = 0;
+			lo = end;
+			end = hi;
+		}
+		else if (end == lo + 1)
+		{
+			/*
+			 * Logs one by one failing in a row point at the fold, not at
+			 * them (a broken setting, say): stop rather than set aside
+			 * everything.
+			 */
+			if (++set_aside > ROLLUP_SET_ASIDE_MAX)
+				ereport(ERROR,
+						(errcode(error->sqlerrcode),
+						 errmsg("analytics rollup could not fold %d logs in a row", set_aside),
+						 errdetail("The last one failed with: %s", error->message),
+						 errhint("The failure is probably not in the logs; see the server log.")));
+			rollup_set_aside(end, error);
+			lo = end;
+			end = hi;
+		}
+		else
+			end = lo + (end - lo) / 2;
+		if (error)
+			FreeErrorData(error);
 	}
 
 	values[0] = Int64GetDatum(hi);

@@ -26,9 +26,17 @@
  *			pass started, none after a pass that took longer (a SIGHUP re-reads the
  *			settings and wakes it).
  *
- * An error in a pass ends the worker (exit code 1, the transaction is
- * rolled back and its locks released); the launcher starts a new one after
- * WORKER_RESTART_DELAY_MS, so a failing pass is retried with fresh state.
+ *	backoff	after a pass that failed: the error goes to the server log and
+ *			to rollup_state.last_error (analytics.status), the transaction
+ *			is rolled back and its locks released, and the next pass starts
+ *			after WORKER_ERROR_DELAY_MS times the number of failures in a
+ *			row (at most WORKER_ERROR_DELAY_MAX_MS).  A log that cannot be
+ *			folded is not such an error: the fold sets it aside (rollup.c),
+ *			so what is left are errors of the system (a lock timeout, a
+ *			cancel, a full disk), which a later pass may not meet.
+ *
+ * A crash of the worker (or pg_terminate_backend) ends it; the launcher
+ * starts a new one after WORKER_RESTART_DELAY_MS.
  * SIGTERM ends either process at once (die); analytics.worker_enabled = off
  * makes the launcher start nothing and running workers exit at their next
  * pass.
@@ -49,6 +57,7 @@
 #include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -60,6 +69,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -75,6 +85,9 @@ PGDLLEXPORT void worker_rollup_main(Datum main_arg);
 
 /* How often the launcher looks for databases and stopped workers. */
 #define LAUNCHER_NAPTIME_MS			1000
+/* Back-off after a failed pass: this, times the failures in a row, capped. */
+#define WORKER_ERROR_DELAY_MS		1000
+#define WORKER_ERROR_DELAY_MAX_MS	60000
 /* Delay before restarting a worker that failed or was terminated. */
 #define WORKER_RESTART_DELAY_MS		2000
 /* Delay before looking again at a database without the extension. */
@@ -493,6 +506,48 @@ worker_pass(void)
 }
 
 /*
+ * worker_record_error
+ *		Store a failed pass's error in rollup_state.last_error (shown by
+ *		analytics.status), in a transaction of its own.  Best effort: a
+ *		failure to record it is logged and otherwise ignored.  Called
+ *		outside any transaction.
+ */
+static void
+worker_record_error(const char *sqlstate, const char *message)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1];
+		char	   *text;
+
+		text = psprintf("%s: %s", sqlstate, message);
+		text = pnstrdup(text, pg_mbcliplen(text, strlen(text), 1000));
+		values[0] = CStringGetTextDatum(text);
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SPI_execute_with_args("UPDATE analytics.rollup_state SET last_error = $1, "
+							  "last_error_at = pg_catalog.now()",
+							  1, argtypes, values, NULL, false, 0);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+	}
+	PG_END_TRY();
+}
+
+/*
  * worker_rollup_main
  *		Entry point of a per-database worker; main_arg is the database oid.
  */
@@ -503,6 +558,7 @@ worker_rollup_main(Datum main_arg)
 	MemoryContext pass_context;
 	TimestampTz pass_start;
 	long		sleep_ms;
+	volatile int failures = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -538,7 +594,29 @@ worker_rollup_main(Datum main_arg)
 			old = MemoryContextSwitchTo(pass_context);
 			if (!worker_extension_exists())
 				worker_exit_quietly();
-			worker_pass();
+			PG_TRY();
+			{
+				worker_pass();
+				failures = 0;
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				/* Report, roll back, keep what it said, back off. */
+				HOLD_INTERRUPTS();
+				MemoryContextSwitchTo(pass_context);
+				edata = CopyErrorData();
+				EmitErrorReport();
+				FlushErrorState();
+				AbortOutOfAnyTransaction();
+				RESUME_INTERRUPTS();
+				pgstat_report_activity(STATE_IDLE, NULL);
+				worker_record_error(unpack_sql_state(edata->sqlerrcode),
+									edata->message ? edata->message : "");
+				failures++;
+			}
+			PG_END_TRY();
 			MemoryContextSwitchTo(old);
 		}
 
@@ -548,6 +626,9 @@ worker_rollup_main(Datum main_arg)
 		 */
 		sleep_ms = analytics_rollup_interval -
 			TimestampDifferenceMilliseconds(pass_start, GetCurrentTimestamp());
+		if (failures > 0)
+			sleep_ms = Max(sleep_ms, Min((long) WORKER_ERROR_DELAY_MS * failures,
+										 WORKER_ERROR_DELAY_MAX_MS));
 		if (sleep_ms > 0)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 sleep_ms, PG_WAIT_EXTENSION);

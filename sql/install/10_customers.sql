@@ -4,8 +4,8 @@ CREATE TABLE analytics.customers (
     customer_identifier text PRIMARY KEY
         CONSTRAINT customer_identifier_length
         CHECK (length(customer_identifier) BETWEEN 1 AND 255),
-    name text,
-    email text,
+    name text CONSTRAINT name_length CHECK (length(name) <= 1000),
+    email text CONSTRAINT email_length CHECK (length(email) <= 1000),
     metadata jsonb NOT NULL DEFAULT '{}'
         CONSTRAINT metadata_is_object CHECK (jsonb_typeof(metadata) = 'object'),
     period_budget numeric
@@ -86,7 +86,7 @@ END;
 $$;
 COMMENT ON FUNCTION analytics._param_amount(jsonb, text) IS 'Internal: a non-negative customer_params amount.';
 
--- Read a JSON string, or NULL for JSON null.
+-- Read a JSON string of at most 1000 characters, or NULL for JSON null.
 CREATE FUNCTION analytics._param_text(params jsonb, key text)
 RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
 DECLARE
@@ -97,6 +97,9 @@ BEGIN
     END IF;
     IF jsonb_typeof(v) IS DISTINCT FROM 'string' THEN
         PERFORM analytics._param_error(key, 'a string or null', v);
+    END IF;
+    IF length(v #>> '{}') > 1000 THEN
+        PERFORM analytics._param_error(key, 'a string of at most 1000 characters', v);
     END IF;
     RETURN v #>> '{}';
 END;

@@ -35,7 +35,10 @@ SELECT s.watermark,
                 WHERE a.backend_type OPERATOR(pg_catalog.=) 'analytics rollup'
                   AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) AS worker_running,
        s.timezone,
-       s.retained_from
+       s.retained_from,
+       s.last_error,
+       s.last_error_at,
+       (SELECT pg_catalog.count(*) FROM analytics.rollup_set_aside) AS logs_set_aside
   FROM analytics.rollup_state s;
 COMMENT ON VIEW analytics.status IS 'Progress of the rollup and whether its background worker runs in this database.';
 COMMENT ON COLUMN analytics.status.watermark IS 'Every log with id at most this is counted in usage_daily.';
@@ -45,6 +48,9 @@ COMMENT ON COLUMN analytics.status.last_pass_folded IS 'How many logs the last p
 COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup background worker is connected to this database.';
 COMMENT ON COLUMN analytics.status.timezone IS 'Time zone whose calendar days the rollups use.';
 COMMENT ON COLUMN analytics.status.retained_from IS 'Rollup days from here on are backed by raw logs; earlier days include purged logs. Null: nothing purged yet.';
+COMMENT ON COLUMN analytics.status.last_error IS 'SQLSTATE and message of the last failed pass of the background worker; null when none failed. Compare last_error_at with last_pass.';
+COMMENT ON COLUMN analytics.status.last_error_at IS 'When the last failed pass of the background worker ended.';
+COMMENT ON COLUMN analytics.status.logs_set_aside IS 'Logs the rollup could not fold in and does not count (listed in analytics.rollup_set_aside).';
 
 -- Rebuild usage_customer_day, usage_day and usage_customer from usage_daily
 -- (set_timezone calls it after refolding usage_daily by the new zone's

@@ -15,8 +15,10 @@ BEGIN
          WHERE model OPERATOR(pg_catalog.=) NEW.model;
     ELSIF TG_TABLE_NAME = 'rollup_state' THEN
         UPDATE analytics.rollup_state
-           SET (watermark, last_pass, last_pass_folded, timezone, retained_from)
-             = (NEW.watermark, NEW.last_pass, NEW.last_pass_folded, NEW.timezone, NEW.retained_from)
+           SET (watermark, last_pass, last_pass_folded, timezone, retained_from,
+                last_error, last_error_at)
+             = (NEW.watermark, NEW.last_pass, NEW.last_pass_folded, NEW.timezone, NEW.retained_from,
+                NEW.last_error, NEW.last_error_at)
          WHERE singleton;
     ELSE
         RAISE EXCEPTION 'replace_on_insert is not meant for table %', TG_TABLE_NAME;
