@@ -96,7 +96,8 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
 
 /*
  * Fold the logs with id in ($1, $2], created at or after $4 and not set
- * aside (rollup_set_aside), into usage_daily by calendar day in time zone $3; return how many logs with a
+ * aside (rollup_set_aside; $6 is true when it is empty, which the planner
+ * folds into the plan, so the usual fold has no anti-join), into usage_daily by calendar day in time zone $3; return how many logs with a
  * customer it folded.  A customer row removed by hand is created again, as
  * the insert trigger would.  When $5 is true the same statement adds them to
  * the coarser rollups too: usage_customer_day, usage_day and usage_customer.
@@ -125,8 +126,8 @@ static const char *fold_sql =
 "   WHERE l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2"
 "     AND l.created_at OPERATOR(pg_catalog.>=) $4"
 "     AND l.customer_identifier IS NOT NULL"
-"     AND NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a"
-"                      WHERE a.log_id OPERATOR(pg_catalog.=) l.id)"
+"     AND ($6 OR NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a"
+"                            WHERE a.log_id OPERATOR(pg_catalog.=) l.id))"
 "   GROUP BY 1, 2, 3),"
 " cust AS ("
 "  INSERT INTO analytics.customers (customer_identifier)"
@@ -287,16 +288,19 @@ static int64
 rollup_fold_range(int64 lo, int64 hi, const char *tz, TimestampTz since,
 				  bool summaries)
 {
-	Oid			argtypes[5] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, BOOLOID};
-	Datum		values[5];
+	Oid			argtypes[6] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, BOOLOID, BOOLOID};
+	Datum		values[6];
 	bool		isnull;
 
+	spi_run("SELECT NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside)",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	values[0] = Int64GetDatum(lo);
 	values[1] = Int64GetDatum(hi);
 	values[2] = CStringGetTextDatum(tz);
 	values[3] = TimestampTzGetDatum(since);
 	values[4] = BoolGetDatum(summaries);
-	spi_run(fold_sql, 5, argtypes, values, NULL, SPI_OK_SELECT);
+	spi_run(fold_sql, 6, argtypes, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
