@@ -19,6 +19,10 @@
  *	check	in a transaction of its own, whether the extension exists in
  *			the catalog (a CREATE EXTENSION in progress is not visible yet);
  *			if not, exit quietly.  In recovery, skip the pass.
+ *	wait	the extension is installed at another version than this
+ *			library's (the library was upgraded, ALTER EXTENSION analytics
+ *			UPDATE not run yet): skip the pass, fold nothing, say so in
+ *			pg_stat_activity (LOG once), check again next interval.
  *	pass	one fold-in pass (rollup.c): read the last id and wait for the
  *			writers that may hold ids up to it, then fold chunk by chunk,
  *			committing each chunk in its own short transaction.
@@ -436,22 +440,42 @@ worker_exit_quietly(void)
 	proc_exit(0);
 }
 
-/*
- * worker_extension_exists
- *		Whether the extension is installed (committed) in this database.
- *		Runs its own short transaction.
- */
-static bool
-worker_extension_exists(void)
+/* What a per-database worker finds in the catalog before a pass. */
+typedef enum WorkerExtensionState
 {
-	bool		exists;
+	WORKER_EXTENSION_ABSENT,	/* not installed, or not committed yet */
+	WORKER_EXTENSION_OUTDATED,	/* installed at another version than the
+								 * library's: waits for ALTER EXTENSION */
+	WORKER_EXTENSION_CURRENT	/* installed at the library's version */
+} WorkerExtensionState;
+
+/*
+ * worker_extension_state
+ *		Whether the extension is installed (committed) in this database, and
+ *		at this library's version.  When it is at another version, copies it
+ *		into installed (of size len).  Runs its own short transaction.
+ */
+static WorkerExtensionState
+worker_extension_state(char *installed, size_t len)
+{
+	WorkerExtensionState state;
+	char	   *version;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, "analytics rollup: checking for the extension");
-	exists = OidIsValid(get_extension_oid("analytics", true));
+	version = analytics_installed_version();
+	if (version == NULL)
+		state = WORKER_EXTENSION_ABSENT;
+	else if (strcmp(version, ANALYTICS_VERSION) == 0)
+		state = WORKER_EXTENSION_CURRENT;
+	else
+	{
+		state = WORKER_EXTENSION_OUTDATED;
+		strlcpy(installed, version, len);
+	}
 	CommitTransactionCommand();
-	return exists;
+	return state;
 }
 
 /*
@@ -503,6 +527,8 @@ worker_rollup_main(Datum main_arg)
 	MemoryContext pass_context;
 	TimestampTz pass_start;
 	long		sleep_ms;
+	bool		waiting = false;
+	char		installed[NAMEDATALEN];
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -536,9 +562,33 @@ worker_rollup_main(Datum main_arg)
 
 			MemoryContextReset(pass_context);
 			old = MemoryContextSwitchTo(pass_context);
-			if (!worker_extension_exists())
-				worker_exit_quietly();
-			worker_pass();
+			switch (worker_extension_state(installed, sizeof(installed)))
+			{
+				case WORKER_EXTENSION_ABSENT:
+					worker_exit_quietly();
+					break;
+				case WORKER_EXTENSION_OUTDATED:
+					/* Old objects: fold nothing until they are updated. */
+					if (!waiting)
+						ereport(LOG,
+								(errmsg("analytics rollup worker waits for ALTER EXTENSION analytics UPDATE"),
+								 errdetail("Database %u has analytics %s installed and the loaded library is version %s.",
+										   MyDatabaseId,
+										   installed, ANALYTICS_VERSION),
+								 errhint("Run ALTER EXTENSION analytics UPDATE in that database.")));
+					waiting = true;
+					pgstat_report_activity(STATE_IDLE,
+										   "analytics rollup: waiting for ALTER EXTENSION analytics UPDATE");
+					break;
+				case WORKER_EXTENSION_CURRENT:
+					if (waiting)
+						ereport(LOG,
+								(errmsg("analytics rollup worker resumes: the extension is at version %s",
+										ANALYTICS_VERSION)));
+					waiting = false;
+					worker_pass();
+					break;
+			}
 			MemoryContextSwitchTo(old);
 		}
 
