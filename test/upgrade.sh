@@ -269,9 +269,10 @@ WRITES=(
 	"SELECT analytics.upsert_customer('{\"customer_identifier\": \"bob\", \"total_budget\": 1}')"
 )
 for sql in "${WRITES[@]}"; do
-	refused up "$sql"
+	refused up "$sql" </dev/null
 done
-echo "${#WRITES[@]} writes refused with 55000 and \"$HINT\""
+refused up "COPY analytics.logs (customer_identifier, model, prompt_tokens) FROM STDIN" <<<$'erin\tgpt-4o\t10'
+echo "$((${#WRITES[@]} + 1)) writes (COPY included) refused with 55000 and \"$HINT\""
 
 echo "== before ALTER EXTENSION UPDATE: reads give the same figures or refuse with the hint"
 same=0 refusals=0
