@@ -49,7 +49,7 @@ work_copy() {
 	local dir="$1"
 	mkdir -p "$dir"
 	rsync -a --delete --exclude .git --exclude tmp_check --exclude tmp_check_iso \
-		--exclude results --exclude output_iso "$ROOT/" "$dir/"
+		--exclude results --exclude output_iso --exclude tmp_release "$ROOT/" "$dir/"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown -R "$RUN_AS" "$dir"
 	fi

@@ -61,9 +61,42 @@ done
 passed=$(grep -cE '\.\.\. ok' installcheck.log || true)
 failed=$(grep -cE '\.\.\. FAILED' installcheck.log || true)
 
+# test/upgrade.sh starts from the released versions listed in test/releases,
+# built from their commits.  The work copy has no .git (and git refuses a
+# repository another user owns), so their trees are extracted here, as the
+# invoking user, into tmp_release/VERSION (kept between runs while the commit
+# is the same, so their builds are too).
+extract_releases() {
+	local version commit dir
+	if ! git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		echo "test/upgrade.sh builds the released versions from git, but $ROOT has no usable .git: run from a clone with full history" >&2
+		return 1
+	fi
+	while read -r version commit; do
+		case "$version" in '' | '#'*) continue ;; esac
+		dir="$WORK/tmp_release/$version"
+		[ "$(cat "$dir/.release-commit" 2>/dev/null || true)" = "$commit" ] && continue
+		if ! git -C "$ROOT" cat-file -e "$commit^{commit}" 2>/dev/null; then
+			echo "release $version: commit $commit is not in the history of $ROOT (a shallow clone?)" >&2
+			return 1
+		fi
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		git -C "$ROOT" archive "$commit" | tar -x -C "$dir" || return 1
+		echo "$commit" >"$dir/.release-commit"
+	done <"$ROOT/test/releases"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown -R "$RUN_AS" "$WORK/tmp_release"
+	fi
+}
 for t in "${shells[@]}"; do
 	[ -e "$t" ] || continue
 	echo "== $t"
+	if [ "$t" = test/upgrade.sh ] && ! extract_releases; then
+		failed=$((failed + 1))
+		status=1
+		continue
+	fi
 	if run_as env PGBIN="$PGBIN" bash "$t"; then
 		passed=$((passed + 1))
 	else

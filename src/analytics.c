@@ -3,16 +3,29 @@
  * analytics.c
  *	  Entry point of the analytics extension: _PG_init defines the
  *	  analytics.* settings and, when the library is preloaded, registers the
- *	  rollup worker.  Everything else works without preloading.
+ *	  rollup worker.  Everything else works without preloading.  Also the
+ *	  version gate (analytics_require_current) and the plan helper shared by
+ *	  the modules.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
 
 #include "analytics.h"
 #include "logs.h"
@@ -31,7 +44,17 @@ static const struct config_enum_entry budget_enforcement_options[] = {
 	{NULL, 0, false}
 };
 
+/*
+ * Whether this backend saw the installed extension at the library's version
+ * (see analytics_require_current).
+ */
+static bool analytics_version_current = false;
+
 void		_PG_init(void);
+
+static void analytics_version_forget(void);
+static void analytics_version_relcache_callback(Datum arg, Oid relid);
+static void analytics_version_xact_callback(XactEvent event, void *arg);
 
 /*
  * _PG_init
@@ -83,6 +106,8 @@ _PG_init(void)
 	MarkGUCPrefixReserved("analytics");
 
 	logs_init();
+	CacheRegisterRelcacheCallback(analytics_version_relcache_callback, (Datum) 0);
+	RegisterXactCallback(analytics_version_xact_callback, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 		worker_register_launcher();
@@ -109,4 +134,111 @@ analytics_prepare(SPIPlanPtr *slot, const char *sql, int nargs,
 		*slot = plan;
 	}
 	return *slot;
+}
+
+/*
+ * analytics_installed_version
+ *		The extversion of the analytics extension in this database's
+ *		catalog, palloc'd in the current memory context, or NULL when it is
+ *		not installed.  Must be called inside a transaction; reads
+ *		pg_extension with the catalog snapshot.
+ */
+char *
+analytics_installed_version(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *result = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("analytics"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		version = heap_getattr(tuple, Anum_pg_extension_extversion,
+										   RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			result = TextDatumGetCString(version);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * analytics_require_current
+ *		Refuse to go on unless the extension installed in this database is
+ *		at the version of this library (ANALYTICS_VERSION): after the new
+ *		library is installed and the server restarted, the database keeps
+ *		its old objects until ALTER EXTENSION analytics UPDATE, and code
+ *		written for the new objects must not run against the old ones.
+ *		"what" names the caller in the error detail.  Allowed while an
+ *		extension script runs (an upgrade script may call our functions
+ *		before its last step).  Must be called inside a transaction.
+ *
+ *		It runs for every inserted log, so a positive answer is kept for the
+ *		backend.  That relies on versions only moving forward: ALTER
+ *		EXTENSION UPDATE never goes back, so once the catalog says
+ *		ANALYTICS_VERSION it stays so until the extension is dropped.  A
+ *		DROP EXTENSION drops the extension's tables, which sends relcache
+ *		invalidations, and the relcache callback forgets the answer; so does
+ *		the end of a transaction that aborted (it may have seen its own
+ *		uncommitted ALTER EXTENSION).  A negative answer is checked again
+ *		at every call.
+ */
+void
+analytics_require_current(const char *what)
+{
+	char	   *installed;
+
+	if (analytics_version_current || creating_extension)
+		return;
+	installed = analytics_installed_version();
+	if (installed != NULL && strcmp(installed, ANALYTICS_VERSION) == 0)
+	{
+		analytics_version_current = true;
+		return;
+	}
+	if (installed == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"analytics\" is not installed in this database"),
+				 errdetail("%s needs the objects of analytics %s.", what,
+						   ANALYTICS_VERSION)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("analytics %s is installed but the loaded library is version %s",
+					installed, ANALYTICS_VERSION),
+			 errdetail("%s needs the objects of analytics %s.", what,
+					   ANALYTICS_VERSION),
+			 errhint("Run ALTER EXTENSION analytics UPDATE.")));
+}
+
+/*
+ * analytics_version_forget
+ *		Drop the cached positive answer of analytics_require_current.
+ */
+static void
+analytics_version_forget(void)
+{
+	analytics_version_current = false;
+}
+
+static void
+analytics_version_relcache_callback(Datum arg, Oid relid)
+{
+	analytics_version_forget();
+}
+
+static void
+analytics_version_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		analytics_version_forget();
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * analytics.h
- *	  Settings (GUCs) shared by the modules of the analytics extension.
+ *	  Settings (GUCs) and helpers shared by the modules of the analytics
+ *	  extension.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,5 +32,12 @@ struct _SPI_plan;
 extern struct _SPI_plan *analytics_prepare(struct _SPI_plan **slot,
 										   const char *sql, int nargs,
 										   const Oid *argtypes);
+
+/*
+ * The version gate: the extension's version in this database's catalog, and
+ * a check that it equals the library's (ANALYTICS_VERSION); see analytics.c.
+ */
+extern char *analytics_installed_version(void);
+extern void analytics_require_current(const char *what);
 
 #endif							/* ANALYTICS_H */

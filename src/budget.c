@@ -591,6 +591,7 @@ budget_customers_changed(PG_FUNCTION_ARGS)
 	bool		reset;
 	int			i;
 
+	analytics_require_current("The budget trigger of analytics.customers");
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||

@@ -1095,6 +1095,7 @@ ingest_one(FunctionCallInfo fcinfo, Oid type)
 	IngestRow	row;
 	int64		id = 0;
 
+	analytics_require_current("analytics.ingest()");
 	root = ingest_parse(data, len, "payload");
 	PG_TRY();
 	{
@@ -1147,6 +1148,7 @@ ingest_openai_common(FunctionCallInfo fcinfo, Oid type)
 	IngestRow	row;
 	int64		id = 0;
 
+	analytics_require_current("analytics.ingest_openai()");
 	PG_TRY();
 	{
 		request = ingest_parse(request_data, request_len, "request");
@@ -1261,6 +1263,7 @@ ingest_batch(PG_FUNCTION_ARGS)
 	int64		count = 0;
 	MemoryContext caller_context = CurrentMemoryContext;
 
+	analytics_require_current("analytics.ingest_batch()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -741,6 +741,7 @@ logs_before_insert(PG_FUNCTION_ARGS)
 	Numeric		cost;
 	char	   *model;
 
+	analytics_require_current("The insert trigger of analytics.logs");
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||

@@ -69,6 +69,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "logs.h"
 #include "rollup.h"
 
@@ -536,6 +537,7 @@ rollup_now(PG_FUNCTION_ARGS)
 {
 	int64		folded;
 
+	analytics_require_current("analytics.rollup_now()");
 	rollup_require_read_committed("analytics.rollup_now()");
 	SPI_connect();
 	folded = rollup_fold_all();
@@ -562,6 +564,7 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
 	uint64		deleted = 0;
 	bool		isnull;
 
+	analytics_require_current("analytics.purge_logs()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -655,6 +658,7 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	char	   *ident;
 
+	analytics_require_current("analytics.delete_customer()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -722,6 +726,7 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 	int64		lo;
 	bool		isnull;
 
+	analytics_require_current("analytics.set_timezone()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

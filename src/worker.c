@@ -19,6 +19,10 @@
  *	check	in a transaction of its own, whether the extension exists in
  *			the catalog (a CREATE EXTENSION in progress is not visible yet);
  *			if not, exit quietly.  In recovery, skip the pass.
+ *	wait	the extension is installed at another version than this
+ *			library's (the library was upgraded, ALTER EXTENSION analytics
+ *			UPDATE not run yet): skip the pass, fold nothing, say so in
+ *			pg_stat_activity (LOG once), check again next interval.
  *	pass	one fold-in pass (rollup.c): read the last id and wait for the
  *			writers that may hold ids up to it, then fold chunk by chunk,
  *			committing each chunk in its own short transaction.
@@ -449,22 +453,42 @@ worker_exit_quietly(void)
 	proc_exit(0);
 }
 
-/*
- * worker_extension_exists
- *		Whether the extension is installed (committed) in this database.
- *		Runs its own short transaction.
- */
-static bool
-worker_extension_exists(void)
+/* What a per-database worker finds in the catalog before a pass. */
+typedef enum WorkerExtensionState
 {
-	bool		exists;
+	WORKER_EXTENSION_ABSENT,	/* not installed, or not committed yet */
+	WORKER_EXTENSION_OUTDATED,	/* installed at another version than the
+								 * library's: waits for ALTER EXTENSION */
+	WORKER_EXTENSION_CURRENT	/* installed at the library's version */
+} WorkerExtensionState;
+
+/*
+ * worker_extension_state
+ *		Whether the extension is installed (committed) in this database, and
+ *		at this library's version.  When it is at another version, copies it
+ *		into installed (of size len).  Runs its own short transaction.
+ */
+static WorkerExtensionState
+worker_extension_state(char *installed, size_t len)
+{
+	WorkerExtensionState state;
+	char	   *version;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, "analytics rollup: checking for the extension");
-	exists = OidIsValid(get_extension_oid("analytics", true));
+	version = analytics_installed_version();
+	if (version == NULL)
+		state = WORKER_EXTENSION_ABSENT;
+	else if (strcmp(version, ANALYTICS_VERSION) == 0)
+		state = WORKER_EXTENSION_CURRENT;
+	else
+	{
+		state = WORKER_EXTENSION_OUTDATED;
+		strlcpy(installed, version, len);
+	}
 	CommitTransactionCommand();
-	return exists;
+	return state;
 }
 
 /*
@@ -548,6 +572,42 @@ worker_record_error(const char *sqlstate, const char *message)
 }
 
 /*
+ * worker_try_pass
+ *		worker_pass(), catching its error: report it, roll back everything
+ *		(subtransactions of the fold included) and record it with
+ *		worker_record_error().  Returns whether the pass succeeded.  Called
+ *		outside any transaction, in the pass's memory context.
+ */
+static bool
+worker_try_pass(MemoryContext pass_context)
+{
+	volatile bool ok = false;
+
+	PG_TRY();
+	{
+		worker_pass();
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(pass_context);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		RESUME_INTERRUPTS();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		worker_record_error(unpack_sql_state(edata->sqlerrcode),
+							edata->message ? edata->message : "");
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
  * worker_rollup_main
  *		Entry point of a per-database worker; main_arg is the database oid.
  */
@@ -558,7 +618,9 @@ worker_rollup_main(Datum main_arg)
 	MemoryContext pass_context;
 	TimestampTz pass_start;
 	long		sleep_ms;
-	volatile int failures = 0;
+	int			failures = 0;
+	bool		waiting = false;
+	char		installed[NAMEDATALEN];
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -592,31 +654,36 @@ worker_rollup_main(Datum main_arg)
 
 			MemoryContextReset(pass_context);
 			old = MemoryContextSwitchTo(pass_context);
-			if (!worker_extension_exists())
-				worker_exit_quietly();
-			PG_TRY();
+			switch (worker_extension_state(installed, sizeof(installed)))
 			{
-				worker_pass();
-				failures = 0;
+				case WORKER_EXTENSION_ABSENT:
+					worker_exit_quietly();
+					break;
+				case WORKER_EXTENSION_OUTDATED:
+					/* Old objects: fold nothing until they are updated. */
+					if (!waiting)
+						ereport(LOG,
+								(errmsg("analytics rollup worker waits for ALTER EXTENSION analytics UPDATE"),
+								 errdetail("Database %u has analytics %s installed and the loaded library is version %s.",
+										   MyDatabaseId,
+										   installed, ANALYTICS_VERSION),
+								 errhint("Run ALTER EXTENSION analytics UPDATE in that database.")));
+					waiting = true;
+					pgstat_report_activity(STATE_IDLE,
+										   "analytics rollup: waiting for ALTER EXTENSION analytics UPDATE");
+					break;
+				case WORKER_EXTENSION_CURRENT:
+					if (waiting)
+						ereport(LOG,
+								(errmsg("analytics rollup worker resumes: the extension is at version %s",
+										ANALYTICS_VERSION)));
+					waiting = false;
+					if (worker_try_pass(pass_context))
+						failures = 0;
+					else
+						failures++;
+					break;
 			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-
-				/* Report, roll back, keep what it said, back off. */
-				HOLD_INTERRUPTS();
-				MemoryContextSwitchTo(pass_context);
-				edata = CopyErrorData();
-				EmitErrorReport();
-				FlushErrorState();
-				AbortOutOfAnyTransaction();
-				RESUME_INTERRUPTS();
-				pgstat_report_activity(STATE_IDLE, NULL);
-				worker_record_error(unpack_sql_state(edata->sqlerrcode),
-									edata->message ? edata->message : "");
-				failures++;
-			}
-			PG_END_TRY();
 			MemoryContextSwitchTo(old);
 		}
 
