@@ -9,8 +9,56 @@ DROP ROLE IF EXISTS regress_roles_writer;
 DROP ROLE IF EXISTS regress_roles_admin;
 DROP FUNCTION IF EXISTS public.roles_try(text);
 DROP FUNCTION IF EXISTS public.roles_state();
+DROP FUNCTION IF EXISTS public.roles_catalog();
 RESET client_min_messages;
 \set SHOW_CONTEXT never
+
+-- A 1.0 database updated to 1.1 gets the same roles, grants, function
+-- properties, constraints and views as a fresh install: compare the
+-- catalogs (privileges recorded as the extension's initial ones included).
+CREATE FUNCTION public.roles_catalog() RETURNS TABLE (kind text, name text, detail text)
+LANGUAGE sql AS $$
+SELECT 'relation', c.relname, c.relacl::text
+  FROM pg_class c WHERE c.relnamespace = 'analytics'::regnamespace
+UNION ALL
+SELECT 'column', c.relname || '.' || a.attname, a.attacl::text
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relnamespace = 'analytics'::regnamespace AND a.attacl IS NOT NULL
+UNION ALL
+SELECT 'function', p.oid::regprocedure::text,
+       concat_ws(' ', p.proacl::text, p.prosecdef, p.proconfig::text, md5(p.prosrc))
+  FROM pg_proc p WHERE p.pronamespace = 'analytics'::regnamespace
+UNION ALL
+SELECT 'constraint', t.conrelid::regclass || '.' || t.conname, pg_get_constraintdef(t.oid)
+  FROM pg_constraint t WHERE t.connamespace = 'analytics'::regnamespace
+UNION ALL
+SELECT 'view', c.relname, md5(pg_get_viewdef(c.oid))
+  FROM pg_class c WHERE c.relnamespace = 'analytics'::regnamespace AND c.relkind = 'v'
+UNION ALL
+SELECT 'init_privs', pg_describe_object(i.classoid, i.objoid, i.objsubid), i.initprivs::text
+  FROM pg_init_privs i JOIN pg_depend d ON d.classid = i.classoid AND d.objid = i.objoid
+ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'analytics')
+UNION ALL
+SELECT 'membership', m.roleid::regrole || ' > ' || m.member::regrole, NULL
+  FROM pg_auth_members m WHERE m.roleid::regrole::text LIKE 'analytics\_%'
+$$;
+SET client_min_messages = warning;
+DROP EXTENSION analytics;
+CREATE EXTENSION analytics VERSION '1.0';
+ALTER EXTENSION analytics UPDATE;
+RESET client_min_messages;
+CREATE TEMP TABLE catalog_updated AS SELECT * FROM public.roles_catalog();
+SET client_min_messages = warning;
+DROP EXTENSION analytics;
+CREATE EXTENSION analytics;
+RESET client_min_messages;
+CREATE TEMP TABLE catalog_fresh AS SELECT * FROM public.roles_catalog();
+SELECT count(*) > 100 AS compared FROM catalog_fresh;
+SELECT 'only after update' AS side, * FROM (TABLE catalog_updated EXCEPT TABLE catalog_fresh) u
+UNION ALL
+SELECT 'only in fresh install', * FROM (TABLE catalog_fresh EXCEPT TABLE catalog_updated) f
+ORDER BY 1, 2, 3;
 
 -- The three group roles: NOLOGIN, admin includes reader and writer.
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'analytics\_%' ORDER BY 1;
@@ -257,6 +305,7 @@ RESET ROLE;
 
 DROP FUNCTION public.roles_try(text);
 DROP FUNCTION public.roles_state();
+DROP FUNCTION public.roles_catalog();
 DROP ROLE regress_roles_reader;
 DROP ROLE regress_roles_writer;
 DROP ROLE regress_roles_admin;
