@@ -111,3 +111,317 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+
+-- Roles and privileges (SPEC §13)
+--
+-- The same as sql/install/95_roles.sql and the §13 changes of the other
+-- pieces.  Keep this section last, as that piece is: it revokes PUBLIC's
+-- EXECUTE from every function of the schema.
+
+-- budget_counters.spend can no longer go negative.  A 1.0 database may hold
+-- negative counters (written by a role with UPDATE on the table); they are
+-- derived state, so drop them, under the lock a budget change takes (it
+-- waits for the log writers), and the next insert of each period rebuilds
+-- them from the logs.
+LOCK TABLE analytics.logs IN SHARE ROW EXCLUSIVE MODE;
+DELETE FROM analytics.budget_counters WHERE spend OPERATOR(pg_catalog.<) 0;
+ALTER TABLE analytics.budget_counters
+    ADD CONSTRAINT spend_non_negative CHECK (spend >= 0);
+
+-- check_budget reads the counters and the logs for the writers and readers
+-- that call it; the administrative functions check the caller's membership
+-- in analytics_admin themselves, first, then run as the owner (src/privs.c).
+ALTER FUNCTION analytics.check_budget(text) SECURITY DEFINER;
+ALTER FUNCTION analytics.purge_logs(timestamptz) SECURITY INVOKER;
+ALTER FUNCTION analytics.delete_customer(text) SECURITY INVOKER;
+
+-- Budget keys of customer_params apply only for members of analytics_admin.
+CREATE OR REPLACE FUNCTION analytics.upsert_customer(params jsonb)
+RETURNS analytics.customers
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    ident text;
+    v_name text;
+    v_email text;
+    v_metadata jsonb;
+    v_period_budget numeric;
+    v_duration text;
+    v_period_start timestamptz;
+    v_total_budget numeric;
+    v_markup numeric;
+    result analytics.customers;
+    stored analytics.customers;
+    k text;
+    differs boolean;
+BEGIN
+    IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'customer_params must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s.', coalesce(jsonb_typeof(params), 'SQL NULL'));
+    END IF;
+    IF NOT params ? 'customer_identifier' OR jsonb_typeof(params -> 'customer_identifier') = 'null' THEN
+        RAISE EXCEPTION 'customer_params key "customer_identifier" is required'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the application''s id of the end user as a string.';
+    END IF;
+    ident := analytics._param_text(params, 'customer_identifier');
+    IF length(ident) NOT BETWEEN 1 AND 255 THEN
+        RAISE EXCEPTION 'customer_identifier must be 1 to 255 characters long'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s characters.', length(ident));
+    END IF;
+
+    v_name := analytics._param_text(params, 'name');
+    v_email := analytics._param_text(params, 'email');
+    IF params ? 'metadata' THEN
+        v_metadata := params -> 'metadata';
+        IF jsonb_typeof(v_metadata) = 'null' THEN
+            v_metadata := '{}';
+        ELSIF jsonb_typeof(v_metadata) <> 'object' THEN
+            PERFORM analytics._param_error('metadata', 'a JSON object or null', v_metadata);
+        END IF;
+    END IF;
+    v_period_budget := analytics._param_amount(params, 'period_budget');
+    v_total_budget := analytics._param_amount(params, 'total_budget');
+    v_markup := coalesce(analytics._param_amount(params, 'markup_percentage'), 0);
+    v_duration := coalesce(analytics._param_text(params, 'budget_duration'), 'monthly');
+    IF v_duration NOT IN ('daily', 'weekly', 'monthly', 'yearly') THEN
+        RAISE EXCEPTION 'invalid value for customer_params key "budget_duration"'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got "%s".', v_duration),
+                  HINT = 'Use daily, weekly, monthly or yearly.';
+    END IF;
+    IF params ? 'period_start' AND jsonb_typeof(params -> 'period_start') <> 'null' THEN
+        BEGIN
+            v_period_start := analytics._param_text(params, 'period_start')::timestamptz;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+            PERFORM analytics._param_error('period_start', 'an ISO 8601 timestamp', params -> 'period_start');
+        END;
+        IF NOT isfinite(v_period_start) THEN
+            PERFORM analytics._param_error('period_start', 'a finite ISO 8601 timestamp', params -> 'period_start');
+        END IF;
+    ELSE
+        v_period_start := now();
+    END IF;
+
+    -- Budget keys are applied only for members of analytics_admin (SPEC
+    -- section 13).  From anyone else a key equal to the stored value (or to
+    -- the column default, for a new customer) passes silently, and a
+    -- different one is ignored with a WARNING; the rest is applied with an
+    -- INSERT and UPDATE of only the columns analytics_writer holds
+    -- privileges on, so the grants, not this function, enforce the rule.
+    IF NOT pg_catalog.pg_has_role('analytics_admin', 'USAGE') THEN
+        SELECT * INTO stored FROM analytics.customers x
+         WHERE x.customer_identifier OPERATOR(pg_catalog.=) ident;
+        IF NOT FOUND THEN
+            stored.budget_duration := 'monthly';
+            stored.period_start := now();
+            stored.markup_percentage := 0;
+        END IF;
+        FOR k, differs IN
+            SELECT v.k, v.differs FROM (VALUES
+                (1, 'period_budget', v_period_budget IS DISTINCT FROM stored.period_budget),
+                (2, 'budget_duration', v_duration IS DISTINCT FROM stored.budget_duration),
+                (3, 'period_start', v_period_start IS DISTINCT FROM stored.period_start),
+                (4, 'total_budget', v_total_budget IS DISTINCT FROM stored.total_budget),
+                (5, 'markup_percentage', v_markup IS DISTINCT FROM stored.markup_percentage)) v (n, k, differs)
+             ORDER BY v.n
+        LOOP
+            IF params ? k AND differs THEN
+                RAISE WARNING 'customer_params key "%" ignored for customer "%"', k, ident
+                    USING DETAIL = 'Only members of analytics_admin may change budget settings. The stored value is kept.',
+                          HINT = 'Set budgets as a member of analytics_admin, with upsert_customer() or UPDATE analytics.customers.';
+            END IF;
+        END LOOP;
+
+        INSERT INTO analytics.customers AS c (customer_identifier, name, email, metadata)
+        VALUES (ident, v_name, v_email, coalesce(v_metadata, '{}'))
+        ON CONFLICT (customer_identifier) DO UPDATE SET
+            name = CASE WHEN params ? 'name' THEN EXCLUDED.name ELSE c.name END,
+            email = CASE WHEN params ? 'email' THEN EXCLUDED.email ELSE c.email END,
+            metadata = CASE WHEN params ? 'metadata' THEN EXCLUDED.metadata ELSE c.metadata END
+        WHERE (params ? 'name' AND c.name IS DISTINCT FROM EXCLUDED.name)
+           OR (params ? 'email' AND c.email IS DISTINCT FROM EXCLUDED.email)
+           OR (params ? 'metadata' AND c.metadata IS DISTINCT FROM EXCLUDED.metadata)
+        RETURNING * INTO result;
+        IF NOT FOUND THEN
+            SELECT * INTO result FROM analytics.customers
+             WHERE customer_identifier OPERATOR(pg_catalog.=) ident;
+        END IF;
+        RETURN result;
+    END IF;
+
+    INSERT INTO analytics.customers AS c
+        (customer_identifier, name, email, metadata, period_budget, budget_duration,
+         period_start, total_budget, markup_percentage)
+    VALUES (ident, v_name, v_email, coalesce(v_metadata, '{}'), v_period_budget, v_duration,
+            v_period_start, v_total_budget, v_markup)
+    ON CONFLICT (customer_identifier) DO UPDATE SET
+        name = CASE WHEN params ? 'name' THEN EXCLUDED.name ELSE c.name END,
+        email = CASE WHEN params ? 'email' THEN EXCLUDED.email ELSE c.email END,
+        metadata = CASE WHEN params ? 'metadata' THEN EXCLUDED.metadata ELSE c.metadata END,
+        period_budget = CASE WHEN params ? 'period_budget' THEN EXCLUDED.period_budget ELSE c.period_budget END,
+        budget_duration = CASE WHEN params ? 'budget_duration' THEN EXCLUDED.budget_duration ELSE c.budget_duration END,
+        period_start = CASE WHEN params ? 'period_start' THEN EXCLUDED.period_start ELSE c.period_start END,
+        total_budget = CASE WHEN params ? 'total_budget' THEN EXCLUDED.total_budget ELSE c.total_budget END,
+        markup_percentage = CASE WHEN params ? 'markup_percentage' THEN EXCLUDED.markup_percentage ELSE c.markup_percentage END
+    -- Touch the row only when a given key changes it: repeated ingests that
+    -- carry the same customer_params must not queue on the customer's row.
+    WHERE (params ? 'name' AND c.name IS DISTINCT FROM EXCLUDED.name)
+       OR (params ? 'email' AND c.email IS DISTINCT FROM EXCLUDED.email)
+       OR (params ? 'metadata' AND c.metadata IS DISTINCT FROM EXCLUDED.metadata)
+       OR (params ? 'period_budget' AND c.period_budget IS DISTINCT FROM EXCLUDED.period_budget)
+       OR (params ? 'budget_duration' AND c.budget_duration IS DISTINCT FROM EXCLUDED.budget_duration)
+       OR (params ? 'period_start' AND c.period_start IS DISTINCT FROM EXCLUDED.period_start)
+       OR (params ? 'total_budget' AND c.total_budget IS DISTINCT FROM EXCLUDED.total_budget)
+       OR (params ? 'markup_percentage' AND c.markup_percentage IS DISTINCT FROM EXCLUDED.markup_percentage)
+    RETURNING * INTO result;
+    IF NOT FOUND THEN
+        SELECT * INTO result FROM analytics.customers
+         WHERE customer_identifier OPERATOR(pg_catalog.=) ident;
+    END IF;
+    RETURN result;
+END;
+$$;
+COMMENT ON FUNCTION analytics.upsert_customer(jsonb) IS
+    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it. Budget keys apply only for members of analytics_admin; from others a changed one is ignored with a WARNING.';
+
+-- The message bodies are null for a role that cannot read them.
+CREATE OR REPLACE VIEW analytics.logs_with_customer AS
+SELECT l.id, l.created_at, l.customer_identifier, l.model,
+       l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
+       l.latency, l.time_to_first_token, l.status_code, l.error_message,
+       l.thread_identifier, l.custom_identifier, l.metadata,
+       CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'prompt_messages', 'SELECT'))
+            THEN l.prompt_messages END AS prompt_messages,
+       CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'completion_message', 'SELECT'))
+            THEN l.completion_message END AS completion_message,
+       c.name, c.email, c.metadata AS customer_metadata
+  FROM analytics.logs l
+  LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
+COMMENT ON COLUMN analytics.logs_with_customer.prompt_messages IS 'Request messages; null unless the current role may SELECT analytics.logs.prompt_messages (analytics_reader may not).';
+COMMENT ON COLUMN analytics.logs_with_customer.completion_message IS 'Response message; null unless the current role may SELECT analytics.logs.completion_message (analytics_reader may not).';
+
+CREATE OR REPLACE FUNCTION analytics.customer_logs(customer_identifier text,
+                                        since timestamptz DEFAULT NULL,
+                                        until timestamptz DEFAULT NULL,
+                                        lim integer DEFAULT 100)
+RETURNS SETOF analytics.logs
+LANGUAGE sql STABLE ROWS 100 AS $$
+SELECT l.id, l.created_at, l.customer_identifier, l.model,
+       l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
+       l.latency, l.time_to_first_token, l.status_code, l.error_message,
+       l.thread_identifier, l.custom_identifier, l.metadata,
+       l.prompt_messages, l.completion_message
+  FROM analytics.logs_with_customer l
+ WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
+   AND l.created_at >= coalesce($2, '-infinity')
+   AND l.created_at < coalesce($3, 'infinity')
+ ORDER BY l.created_at DESC, l.id DESC
+ LIMIT $4
+$$;
+
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['analytics_reader', 'analytics_writer', 'analytics_admin'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    FOREACH r IN ARRAY ARRAY['analytics_reader', 'analytics_writer'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                        WHERE m.roleid OPERATOR(pg_catalog.=) r::regrole
+                          AND m.member OPERATOR(pg_catalog.=) 'analytics_admin'::regrole) THEN
+            EXECUTE pg_catalog.format('GRANT %I TO analytics_admin', r);
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- Nothing for PUBLIC: functions are created with EXECUTE for PUBLIC.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA analytics FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
+
+-- analytics_reader: every view; the tables the read functions use (they are
+-- SECURITY INVOKER, as are the functions the views call); of logs every
+-- column but the message bodies (logs_with_customer and customer_logs show
+-- them as null to a role that cannot read them).
+GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
+    analytics.users, analytics.top_users, analytics.daily_active_users,
+    analytics.cost_by_user, analytics.logs_with_customer
+    TO analytics_reader;
+GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
+    analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
+    analytics.usage_customer, analytics.usage_day
+    TO analytics_reader;
+GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
+    total_tokens, cost, latency, time_to_first_token, status_code, error_message,
+    thread_identifier, custom_identifier, metadata)
+    ON analytics.logs TO analytics_reader;
+GRANT EXECUTE ON FUNCTION
+    analytics.budget_period_bounds(timestamptz, text, timestamptz, text),
+    analytics._budget_billed(numeric, numeric),
+    analytics._budget_period_raw(text, timestamptz, timestamptz, boolean),
+    analytics._budget_total_raw(text, boolean),
+    analytics.budget_period(text, timestamptz),
+    analytics.period_spend(text),
+    analytics.check_budget(text),
+    analytics._pending_usage(),
+    analytics._argument_error(text, text, text),
+    analytics._period_bounds(timestamptz, text, timestamptz, text),
+    analytics.current_period(timestamptz, text, timestamptz),
+    analytics._period_spend(text, timestamptz, timestamptz, numeric),
+    analytics._pending_customer_day(),
+    analytics._top_model_step(internal, text, bigint),
+    analytics._top_model_final(internal),
+    analytics._top_model(text, bigint),
+    analytics._customer_top_model(text, text[], bigint[]),
+    analytics.top_users(timestamptz, timestamptz, text, integer),
+    analytics._usage_window(text[], date, date, boolean),
+    analytics.active_users(timestamptz, timestamptz, text),
+    analytics.customer_logs(text, timestamptz, timestamptz, integer)
+    TO analytics_reader;
+
+-- analytics_writer: INSERT and COPY into logs (not the id: OVERRIDING SYSTEM
+-- VALUE could place a log below the rollup watermark), the id back from
+-- INSERT ... RETURNING; the ingest functions; check_budget (SECURITY
+-- DEFINER); upsert_customer with name, email and metadata only: the column
+-- privileges below are what keeps budgets, markup and blocked out of its
+-- reach.  The insert trigger's own writes run with the owner's rights.
+GRANT INSERT (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
+    cost, latency, time_to_first_token, status_code, error_message, thread_identifier,
+    custom_identifier, metadata, prompt_messages, completion_message),
+    SELECT (id)
+    ON analytics.logs TO analytics_writer;
+GRANT SELECT, INSERT (customer_identifier, name, email, metadata),
+    UPDATE (name, email, metadata)
+    ON analytics.customers TO analytics_writer;
+GRANT EXECUTE ON FUNCTION
+    analytics.ingest(text), analytics.ingest(json), analytics.ingest(jsonb),
+    analytics.ingest_openai(text, text, double precision),
+    analytics.ingest_openai(json, json, double precision),
+    analytics.ingest_openai(jsonb, jsonb, double precision),
+    analytics.ingest_batch(text),
+    analytics._ingest_batch_rows(text),
+    analytics.upsert_customer(jsonb),
+    analytics._param_error(text, text, jsonb),
+    analytics._param_amount(jsonb, text),
+    analytics._param_text(jsonb, text),
+    analytics.check_budget(text)
+    TO analytics_writer;
+
+-- analytics_admin: customers and their budgets (not DELETE: delete_customer
+-- removes a customer with its logs and rollups), model prices, and the
+-- administrative functions, which check membership in analytics_admin
+-- before they lock anything and then run with the owner's rights.
+GRANT INSERT, UPDATE ON analytics.customers TO analytics_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON analytics.model_prices TO analytics_admin;
+GRANT EXECUTE ON FUNCTION
+    analytics.delete_customer(text),
+    analytics.purge_logs(timestamptz),
+    analytics.set_timezone(text),
+    analytics.rollup_now()
+    TO analytics_admin;

@@ -76,6 +76,7 @@
 #include "analytics.h"
 #include "budget.h"
 #include "logs.h"
+#include "privs.h"
 
 PG_FUNCTION_INFO_V1(budget_period_bounds);
 PG_FUNCTION_INFO_V1(budget_customers_changed);
@@ -570,7 +571,7 @@ text_differs(const char *a, const char *b)
 }
 
 /*
- * budget_customers_changed
+ * budget_customers_changed_as_owner
  *		BEFORE UPDATE row trigger on analytics.customers.  Rejects a change
  *		of the identifier.  When a budget setting changes, call
  *		logs_customers_changing():
@@ -580,8 +581,8 @@ text_differs(const char *a, const char *b)
  *		stale (a budget newly set, or the periods moved).  Runs in the
  *		updating transaction; the table lock lasts until it ends.
  */
-Datum
-budget_customers_changed(PG_FUNCTION_ARGS)
+static Datum
+budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	tupdesc;
@@ -648,4 +649,16 @@ budget_customers_changed(PG_FUNCTION_ARGS)
 	}
 
 	return PointerGetDatum(newtup);
+}
+
+/*
+ * budget_customers_changed
+ *		BEFORE UPDATE row trigger on analytics.customers (see
+ *		budget_customers_changed_as_owner).  Runs with the extension owner's
+ *		rights: an admin may change budgets but not write budget_counters.
+ */
+Datum
+budget_customers_changed(PG_FUNCTION_ARGS)
+{
+	return privs_call_as_owner(budget_customers_changed_as_owner, fcinfo);
 }

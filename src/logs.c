@@ -72,6 +72,7 @@
 #include "analytics.h"
 #include "budget.h"
 #include "logs.h"
+#include "privs.h"
 
 PG_FUNCTION_INFO_V1(logs_before_insert);
 PG_FUNCTION_INFO_V1(logs_guard);
@@ -724,12 +725,13 @@ cost_from_prices(const char *model, int32 prompt_tokens, int32 completion_tokens
 }
 
 /*
- * logs_before_insert
- *		BEFORE INSERT row trigger on analytics.logs.  Returns the row with its
- *		cost filled in, or raises an error that records nothing.
+ * logs_before_insert_as_owner
+ *		The work of logs_before_insert, with the extension owner's rights.
+ *		Returns the row with its cost filled in, or raises an error that
+ *		records nothing.
  */
-Datum
-logs_before_insert(PG_FUNCTION_ARGS)
+static Datum
+logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Relation	rel;
@@ -831,6 +833,18 @@ logs_before_insert(PG_FUNCTION_ARGS)
 	if (cost_given)
 		return PointerGetDatum(tuple);
 	return PointerGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
+ * logs_before_insert
+ *		BEFORE INSERT row trigger on analytics.logs.  Its work (creating
+ *		customers, budget counters, price lookups) runs with the extension
+ *		owner's rights, not the writer's (privs.c).
+ */
+Datum
+logs_before_insert(PG_FUNCTION_ARGS)
+{
+	return privs_call_as_owner(logs_before_insert_as_owner, fcinfo);
 }
 
 /*

@@ -71,6 +71,7 @@
 
 #include "analytics.h"
 #include "logs.h"
+#include "privs.h"
 #include "rollup.h"
 
 PG_FUNCTION_INFO_V1(rollup_now);
@@ -532,8 +533,8 @@ rollup_fold_all(void)
  *		SQL: analytics.rollup_now() returns bigint.  One pass in the caller's
  *		transaction (READ COMMITTED); returns the number of logs folded.
  */
-Datum
-rollup_now(PG_FUNCTION_ARGS)
+static Datum
+rollup_now_as_owner(PG_FUNCTION_ARGS)
 {
 	int64		folded;
 
@@ -555,8 +556,8 @@ rollup_now(PG_FUNCTION_ARGS)
  * Holds the rollup_state row lock (from the fold) until the end of the
  * transaction; READ COMMITTED only.
  */
-Datum
-rollup_purge_logs(PG_FUNCTION_ARGS)
+static Datum
+rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 {
 	TimestampTz older_than;
 	RollupState state;
@@ -650,8 +651,8 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
  * customer is an error (42704).  READ COMMITTED
  * only.
  */
-Datum
-rollup_delete_customer(PG_FUNCTION_ARGS)
+static Datum
+rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 {
 	RollupState state;
 	Oid			argtypes[1] = {TEXTOID};
@@ -713,8 +714,8 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
  * the first new-zone day that holds only such logs.  Locks the rollup_state
  * row; READ COMMITTED only.
  */
-Datum
-rollup_set_timezone(PG_FUNCTION_ARGS)
+static Datum
+rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	pg_tz	   *tz;
@@ -814,4 +815,39 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * The SQL entry points of the functions above.  Each first checks that the
+ * caller is a member of analytics_admin, before any lock (a lock taken
+ * first would hold up every log writer until the refusal), then does its
+ * work with the extension owner's rights (privs.c): admins do not write
+ * the rollups, budget_counters or rollup_state themselves.
+ */
+Datum
+rollup_now(PG_FUNCTION_ARGS)
+{
+	privs_require_admin("analytics.rollup_now()");
+	return privs_call_as_owner(rollup_now_as_owner, fcinfo);
+}
+
+Datum
+rollup_purge_logs(PG_FUNCTION_ARGS)
+{
+	privs_require_admin("analytics.purge_logs()");
+	return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
+}
+
+Datum
+rollup_delete_customer(PG_FUNCTION_ARGS)
+{
+	privs_require_admin("analytics.delete_customer()");
+	return privs_call_as_owner(rollup_delete_customer_as_owner, fcinfo);
+}
+
+Datum
+rollup_set_timezone(PG_FUNCTION_ARGS)
+{
+	privs_require_admin("analytics.set_timezone()");
+	return privs_call_as_owner(rollup_set_timezone_as_owner, fcinfo);
 }

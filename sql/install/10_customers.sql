@@ -120,6 +120,9 @@ DECLARE
     v_total_budget numeric;
     v_markup numeric;
     result analytics.customers;
+    stored analytics.customers;
+    k text;
+    differs boolean;
 BEGIN
     IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
         RAISE EXCEPTION 'customer_params must be a JSON object'
@@ -171,6 +174,53 @@ BEGIN
         v_period_start := now();
     END IF;
 
+    -- Budget keys are applied only for members of analytics_admin (SPEC
+    -- section 13).  From anyone else a key equal to the stored value (or to
+    -- the column default, for a new customer) passes silently, and a
+    -- different one is ignored with a WARNING; the rest is applied with an
+    -- INSERT and UPDATE of only the columns analytics_writer holds
+    -- privileges on, so the grants, not this function, enforce the rule.
+    IF NOT pg_catalog.pg_has_role('analytics_admin', 'USAGE') THEN
+        SELECT * INTO stored FROM analytics.customers x
+         WHERE x.customer_identifier OPERATOR(pg_catalog.=) ident;
+        IF NOT FOUND THEN
+            stored.budget_duration := 'monthly';
+            stored.period_start := now();
+            stored.markup_percentage := 0;
+        END IF;
+        FOR k, differs IN
+            SELECT v.k, v.differs FROM (VALUES
+                (1, 'period_budget', v_period_budget IS DISTINCT FROM stored.period_budget),
+                (2, 'budget_duration', v_duration IS DISTINCT FROM stored.budget_duration),
+                (3, 'period_start', v_period_start IS DISTINCT FROM stored.period_start),
+                (4, 'total_budget', v_total_budget IS DISTINCT FROM stored.total_budget),
+                (5, 'markup_percentage', v_markup IS DISTINCT FROM stored.markup_percentage)) v (n, k, differs)
+             ORDER BY v.n
+        LOOP
+            IF params ? k AND differs THEN
+                RAISE WARNING 'customer_params key "%" ignored for customer "%"', k, ident
+                    USING DETAIL = 'Only members of analytics_admin may change budget settings. The stored value is kept.',
+                          HINT = 'Set budgets as a member of analytics_admin, with upsert_customer() or UPDATE analytics.customers.';
+            END IF;
+        END LOOP;
+
+        INSERT INTO analytics.customers AS c (customer_identifier, name, email, metadata)
+        VALUES (ident, v_name, v_email, coalesce(v_metadata, '{}'))
+        ON CONFLICT (customer_identifier) DO UPDATE SET
+            name = CASE WHEN params ? 'name' THEN EXCLUDED.name ELSE c.name END,
+            email = CASE WHEN params ? 'email' THEN EXCLUDED.email ELSE c.email END,
+            metadata = CASE WHEN params ? 'metadata' THEN EXCLUDED.metadata ELSE c.metadata END
+        WHERE (params ? 'name' AND c.name IS DISTINCT FROM EXCLUDED.name)
+           OR (params ? 'email' AND c.email IS DISTINCT FROM EXCLUDED.email)
+           OR (params ? 'metadata' AND c.metadata IS DISTINCT FROM EXCLUDED.metadata)
+        RETURNING * INTO result;
+        IF NOT FOUND THEN
+            SELECT * INTO result FROM analytics.customers
+             WHERE customer_identifier OPERATOR(pg_catalog.=) ident;
+        END IF;
+        RETURN result;
+    END IF;
+
     INSERT INTO analytics.customers AS c
         (customer_identifier, name, email, metadata, period_budget, budget_duration,
          period_start, total_budget, markup_percentage)
@@ -204,4 +254,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION analytics.upsert_customer(jsonb) IS
-    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it.';
+    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it. Budget keys apply only for members of analytics_admin; from others a changed one is ignored with a WARNING.';

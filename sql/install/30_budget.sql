@@ -7,7 +7,8 @@ CREATE TABLE analytics.budget_counters (
         REFERENCES analytics.customers ON DELETE CASCADE,
     period_start timestamptz NOT NULL,
     period_end timestamptz NOT NULL,
-    spend numeric NOT NULL DEFAULT 0,
+    spend numeric NOT NULL DEFAULT 0
+        CONSTRAINT spend_non_negative CHECK (spend >= 0),
     PRIMARY KEY (customer_identifier, period_start, period_end)
 );
 COMMENT ON TABLE analytics.budget_counters IS
@@ -138,7 +139,7 @@ CREATE FUNCTION analytics.check_budget(customer_identifier text,
     OUT period_start timestamptz, OUT period_end timestamptz,
     OUT period_spend numeric, OUT period_budget numeric, OUT period_remaining numeric,
     OUT total_spend numeric, OUT total_budget numeric, OUT total_remaining numeric)
-RETURNS record LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+RETURNS record LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, analytics AS $$
 DECLARE
     c analytics.customers;
     p record;

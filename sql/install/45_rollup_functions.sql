@@ -8,14 +8,14 @@ COMMENT ON FUNCTION analytics.rollup_now() IS
 
 CREATE FUNCTION analytics.purge_logs(older_than timestamptz) RETURNS bigint
     AS 'MODULE_PATHNAME', 'rollup_purge_logs' LANGUAGE C VOLATILE
-    SECURITY DEFINER SET search_path = pg_catalog, analytics;
+    SET search_path = pg_catalog, analytics;
 COMMENT ON FUNCTION analytics.purge_logs(timestamptz) IS
     'Retention: folds pending logs in, then deletes the raw logs created before the start of older_than''s day (rollup time zone); usage_daily keeps their counts. Returns the number of logs deleted.';
 REVOKE ALL ON FUNCTION analytics.purge_logs(timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION analytics.delete_customer(customer_identifier text) RETURNS void
     AS 'MODULE_PATHNAME', 'rollup_delete_customer' LANGUAGE C VOLATILE
-    SECURITY DEFINER SET search_path = pg_catalog, analytics;
+    SET search_path = pg_catalog, analytics;
 COMMENT ON FUNCTION analytics.delete_customer(text) IS
     'Removes a customer, all its logs and its rollups; an unknown customer is an error (SQLSTATE 42704).';
 REVOKE ALL ON FUNCTION analytics.delete_customer(text) FROM PUBLIC;

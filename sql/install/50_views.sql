@@ -636,7 +636,10 @@ SELECT l.id, l.created_at, l.customer_identifier, l.model,
        l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
        l.latency, l.time_to_first_token, l.status_code, l.error_message,
        l.thread_identifier, l.custom_identifier, l.metadata,
-       l.prompt_messages, l.completion_message,
+       CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'prompt_messages', 'SELECT'))
+            THEN l.prompt_messages END AS prompt_messages,
+       CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'completion_message', 'SELECT'))
+            THEN l.completion_message END AS completion_message,
        c.name, c.email, c.metadata AS customer_metadata
   FROM analytics.logs l
   LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
@@ -657,22 +660,28 @@ COMMENT ON COLUMN analytics.logs_with_customer.error_message IS 'Provider error 
 COMMENT ON COLUMN analytics.logs_with_customer.thread_identifier IS 'Conversation thread id.';
 COMMENT ON COLUMN analytics.logs_with_customer.custom_identifier IS 'Application-defined id.';
 COMMENT ON COLUMN analytics.logs_with_customer.metadata IS 'The log''s free-form JSON.';
-COMMENT ON COLUMN analytics.logs_with_customer.prompt_messages IS 'Request messages.';
-COMMENT ON COLUMN analytics.logs_with_customer.completion_message IS 'Response message.';
+COMMENT ON COLUMN analytics.logs_with_customer.prompt_messages IS 'Request messages; null unless the current role may SELECT analytics.logs.prompt_messages (analytics_reader may not).';
+COMMENT ON COLUMN analytics.logs_with_customer.completion_message IS 'Response message; null unless the current role may SELECT analytics.logs.completion_message (analytics_reader may not).';
 COMMENT ON COLUMN analytics.logs_with_customer.name IS 'The customer''s display name.';
 COMMENT ON COLUMN analytics.logs_with_customer.email IS 'The customer''s email address.';
 COMMENT ON COLUMN analytics.logs_with_customer.customer_metadata IS 'The customer''s free-form JSON.';
 
 -- One customer's logs, newest first, by the (customer_identifier,
--- created_at) index.  SQL so that the planner inlines it.
+-- created_at) index.  SQL so that the planner inlines it.  It reads
+-- logs_with_customer (whose join the planner removes), so the message
+-- bodies are null for a role that may not read them (analytics_reader).
 CREATE FUNCTION analytics.customer_logs(customer_identifier text,
                                         since timestamptz DEFAULT NULL,
                                         until timestamptz DEFAULT NULL,
                                         lim integer DEFAULT 100)
 RETURNS SETOF analytics.logs
 LANGUAGE sql STABLE ROWS 100 AS $$
-SELECT l.*
-  FROM analytics.logs l
+SELECT l.id, l.created_at, l.customer_identifier, l.model,
+       l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
+       l.latency, l.time_to_first_token, l.status_code, l.error_message,
+       l.thread_identifier, l.custom_identifier, l.metadata,
+       l.prompt_messages, l.completion_message
+  FROM analytics.logs_with_customer l
  WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
    AND l.created_at >= coalesce($2, '-infinity')
    AND l.created_at < coalesce($3, 'infinity')
