@@ -5,8 +5,10 @@
  *	  analytics.ingest_openai(request, response, latency) and
  *	  analytics.ingest_batch(payloads).
  *
- * Each payload is parsed with json-c in strict mode, checked field by field
- * (a wrong or missing field raises an error naming it), and turned into one
+ * Each payload is read by PostgreSQL's own JSON parser into a json-c tree
+ * (ingest_parse: json/jsonb input's rules, no \u0000, no duplicate key, at
+ * most 64 MB, numbers keeping their text), checked field by field (a wrong
+ * or missing field raises an error naming it), and turned into one
  * row of parameters for a single prepared INSERT into analytics.logs.  The
  * INSERT goes through the table's BEFORE INSERT trigger like any other
  * (validation, cost from model_prices, customer creation, budgets).  A

@@ -85,7 +85,7 @@ CREATE TABLE fuzz.allowed (sqlstate text PRIMARY KEY);
 INSERT INTO fuzz.allowed VALUES ('22P02'), ('22P05'), ('22023'), ('22003'), ('22004'),
   ('22007'), ('22008'), ('22001'), ('22021'), ('23502'), ('23514'), ('54000'), ('54001'),
   ('UA001'), ('UA002'), ('UA003');
-CREATE TABLE fuzz.outcomes (what text, sqlstate text, n bigint, PRIMARY KEY (what, sqlstate));
+CREATE TABLE fuzz.outcomes (what text, sqlstate text, n bigint, sample text, PRIMARY KEY (what, sqlstate));
 CREATE TABLE fuzz.bad (payload text, what text, sqlstate text, message text);
 
 CREATE FUNCTION fuzz.pick(a text[]) RETURNS text LANGUAGE sql AS
@@ -236,6 +236,7 @@ BEGIN
         END IF;
         last_id := coalesce((SELECT max(id) FROM analytics.logs), last_id);
         state := 'ok';
+        msg := NULL;
       EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         IF what IN ('ingest(json)', 'ingest(jsonb)', 'ingest_openai(json)', 'ingest_openai(jsonb)')
@@ -250,7 +251,7 @@ BEGIN
           INSERT INTO fuzz.bad VALUES (left(p, 2000), what, state, 'wrote something: ' || msg);
         END IF;
       END;
-      INSERT INTO fuzz.outcomes VALUES (what, state, 1)
+      INSERT INTO fuzz.outcomes VALUES (what, state, 1, CASE WHEN state <> 'ok' THEN left(msg, 70) END)
         ON CONFLICT (what, sqlstate) DO UPDATE SET n = fuzz.outcomes.n + 1;
       calls := calls + 1;
       payloads := payloads + 1;
@@ -268,8 +269,8 @@ read -r calls payloads < <(sed -n 's/.*calls \([0-9]*\), payloads \([0-9]*\).*/\
 [ -n "${payloads:-}" ] || fail "the driver printed no totals: $(cat "$DIR/run.err")"
 echo "$calls calls, $payloads payloads in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s:" \
 	"$(awk -v a="$start" -v b="$end" -v n="$payloads" 'BEGIN { printf "%.0f", n / (b - a) }') payloads/s"
-echo "-- outcomes (function, SQLSTATE or ok, calls)"
-q -F ' ' -c "SELECT what, sqlstate, n FROM fuzz.outcomes ORDER BY what, sqlstate" | sed 's/^/   /'
+echo "-- outcomes (function, SQLSTATE or ok, calls, first message)"
+q -F ' ' -c "SELECT what, sqlstate, n, coalesce(sample, '') FROM fuzz.outcomes ORDER BY what, sqlstate" | sed 's/^/   /'
 q -c "SELECT 'logs ' || (SELECT count(*) FROM analytics.logs) || ', customers ' || (SELECT count(*) FROM analytics.customers)" | sed 's/^/   /'
 
 bad="$(q -c "SELECT count(*) FROM fuzz.bad")"
