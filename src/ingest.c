@@ -5,8 +5,10 @@
  *	  analytics.ingest_openai(request, response, latency) and
  *	  analytics.ingest_batch(payloads).
  *
- * Each payload is parsed with json-c in strict mode, checked field by field
- * (a wrong or missing field raises an error naming it), and turned into one
+ * Each payload is read by PostgreSQL's own JSON parser into a json-c tree
+ * (ingest_parse: json/jsonb input's rules, no \u0000, no duplicate key, at
+ * most 64 MB, numbers keeping their text), checked field by field (a wrong
+ * or missing field raises an error naming it), and turned into one
  * row of parameters for a single prepared INSERT into analytics.logs.  The
  * INSERT goes through the table's BEFORE INSERT trigger like any other
  * (validation, cost from model_prices, customer creation, budgets).  A
@@ -34,10 +36,12 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "common/jsonapi.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -49,6 +53,7 @@
 #undef json_object
 #include "lib/stringinfo.h"
 #include "utils/datetime.h"
+#include "utils/float.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -69,8 +74,18 @@ PG_FUNCTION_INFO_V1(ingest_openai_jsonb);
 PG_FUNCTION_INFO_V1(ingest_batch);
 PG_FUNCTION_INFO_V1(ingest_batch_rows);
 
-/* Nesting depth json-c accepts (its default is 32). */
+/* Deepest nesting of objects and arrays accepted in a document. */
 #define INGEST_MAX_DEPTH 64
+
+/* Largest payload (and request, response) accepted, in bytes (SPEC §14). */
+#define INGEST_MAX_PAYLOAD (64 * 1024 * 1024)
+
+/* An error's DETAIL quotes at most this many characters of a bad value. */
+#define INGEST_DETAIL_CHARS 100
+
+/* numeric's limits: digits before and after the decimal point. */
+#define INGEST_NUMERIC_MAX_WEIGHT 131072
+#define INGEST_NUMERIC_MAX_SCALE 16383
 
 /* Parameters of the INSERT, in this order. */
 enum
@@ -128,7 +143,7 @@ typedef struct IngestBatchPosition
 /* State of _ingest_batch_rows() across its calls. */
 typedef struct IngestBatchState
 {
-	const char *data;			/* the payloads, UTF-8 */
+	const char *data;			/* the payloads, in the server encoding */
 	size_t		len;
 	size_t		pos;			/* next byte to look at */
 	bool		array;			/* a JSON array, else NDJSON */
@@ -169,6 +184,8 @@ static SPIPlanPtr ingest_batch_plan = NULL;
  */
 static IngestBatchPosition *ingest_batch_active = NULL;
 
+static char *ingest_clip(const char *s);
+
 /*
  * ingest_describe
  *		A short description of a JSON value for error details: numbers and
@@ -185,7 +202,8 @@ ingest_describe(struct json_object *value)
 		case json_type_boolean:
 		case json_type_int:
 		case json_type_double:
-			return pstrdup(json_object_to_json_string(value));
+			/* a number's text as written (ingest_build_scalar), cut short */
+			return ingest_clip(json_object_to_json_string(value));
 		case json_type_string:
 			return pstrdup("a string");
 		case json_type_object:
@@ -211,68 +229,343 @@ ingest_bad_field(const char *field, const char *expected, struct json_object *go
 }
 
 /*
+ * ingest_clip
+ *		A value as quoted in an error's DETAIL: at most INGEST_DETAIL_CHARS
+ *		characters of it, followed by "..." when it was cut.
+ */
+static char *
+ingest_clip(const char *s)
+{
+	size_t		len = strlen(s);
+	int			cut;
+
+	if (len <= INGEST_DETAIL_CHARS)
+		return pstrdup(s);
+	cut = pg_mbcharcliplen(s, (int) Min(len, (size_t) INGEST_DETAIL_CHARS * MAX_MULTIBYTE_CHAR_LEN),
+						   INGEST_DETAIL_CHARS);
+	if ((size_t) cut == len)
+		return pstrdup(s);
+	return psprintf("%.*s...", cut, s);
+}
+
+/*
+ * State of ingest_parse() while PostgreSQL's JSON parser calls back: the
+ * json-c tree being built and the containers that are open.  Every
+ * container is attached to its parent when it opens, so root owns all that
+ * has been built and releasing it releases everything.
+ */
+typedef struct IngestBuild
+{
+	struct json_object *root;
+	bool		have_root;
+	int			depth;			/* open containers */
+	struct json_object *open[INGEST_MAX_DEPTH];
+	char	   *keys[INGEST_MAX_DEPTH]; /* pending key of an open object */
+	JsonLexContext *lex;
+	const char *what;			/* "payload", "request", "response" */
+} IngestBuild;
+
+/*
+ * ingest_build_path
+ *		Where the value being attached sits, for errors: the keys and array
+ *		indexes of the open containers ("metadata.tags[2]").
+ */
+static char *
+ingest_build_path(IngestBuild *b)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < b->depth; i++)
+	{
+		if (json_object_is_type(b->open[i], json_type_array))
+		{
+			/* Outer arrays hold the open element already; the last does not. */
+			size_t		n = json_object_array_length(b->open[i]);
+
+			appendStringInfo(&buf, "[%zu]", i < b->depth - 1 && n > 0 ? n - 1 : n);
+		}
+		else if (b->keys[i] != NULL)
+			appendStringInfo(&buf, "%s%s", buf.len > 0 ? "." : "", b->keys[i]);
+	}
+	return buf.data;
+}
+
+/*
+ * ingest_build_attach
+ *		Attach a new value (NULL for JSON null) to the open container, or
+ *		make it the root.  A key that the object already has is an error
+ *		(22023): json-c, like jsonb, would silently keep the last value, so
+ *		what a reader of the first one saw would not be what is recorded.
+ */
+static void
+ingest_build_attach(IngestBuild *b, struct json_object *value)
+{
+	struct json_object *parent;
+	int			rc;
+
+	if (b->depth == 0)
+	{
+		b->root = value;
+		b->have_root = true;
+		return;
+	}
+	parent = b->open[b->depth - 1];
+	if (json_object_is_type(parent, json_type_array))
+		rc = json_object_array_add(parent, value);
+	else
+	{
+		char	   *key = b->keys[b->depth - 1];
+
+		if (json_object_object_get_ex(parent, key, NULL))
+		{
+			char	   *path = ingest_build_path(b);
+
+			json_object_put(value);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("duplicate key \"%s\" in %s", ingest_clip(path), b->what),
+					 errdetail("A key may appear only once in an object. The log was not recorded.")));
+		}
+		rc = json_object_object_add_ex(parent, key, value, JSON_C_OBJECT_ADD_KEY_IS_NEW);
+	}
+	if (rc != 0)
+	{
+		json_object_put(value);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+}
+
+static void
+ingest_build_open(IngestBuild *b, struct json_object *container)
+{
+	if (container == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (b->depth >= INGEST_MAX_DEPTH)
+	{
+		json_object_put(container);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid JSON in %s: nested deeper than %d levels", b->what, INGEST_MAX_DEPTH),
+				 errdetail("The log was not recorded.")));
+	}
+	ingest_build_attach(b, container);
+	b->open[b->depth] = container;
+	b->keys[b->depth] = NULL;
+	b->depth++;
+}
+
+static void
+ingest_build_object_start(void *state)
+{
+	ingest_build_open((IngestBuild *) state, json_object_new_object());
+}
+
+static void
+ingest_build_array_start(void *state)
+{
+	ingest_build_open((IngestBuild *) state, json_object_new_array());
+}
+
+static void
+ingest_build_end(void *state)
+{
+	((IngestBuild *) state)->depth--;
+}
+
+static void
+ingest_build_field_start(void *state, char *fname, bool isnull)
+{
+	IngestBuild *b = (IngestBuild *) state;
+
+	b->keys[b->depth - 1] = fname;
+}
+
+/*
+ * ingest_build_scalar
+ *		A string, number, boolean or null.  A number keeps the text it was
+ *		written with (json_object_to_json_string returns it): doubles by
+ *		json_object_new_double_s, integers that json-c cannot hold exactly
+ *		(beyond 64 bits, where it saturates, and "-0") by a serializer that
+ *		prints the text.  Whoever reads a number reads its text when the
+ *		value may not be exact (ingest_number_text).
+ */
+static void
+ingest_build_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	IngestBuild *b = (IngestBuild *) state;
+	struct json_object *value = NULL;
+
+	switch (tokentype)
+	{
+		case JSON_TOKEN_STRING:
+			value = json_object_new_string_len(token, strlen(token));
+			break;
+		case JSON_TOKEN_NUMBER:
+			if (strpbrk(token, ".eE") != NULL)
+				value = json_object_new_double_s(strtod(token, NULL), token);
+			else
+			{
+				int64		n;
+
+				errno = 0;
+				n = strtoll(token, NULL, 10);
+				value = json_object_new_int64(n);
+				if (value != NULL && (errno == ERANGE || strcmp(token, "-0") == 0))
+				{
+					char	   *text = strdup(token);
+
+					if (text == NULL)
+					{
+						json_object_put(value);
+						value = NULL;
+					}
+					else
+						json_object_set_serializer(value, json_object_userdata_to_json_string,
+												   text, json_object_free_userdata);
+				}
+			}
+			break;
+		case JSON_TOKEN_TRUE:
+			value = json_object_new_boolean(1);
+			break;
+		case JSON_TOKEN_FALSE:
+			value = json_object_new_boolean(0);
+			break;
+		case JSON_TOKEN_NULL:
+			ingest_build_attach(b, NULL);
+			return;
+		default:
+			elog(ERROR, "unexpected JSON token type %d", (int) tokentype);
+	}
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	ingest_build_attach(b, value);
+}
+
+/*
+ * ingest_parse_error
+ *		Raise the error of PostgreSQL's JSON parser as json and jsonb input
+ *		do (22P02, or 22P05 for \u0000 and escapes the server encoding
+ *		cannot hold), naming what was parsed; the token it quotes is cut to
+ *		INGEST_DETAIL_CHARS characters.
+ */
+static void
+pg_attribute_noreturn()
+ingest_parse_error(JsonParseErrorType error, JsonLexContext *lex, const char *what)
+{
+	int			at;
+	char	   *detail;
+
+	/* At the end of the input there is no token (token_start is NULL). */
+	if (lex->token_start == NULL)
+		at = lex->input_length;
+	else
+		at = (int) (lex->token_start - lex->input) + 1;
+	if (lex->token_start != NULL &&
+		lex->token_terminator - lex->token_start > INGEST_DETAIL_CHARS)
+		lex->token_terminator = lex->token_start +
+			pg_mbcharcliplen(lex->token_start,
+							 Min(lex->token_terminator - lex->token_start,
+								 INGEST_DETAIL_CHARS * MAX_MULTIBYTE_CHAR_LEN),
+							 INGEST_DETAIL_CHARS);
+	detail = json_errdetail(error, lex);
+	if (lex->token_start == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid JSON in %s", what),
+				 errdetail("%s The log was not recorded.", detail)));
+	if (error == JSON_UNICODE_CODE_POINT_ZERO || error == JSON_UNICODE_HIGH_ESCAPE)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("unsupported Unicode escape sequence in %s", what),
+				 errdetail("%s At byte %d. The log was not recorded.", detail, at),
+				 errhint("A payload must be storable as jsonb, which cannot hold \\u0000.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid JSON in %s", what),
+			 errdetail("%s At byte %d. The log was not recorded.", detail, at)));
+}
+
+/*
  * ingest_parse
- *		Parse one JSON document (the whole of data[0..len)) with json-c in
- *		strict mode.  Returns the root object, which the caller must release
- *		with json_object_put (NULL stands for a JSON null document).  Raises
- *		22P02 for malformed JSON; json-c has released everything by then.
+ *		Parse one JSON document (the whole of data[0..len), in the server
+ *		encoding) into a json-c tree.  Returns the root, which the caller
+ *		must release with json_object_put (NULL stands for a JSON null
+ *		document).
+ *
+ *		PostgreSQL's own JSON parser reads the text, so whatever json and
+ *		jsonb input reject is rejected with their errors (22P02: lone
+ *		surrogates, raw control characters, "00", "1.", NaN; 22P05:
+ *		\u0000), and the tree is built from its callbacks, with keys and
+ *		strings de-escaped by it.  A duplicate key in any object (22023),
+ *		nesting deeper than INGEST_MAX_DEPTH (22P02) and a document larger
+ *		than INGEST_MAX_PAYLOAD (22023) are refused too.  On any error the
+ *		partial tree is released.
  */
 static struct json_object *
 ingest_parse(const char *data, size_t len, const char *what)
 {
-	struct json_tokener *tok;
-	struct json_object *root;
-	enum json_tokener_error err;
-	size_t		end;
+	IngestBuild b;
+	JsonSemAction sem;
+	JsonLexContext *lex;
+	JsonParseErrorType result;
+	MemoryContext parse_context;
+	MemoryContext old;
 
-	tok = json_tokener_new_ex(INGEST_MAX_DEPTH);
-	if (tok == NULL)
+	if (len > INGEST_MAX_PAYLOAD)
 		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	root = json_tokener_parse_ex(tok, data, (int) len);
-	err = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	if (err == json_tokener_continue && len > 0)
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"%s\": larger than %d MB", what,
+						INGEST_MAX_PAYLOAD / (1024 * 1024)),
+				 errdetail("Got %zu bytes; at most %d are accepted. The log was not recorded.",
+						   len, INGEST_MAX_PAYLOAD)));
+
+	memset(&b, 0, sizeof(b));
+	b.what = what;
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &b;
+	sem.object_start = ingest_build_object_start;
+	sem.object_end = ingest_build_end;
+	sem.array_start = ingest_build_array_start;
+	sem.array_end = ingest_build_end;
+	sem.object_field_start = ingest_build_field_start;
+	sem.scalar = ingest_build_scalar;
+
+	/* The parser's tokens and keys are garbage once json-c has copied them. */
+	parse_context = AllocSetContextCreate(CurrentMemoryContext, "analytics ingest parse",
+										  ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(parse_context);
+	PG_TRY();
 	{
-		/*
-		 * A top-level scalar (null, 17) needs the end of the input to be
-		 * signalled: json-c takes a NUL byte for that.
-		 */
-		root = json_tokener_parse_ex(tok, "", 1);
-		if (json_tokener_get_error(tok) == json_tokener_success)
+		lex = makeJsonLexContextCstringLen((char *) data, (int) len,
+										   GetDatabaseEncoding(), true);
+		b.lex = lex;
+		result = pg_parse_json(lex, &sem);
+		if (result != JSON_SUCCESS)
 		{
-			err = json_tokener_success;
-			end = len;
+			MemoryContextSwitchTo(old);
+			ingest_parse_error(result, lex, what);
 		}
 	}
-	json_tokener_free(tok);
-
-	if (err == json_tokener_success)
+	PG_CATCH();
 	{
-		/* Only white space may follow the document. */
-		while (end < len && (data[end] == ' ' || data[end] == '\t' ||
-							 data[end] == '\n' || data[end] == '\r'))
-			end++;
-		if (end == len)
-			return root;
-		json_object_put(root);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid JSON in %s: unexpected characters after the end of the document", what),
-				 errdetail("At byte %zu. The log was not recorded.", end + 1)));
+		MemoryContextSwitchTo(old);
+		if (b.have_root)
+			json_object_put(b.root);
+		PG_RE_THROW();
 	}
-	if (err == json_tokener_continue)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid JSON in %s: unexpected end of input", what),
-				 errdetail("The document ends after %zu bytes. The log was not recorded.", len)));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid JSON in %s: %s", what, json_tokener_error_desc(err)),
-			 errdetail("At byte %zu. The log was not recorded.", end + 1)));
-	return NULL;				/* keep compiler quiet */
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(parse_context);
+	return b.root;
 }
 
 /*
@@ -291,29 +584,66 @@ ingest_get(struct json_object *obj, const char *key)
 
 /*
  * ingest_string
- *		A JSON string as palloc'd text in the server encoding.  Rejects
- *		strings holding a NUL character (\u0000), which text cannot hold.
+ *		A JSON string as palloc'd text.  It is in the server encoding and
+ *		holds no NUL already: ingest_parse() de-escaped it with the server's
+ *		JSON parser, which refuses \u0000.
  */
 static char *
 ingest_string(struct json_object *value, const char *field, int *lenp)
 {
 	const char *s = json_object_get_string(value);
 	int			len = json_object_get_string_len(value);
-	char	   *converted;
 
-	if (memchr(s, '\0', len) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
-				 errmsg("invalid value for \"%s\": \\u0000 cannot be stored in text", field),
-				 errdetail("The log was not recorded.")));
-	converted = pg_any_to_server(s, len, PG_UTF8);
-	if (converted == s)
-		converted = pnstrdup(s, len);
-	else
-		len = strlen(converted);
 	if (lenp)
 		*lenp = len;
-	return converted;
+	return pnstrdup(s, len);
+}
+
+/*
+ * ingest_numeric
+ *		A numeric from the text of a JSON number, exactly as written.  A
+ *		number that numeric cannot hold (more than 131072 digits before the
+ *		decimal point or 16383 after it, exponent included) is refused with
+ *		22023 naming the field, before numeric_in could fail without naming
+ *		it.
+ */
+static Numeric
+ingest_numeric(const char *text, const char *field)
+{
+	const char *p = text;
+	int64		int_digits = 0;
+	int64		frac_digits = 0;
+	int64		exponent = 0;
+
+	if (*p == '-')
+		p++;
+	for (; isdigit((unsigned char) *p); p++)
+		int_digits++;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char) *p); p++)
+			frac_digits++;
+	if (*p == 'e' || *p == 'E')
+	{
+		bool		negative = false;
+
+		p++;
+		if (*p == '+' || *p == '-')
+			negative = (*p++ == '-');
+		for (; isdigit((unsigned char) *p); p++)
+			if (exponent < PG_INT32_MAX)
+				exponent = exponent * 10 + (*p - '0');
+		if (negative)
+			exponent = -exponent;
+	}
+	if (int_digits + exponent > INGEST_NUMERIC_MAX_WEIGHT ||
+		frac_digits - exponent > INGEST_NUMERIC_MAX_SCALE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"%s\": out of range for type numeric", field),
+				 errdetail("Got %s. The log was not recorded.", ingest_clip(text))));
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(text),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
 }
 
 /*
@@ -350,36 +680,43 @@ ingest_tokens(IngestRow *row, int col, struct json_object *value, const char *fi
 		return;
 	if (!json_object_is_type(value, json_type_int))
 		ingest_bad_field(field, "a non-negative integer", value);
+	/* json-c saturates beyond 64 bits: still out of range either way */
 	n = json_object_get_int64(value);
 	if (n < 0)
 		ingest_bad_field(field, "a non-negative integer", value);
 	if (n > PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("value for \"%s\" is out of range", field),
-				 errdetail("Got %s; token counts must be at most %d. The log was not recorded.",
-						   json_object_to_json_string(value), PG_INT32_MAX)));
+		ingest_bad_field(field, "an integer from 0 to 2147483647", value);
 	row->values[col] = Int32GetDatum((int32) n);
 	row->nulls[col] = ' ';
 }
 
 /*
  * ingest_seconds
- *		Set a double precision column (seconds) from a finite, non-negative
- *		JSON number.
+ *		Set a double precision column (seconds) from a non-negative JSON
+ *		number, read from its text as float8 input reads it.  One that
+ *		double precision cannot hold (1e400, 1e-400) is refused; any other
+ *		reaches the insert trigger as it is, which checks the bounds.
  */
 static void
 ingest_seconds(IngestRow *row, int col, struct json_object *value, const char *field)
 {
 	double		d;
+	char	   *text;
+	bool		have_error = false;
 
 	if (value == NULL)
 		return;
 	if (!json_object_is_type(value, json_type_int) &&
 		!json_object_is_type(value, json_type_double))
 		ingest_bad_field(field, "a finite non-negative number", value);
-	d = json_object_get_double(value);
-	if (isnan(d) || isinf(d) || d < 0)
+	text = pstrdup(json_object_to_json_string(value));
+	d = float8in_internal_opt_error(text, NULL, "double precision", text, &have_error);
+	if (have_error || isnan(d) || isinf(d))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"%s\": out of range for type double precision", field),
+				 errdetail("Got %s. The log was not recorded.", ingest_clip(text))));
+	if (d < 0)
 		ingest_bad_field(field, "a finite non-negative number", value);
 	row->values[col] = Float8GetDatum(d);
 	row->nulls[col] = ' ';
@@ -387,36 +724,23 @@ ingest_seconds(IngestRow *row, int col, struct json_object *value, const char *f
 
 /*
  * ingest_cost
- *		Set the cost from a finite, non-negative JSON number, exactly as
- *		written (json-c keeps the text of a number it parsed).
+ *		Set the cost from a non-negative JSON number, exactly as written
+ *		(from the number's text, never through a double or a saturating
+ *		integer).  Its bounds are the insert trigger's to check.
  */
 static void
 ingest_cost(IngestRow *row, struct json_object *value, const char *field)
 {
-	double		d;
 	Numeric		cost;
 
 	if (value == NULL)
 		return;
-	if (json_object_is_type(value, json_type_int))
-	{
-		int64		n = json_object_get_int64(value);
-
-		if (n < 0)
-			ingest_bad_field(field, "a finite non-negative number", value);
-		cost = int64_to_numeric(n);
-	}
-	else if (json_object_is_type(value, json_type_double))
-	{
-		d = json_object_get_double(value);
-		if (isnan(d) || isinf(d) || d < 0)
-			ingest_bad_field(field, "a finite non-negative number", value);
-		cost = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-												   CStringGetDatum(json_object_to_json_string(value)),
-												   ObjectIdGetDatum(InvalidOid),
-												   Int32GetDatum(-1)));
-	}
-	else
+	if (!json_object_is_type(value, json_type_int) &&
+		!json_object_is_type(value, json_type_double))
+		ingest_bad_field(field, "a finite non-negative number", value);
+	cost = ingest_numeric(json_object_to_json_string(value), field);
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(cost),
+										  NumericGetDatum(int64_to_numeric(0)))) < 0)
 		ingest_bad_field(field, "a finite non-negative number", value);
 	row->values[COL_COST] = NumericGetDatum(cost);
 	row->nulls[COL_COST] = ' ';
@@ -491,18 +815,18 @@ ingest_timestamp(IngestRow *row, struct json_object *value, const char *field)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_FIELD_OVERFLOW),
 				 errmsg("invalid value for \"%s\": date/time field value out of range", field),
-				 errdetail("Got \"%s\". The log was not recorded.", str)));
+				 errdetail("Got \"%s\". The log was not recorded.", ingest_clip(str))));
 	if (dterr != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
 				 errmsg("invalid value for \"%s\": expected an ISO 8601 timestamp", field),
-				 errdetail("Got \"%s\". The log was not recorded.", str),
+				 errdetail("Got \"%s\". The log was not recorded.", ingest_clip(str)),
 				 errhint("Write it like 2025-01-31T12:00:00Z.")));
 	if (tm2timestamp(tm, fsec, &tz, &result) != 0 || TIMESTAMP_NOT_FINITE(result))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("invalid value for \"%s\": timestamp out of range", field),
-				 errdetail("Got \"%s\". The log was not recorded.", str)));
+				 errdetail("Got \"%s\". The log was not recorded.", ingest_clip(str))));
 	row->values[COL_CREATED_AT] = TimestampTzGetDatum(result);
 }
 
@@ -533,12 +857,11 @@ ingest_jsonb_push(JsonbParseState **state, JsonbIteratorToken token,
 				while (!json_object_iter_equal(&it, &end))
 				{
 					const char *key = json_object_iter_peek_name(&it);
-					int			keylen = strlen(key);
-					char	   *converted = pg_any_to_server(key, keylen, PG_UTF8);
 
+					/* copied by pushJsonbValue; no NUL in it (ingest_parse) */
 					v.type = jbvString;
-					v.val.string.val = converted;
-					v.val.string.len = converted == key ? keylen : strlen(converted);
+					v.val.string.val = (char *) key;
+					v.val.string.len = strlen(key);
 					pushJsonbValue(state, WJB_KEY, &v);
 					ingest_jsonb_push(state, WJB_VALUE,
 									  json_object_iter_peek_value(&it), field);
@@ -572,40 +895,18 @@ ingest_jsonb_push(JsonbParseState **state, JsonbIteratorToken token,
 			{
 				int64		n = json_object_get_int64(value);
 
+				/* beyond 64 bits json-c saturates: take the text */
 				v.type = jbvNumeric;
-				if (n == PG_INT64_MIN ||
-					(n == PG_INT64_MAX && json_object_get_uint64(value) == PG_UINT64_MAX))
-					ereport(ERROR,
-							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-							 errmsg("invalid value in \"%s\": integer out of the 64-bit range", field),
-							 errdetail("The log was not recorded.")));
-				if (n == PG_INT64_MAX)
-					v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-																		CStringGetDatum(json_object_to_json_string(value)),
-																		ObjectIdGetDatum(InvalidOid),
-																		Int32GetDatum(-1)));
+				if (n == PG_INT64_MIN || n == PG_INT64_MAX)
+					v.val.numeric = ingest_numeric(json_object_to_json_string(value), field);
 				else
 					v.val.numeric = int64_to_numeric(n);
 				break;
 			}
 		case json_type_double:
-			{
-				const char *text = json_object_to_json_string(value);
-
-				/* json-c accepts the tokens NaN and Infinity even when strict */
-				if (!(isdigit((unsigned char) text[0]) ||
-					  (text[0] == '-' && isdigit((unsigned char) text[1]))))
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid value in \"%s\": NaN and Infinity are not JSON numbers", field),
-							 errdetail("The log was not recorded.")));
-				v.type = jbvNumeric;
-				v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-																	CStringGetDatum(text),
-																	ObjectIdGetDatum(InvalidOid),
-																	Int32GetDatum(-1)));
-				break;
-			}
+			v.type = jbvNumeric;
+			v.val.numeric = ingest_numeric(json_object_to_json_string(value), field);
+			break;
 	}
 	return pushJsonbValue(state, token, &v);
 }
@@ -1045,12 +1346,12 @@ ingest_record(IngestRow *row)
 }
 
 /*
- * ingest_arg_utf8
- *		A text, json or jsonb argument as UTF-8 bytes for json-c; *lenp gets
- *		their length.  Raises 22004 for SQL NULL.
+ * ingest_arg_data
+ *		A text, json or jsonb argument as JSON text in the server encoding
+ *		for ingest_parse(); *lenp gets its length in bytes.  Raises 22004 for SQL NULL.
  */
 static const char *
-ingest_arg_utf8(FunctionCallInfo fcinfo, int argno, Oid type, const char *what,
+ingest_arg_data(FunctionCallInfo fcinfo, int argno, Oid type, const char *what,
 				size_t *lenp)
 {
 	const char *s;
@@ -1075,10 +1376,7 @@ ingest_arg_utf8(FunctionCallInfo fcinfo, int argno, Oid type, const char *what,
 		s = VARDATA_ANY(t);
 		len = VARSIZE_ANY_EXHDR(t);
 	}
-	s = pg_server_to_any(s, len, PG_UTF8);
-	*lenp = (s == NULL) ? 0 : len;
-	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
-		*lenp = strlen(s);
+	*lenp = len;
 	return s;
 }
 
@@ -1090,7 +1388,7 @@ static Datum
 ingest_one(FunctionCallInfo fcinfo, Oid type)
 {
 	size_t		len;
-	const char *data = ingest_arg_utf8(fcinfo, 0, type, "payload", &len);
+	const char *data = ingest_arg_data(fcinfo, 0, type, "payload", &len);
 	struct json_object *root;
 	IngestRow	row;
 	int64		id = 0;
@@ -1141,8 +1439,8 @@ ingest_openai_common(FunctionCallInfo fcinfo, Oid type)
 {
 	size_t		request_len;
 	size_t		response_len;
-	const char *request_data = ingest_arg_utf8(fcinfo, 0, type, "request", &request_len);
-	const char *response_data = ingest_arg_utf8(fcinfo, 1, type, "response", &response_len);
+	const char *request_data = ingest_arg_data(fcinfo, 0, type, "request", &request_len);
+	const char *response_data = ingest_arg_data(fcinfo, 1, type, "response", &response_len);
 	struct json_object *volatile request = NULL;
 	struct json_object *volatile response = NULL;
 	IngestRow	row;
@@ -1416,7 +1714,7 @@ ingest_batch_next(IngestBatchState *st, IngestBatchPosition *pos,
 
 /*
  * ingest_batch_start
- *		First call of _ingest_batch_rows(): the payloads as UTF-8, the row
+ *		First call of _ingest_batch_rows(): the payloads, the row
  *		type and whether it is an array.  Allocates in the multi-call context.
  */
 static IngestBatchState *
@@ -1427,9 +1725,7 @@ ingest_batch_start(FunctionCallInfo fcinfo)
 	int			i;
 
 	st->len = VARSIZE_ANY_EXHDR(t);
-	st->data = pg_server_to_any(VARDATA_ANY(t), st->len, PG_UTF8);
-	if (st->data != VARDATA_ANY(t))
-		st->len = strlen(st->data);
+	st->data = VARDATA_ANY(t);
 
 	if (get_call_result_type(fcinfo, NULL, &st->tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "_ingest_batch_rows must return a row type");
