@@ -5,9 +5,10 @@
 
 -- Hostile input (SPEC section 14) ------------------------------------------
 
--- Customers: name and email of at most 1000 characters.  Longer ones
--- recorded by 1.0 are cut to 1000 characters (with a warning), so that the
--- update cannot be stopped by what a writer once sent.
+-- Customers: name and email of at most 1000 characters, metadata of at
+-- most 1 MB as text.  Longer names and emails recorded by 1.0 are cut to
+-- 1000 characters and larger metadata replaced by {} (with a warning), so
+-- that the update cannot be stopped by what a writer once sent.
 DO $$
 DECLARE
     n bigint;
@@ -20,11 +21,18 @@ BEGIN
     IF n > 0 THEN
         RAISE WARNING 'analytics: cut the name or email of % customers to 1000 characters', n;
     END IF;
+    UPDATE analytics.customers SET metadata = '{}'
+     WHERE octet_length(metadata::text) > 1048576;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        RAISE WARNING 'analytics: replaced the metadata over 1 MB of % customers by {}', n;
+    END IF;
 END;
 $$;
 ALTER TABLE analytics.customers
     ADD CONSTRAINT name_length CHECK (length(name) <= 1000),
-    ADD CONSTRAINT email_length CHECK (length(email) <= 1000);
+    ADD CONSTRAINT email_length CHECK (length(email) <= 1000),
+    ADD CONSTRAINT metadata_size CHECK (octet_length(metadata::text) <= 1048576);
 
 CREATE OR REPLACE FUNCTION analytics._param_text(params jsonb, key text)
 RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
@@ -179,6 +187,8 @@ BEGIN
             v_metadata := '{}';
         ELSIF jsonb_typeof(v_metadata) <> 'object' THEN
             PERFORM analytics._param_error('metadata', 'a JSON object or null', v_metadata);
+        ELSIF octet_length(v_metadata::text) > 1048576 THEN
+            PERFORM analytics._param_error('metadata', 'a JSON object of at most 1 MB', v_metadata);
         END IF;
     END IF;
     v_period_budget := analytics._param_amount(params, 'period_budget');
@@ -355,7 +365,7 @@ GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_custom
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
-    analytics.usage_customer, analytics.usage_day
+    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
@@ -425,3 +435,45 @@ GRANT EXECUTE ON FUNCTION
     analytics.set_timezone(text),
     analytics.rollup_now()
     TO analytics_admin;
+
+-- A 1.0 database had no roles: a site may have granted its application
+-- role what the insert trigger then needed, which is enough to rewrite
+-- budgets (UPDATE budget_counters, customers).  Nobody but the owner writes
+-- the derived tables, and only the three roles above write customers and
+-- model prices: take every other grant of those privileges back, and say
+-- whose.  Grants to read, and to write logs, stay.
+DO $$
+DECLARE
+    t record;
+    g record;
+BEGIN
+    FOR t IN
+        SELECT c.oid, c.relname, c.relowner,
+               c.relname IN ('customers', 'model_prices') AS shared
+          FROM pg_catalog.pg_class c
+         WHERE c.relnamespace = 'analytics'::regnamespace AND c.relkind = 'r'
+           AND c.relname <> 'logs'
+    LOOP
+        FOR g IN
+            SELECT DISTINCT a.grantee
+              FROM (SELECT (pg_catalog.aclexplode(c.relacl)).* FROM pg_catalog.pg_class c
+                     WHERE c.oid = t.oid
+                    UNION ALL
+                    SELECT (pg_catalog.aclexplode(at.attacl)).* FROM pg_catalog.pg_attribute at
+                     WHERE at.attrelid = t.oid AND at.attacl IS NOT NULL) a
+             WHERE a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+               AND a.grantee <> t.relowner
+               AND NOT (t.shared AND a.grantee IN (SELECT r.oid FROM pg_catalog.pg_roles r
+                         WHERE r.rolname IN ('analytics_reader', 'analytics_writer', 'analytics_admin')))
+        LOOP
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON analytics.%I FROM %s',
+                           t.relname,
+                           CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                                ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END);
+            RAISE WARNING 'analytics: revoked INSERT, UPDATE, DELETE and TRUNCATE on analytics.% from %',
+                t.relname, CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(g.grantee) END
+                USING HINT = 'Grant analytics_writer, analytics_admin or analytics_reader instead (see the README, "Roles").';
+        END LOOP;
+    END LOOP;
+END;
+$$;

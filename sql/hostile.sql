@@ -35,6 +35,8 @@ SELECT t.what, pg_temp.try(t.stmt) AS result
     ('latency 86400.001', 'INSERT INTO analytics.logs (customer_identifier, model, latency) VALUES (''bad'', ''m'', 86400.001)'),
     ('latency 1e308', 'INSERT INTO analytics.logs (customer_identifier, model, latency) VALUES (''bad'', ''m'', 1e308)'),
     ('ttft 1e308', 'INSERT INTO analytics.logs (customer_identifier, model, time_to_first_token) VALUES (''bad'', ''m'', 1e308)'),
+    ('tokens 2147483647', 'INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens) VALUES (''in'', ''m'', 2147483647)'),
+    ('total_tokens 2147483648', 'INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) VALUES (''bad'', ''m'', 2000000000, 147483648)'),
     ('cost 1000000', 'INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES (''in'', ''m'', 1000000)'),
     ('cost 1000000.000001', 'INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES (''bad'', ''m'', 1000000.000001)'),
     ('cost 1e19', 'INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES (''bad'', ''m'', 10000000000000000000)'),
@@ -71,33 +73,40 @@ SELECT pg_temp.try(format('SELECT analytics.upsert_customer(%L)', jsonb_build_ob
 SELECT pg_temp.try(format('SELECT analytics.upsert_customer(%L)', jsonb_build_object('customer_identifier', 'named', 'name', repeat('n', 1001)))) AS name_1001;
 SELECT pg_temp.try(format('SELECT analytics.upsert_customer(%L)', jsonb_build_object('customer_identifier', 'named', 'email', repeat('n', 5000)))) AS email_5000;
 SELECT pg_temp.try(format('UPDATE analytics.customers SET email = %L WHERE customer_identifier = ''named''', repeat('n', 1001))) AS update_email;
-SELECT length(name) AS name_length, email FROM analytics.customers WHERE customer_identifier = 'named';
+SELECT pg_temp.try(format('SELECT analytics.upsert_customer(%L)', jsonb_build_object('customer_identifier', 'named', 'metadata', jsonb_build_object('k', repeat('x', 1048576))))) AS metadata_1mb;
+SELECT pg_temp.try(format('UPDATE analytics.customers SET metadata = %L WHERE customer_identifier = ''named''', jsonb_build_object('k', repeat('x', 1048576)))) AS update_metadata;
+SELECT length(name) AS name_length, email, metadata FROM analytics.customers WHERE customer_identifier = 'named';
 
 ------------------------------------------------------------------------
 -- Logs the fold cannot count.  Written with the triggers off, as 1.0 could
--- record them: two latencies of 1e308 for one customer (their sum
--- overflows) and a model too long for the rollup's index, among good logs.
+-- record them: 121 latencies of 1e308 for one customer in a row (any two
+-- overflow their sum) and a model too long for the rollup's index, of a
+-- customer whose row is missing, among good logs.
 -- The transaction's lock keeps the test instance's worker waiting, so that
 -- this session's rollup_now() meets them.
 BEGIN;
 LOCK TABLE analytics.logs IN ROW EXCLUSIVE MODE;
 SET LOCAL session_replication_role = replica;
 INSERT INTO analytics.logs (customer_identifier, model, cost, latency)
-VALUES ('victim', 'gpt-4o', 1, 1e308), ('victim', 'gpt-4o', 2, 1e308);
+SELECT 'victim', 'gpt-4o', 1, 1e308 FROM generate_series(1, 121);
 INSERT INTO analytics.logs (customer_identifier, model, cost)
 SELECT 'longmodel', string_agg(md5(i::text), ''), 4 FROM generate_series(1, 200) i;
 SET LOCAL session_replication_role = origin;
-INSERT INTO analytics.customers (customer_identifier) VALUES ('victim'), ('longmodel');
+INSERT INTO analytics.customers (customer_identifier) VALUES ('victim');
 INSERT INTO analytics.logs (customer_identifier, model, cost, latency)
 SELECT 'good' || (i % 7), 'gpt-4o', i / 100.0, i FROM generate_series(1, 200) i;
 INSERT INTO analytics.logs (customer_identifier, model, cost, latency) VALUES ('victim', 'gpt-4o', 8, 1);
--- The fold goes past them: every good log is folded, two are set aside
--- (the first 1e308 is counted; adding the second overflows).
+-- The fold goes past them: every good log is folded, 121 are set aside
+-- (the first 1e308 is counted; adding any other overflows), and the
+-- missing customer is created as the fold would have.
+SET LOCAL client_min_messages = error;
 SELECT analytics.rollup_now() > 0 AS folded;
 COMMIT;
 SELECT logs_pending, logs_set_aside, last_error FROM analytics.status;
-SELECT a.customer_identifier, a.sqlstate, l.latency, length(l.model) AS model_length
-  FROM analytics.rollup_set_aside a JOIN analytics.logs l ON l.id = a.log_id ORDER BY a.log_id;
+SELECT a.customer_identifier, a.sqlstate, l.latency, length(l.model) AS model_length, count(*)
+  FROM analytics.rollup_set_aside a JOIN analytics.logs l ON l.id = a.log_id
+ GROUP BY 1, 2, 3, 4 ORDER BY 1;
+SELECT customer_identifier FROM analytics.customers WHERE customer_identifier = 'longmodel';
 
 -- The views work and equal the raw GROUP BY over the logs not set aside.
 CREATE TEMP VIEW counted AS

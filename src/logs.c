@@ -778,6 +778,11 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 	if (!nulls[logs_columns.completion_tokens] &&
 		DatumGetInt32(values[logs_columns.completion_tokens]) < 0)
 		reject_field("completion_tokens", "must not be negative");
+	if ((int64) (nulls[logs_columns.prompt_tokens] ? 0 :
+				 DatumGetInt32(values[logs_columns.prompt_tokens])) +
+		(nulls[logs_columns.completion_tokens] ? 0 :
+		 DatumGetInt32(values[logs_columns.completion_tokens])) > PG_INT32_MAX)
+		reject_field("total_tokens", "prompt_tokens + completion_tokens must be at most 2147483647");
 	check_float("latency", values[logs_columns.latency],
 				nulls[logs_columns.latency]);
 	check_float("time_to_first_token", values[logs_columns.time_to_first_token],

@@ -342,32 +342,33 @@ rollup_settle(void)
 
 /*
  * rollup_error_is_data
- *		Whether an error of the fold statement comes from the logs it read
- *		(a value out of range, a model name too long for an index), so that
- *		folding the same logs again would fail again,
- *		rather than from the system (a lock, a cancel, resources), which a
- *		later pass may not meet.
+ *		Whether an error of the fold statement comes from the logs it read,
+ *		so that folding the same logs again would fail again: a sum that
+ *		overflows (22003), a day out of range (22008), an index row too
+ *		large (54000: a model name too long for the rollup's key).  Every
+ *		other error - a lock, a cancel, resources, a time zone the system no
+ *		longer knows - is the system's, and a later pass may not meet it.
  */
 static bool
 rollup_error_is_data(int sqlerrcode)
 {
-	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
-
-	return category == ERRCODE_DATA_EXCEPTION ||
-		category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+	return sqlerrcode == ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE ||
+		sqlerrcode == ERRCODE_DATETIME_VALUE_OUT_OF_RANGE ||
+		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 }
 
 /*
  * rollup_try_fold
- *		Fold (lo, hi] as rollup_fold_range does, in a subtransaction.  On
- *		success adds the logs folded to *folded and returns true.  When the
- *		statement fails for its data (rollup_error_is_data), undoes it and
- *		returns false with the error in *error; any other error propagates.
- *		Inside SPI, with the rollup_state row locked.
+ *		rollup_fold_range(lo, hi, tz, since, summaries) in a subtransaction.
+ *		On success adds the logs folded to *folded and returns true.  When
+ *		the statement fails for its data (rollup_error_is_data), undoes it
+ *		and returns false with the error in *error; any other error is
+ *		raised again after the subtransaction is rolled back.  Inside SPI,
+ *		with the rollup_state row locked.
  */
 static bool
-rollup_try_fold(int64 lo, int64 hi, const char *tz, int64 *folded,
-				ErrorData **error)
+rollup_try_fold(int64 lo, int64 hi, const char *tz, TimestampTz since,
+				bool summaries, int64 *folded, ErrorData **error)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -377,7 +378,7 @@ rollup_try_fold(int64 lo, int64 hi, const char *tz, int64 *folded,
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		*folded += rollup_fold_range(lo, hi, tz, DT_NOBEGIN, true);
+		*folded += rollup_fold_range(lo, hi, tz, since, summaries);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -405,8 +406,9 @@ rollup_try_fold(int64 lo, int64 hi, const char *tz, int64 *folded,
  * rollup_set_aside
  *		Record that log id cannot be folded (error says why): it goes to
  *		analytics.rollup_set_aside, which the fold skips from then on, and a
- *		WARNING goes to the server log.  Inside SPI, with the rollup_state
- *		row locked.
+ *		WARNING goes to the server log.  The log's customer is created if it
+ *		is missing, as the fold would have.  Inside SPI, with the
+ *		rollup_state row locked.
  */
 static void
 rollup_set_aside(int64 id, ErrorData *error)
@@ -427,6 +429,11 @@ rollup_set_aside(int64 id, ErrorData *error)
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(unpack_sql_state(error->sqlerrcode));
 	values[2] = CStringGetTextDatum(message);
+	spi_run("INSERT INTO analytics.customers (customer_identifier) "
+			"SELECT l.customer_identifier FROM analytics.logs l "
+			"WHERE l.id OPERATOR(pg_catalog.=) $1 "
+			"ON CONFLICT (customer_identifier) DO NOTHING",
+			1, argtypes, values, NULL, SPI_OK_INSERT);
 	spi_run("INSERT INTO analytics.rollup_set_aside (log_id, customer_identifier, sqlstate, error) "
 			"SELECT l.id, l.customer_identifier, $2, $3 FROM analytics.logs l "
 			"WHERE l.id OPERATOR(pg_catalog.=) $1",
@@ -434,73 +441,78 @@ rollup_set_aside(int64 id, ErrorData *error)
 }
 
 /*
+ * rollup_fold_guarded
+ *		Fold the logs with id in (lo, hi] (rollup_fold_range's other
+ *		arguments as given) so that no log can stop it: a fold statement
+ *		that fails for its data is halved until a prefix folds (kept, and
+ *		the rest is tried again) or a single log fails, which is set aside
+ *		(rollup_set_aside).  At most one log is set aside per call, so a
+ *		transaction holds a bounded number of subtransactions (about
+ *		2 log2(hi - lo)).  Returns the id up to which every log is folded or
+ *		set aside: hi, or the id of the log set aside.  Inside SPI, with the
+ *		rollup_state row locked.
+ */
+static int64
+rollup_fold_guarded(int64 lo, int64 hi, const char *tz, TimestampTz since,
+					bool summaries, int64 *folded)
+{
+	int64		end = hi;
+
+	while (lo < hi)
+	{
+		ErrorData  *error = NULL;
+
+		if (rollup_try_fold(lo, end, tz, since, summaries, folded, &error))
+		{
+			lo = end;
+			end = hi;
+			continue;
+		}
+		if (end == lo + 1)
+		{
+			rollup_set_aside(end, error);
+			FreeErrorData(error);
+			return end;
+		}
+		FreeErrorData(error);
+		end = lo + (end - lo) / 2;
+	}
+	return hi;
+}
+
+/*
  * rollup_fold_chunk
  *		Step 3 of a pass, for one chunk: lock the rollup_state row, fold the
  *		logs with id in (watermark, min(watermark + ROLLUP_CHUNK_IDS,
- *		target)] and move the watermark there, adding the number of logs
- *		folded to *pass_folded (recorded as last_pass_folded).  target must
- *		come from rollup_settle() in this transaction or an earlier one.
- *		The first chunk of a pass records the pass even when there is
- *		nothing to fold.  Returns whether ids up to target remain.  Inside
- *		SPI; the row lock is held until the end of the transaction.
- *
- *		A chunk whose fold fails for its data is not retried as a whole:
- *		the chunk is halved until a prefix folds (that prefix is kept) or a
- *		single log fails, which is set aside (rollup_set_aside) and the
- *		watermark moves past it.  So one log that cannot be folded costs
- *		about 2 log2(ROLLUP_CHUNK_IDS) fold statements once, and never stops
- *		the fold or the views.
+ *		target)] (rollup_fold_guarded: a log that cannot be folded is set
+ *		aside and ends the chunk) and move the watermark as far as that
+ *		went, adding the number of logs folded to *pass_folded (recorded as
+ *		last_pass_folded).  target must come from rollup_settle() in this
+ *		transaction or an earlier one; another fold may have gone past it
+ *		meanwhile, and the watermark never moves back.  The first chunk of a
+ *		pass records the pass even when there is nothing to fold.  Returns
+ *		whether ids up to target remain.  Inside SPI; the row lock is held
+ *		until the end of the transaction.
  */
 bool
 rollup_fold_chunk(int64 target, int64 *pass_folded, bool first)
 {
 	RollupState state;
-	int64		lo;
 	int64		hi;
-	int64		end;
-	int			set_aside = 0;
 	Oid			argtypes[2] = {INT8OID, INT8OID};
 	Datum		values[2];
 
 	rollup_lock_state(&state);
-	if (state.watermark >= target && !first)
-		return false;
-
-	lo = state.watermark;
-	hi = Min(state.watermark + ROLLUP_CHUNK_IDS, target);
-	end = hi;
-	while (lo < hi)
+	if (state.watermark >= target)
 	{
-		ErrorData  *error = NULL;
-
-		if (rollup_try_fold(lo, end, state.timezone, pass_folded, &error))
-		{
-			set_aside = 0;
-			lo = end;
-			end = hi;
-		}
-		else if (end == lo + 1)
-		{
-			/*
-			 * Logs one by one failing in a row point at the fold, not at
-			 * them (a broken setting, say): stop rather than set aside
-			 * everything.
-			 */
-			if (++set_aside > ROLLUP_SET_ASIDE_MAX)
-				ereport(ERROR,
-						(errcode(error->sqlerrcode),
-						 errmsg("analytics rollup could not fold %d logs in a row", set_aside),
-						 errdetail("The last one failed with: %s", error->message),
-						 errhint("The failure is probably not in the logs; see the server log.")));
-			rollup_set_aside(end, error);
-			lo = end;
-			end = hi;
-		}
-		else
-			end = lo + (end - lo) / 2;
-		if (error)
-			FreeErrorData(error);
+		if (!first)
+			return false;
+		hi = state.watermark;
 	}
+	else
+		hi = rollup_fold_guarded(state.watermark,
+								 Min(state.watermark + ROLLUP_CHUNK_IDS, target),
+								 state.timezone, DT_NOBEGIN, true, pass_folded);
 
 	values[0] = Int64GetDatum(hi);
 	values[1] = Int64GetDatum(*pass_folded);
@@ -538,7 +550,6 @@ rollup_now_as_owner(PG_FUNCTION_ARGS)
 {
 	int64		folded;
 
-	analytics_require_current("analytics.rollup_now()");
 	rollup_require_read_committed("analytics.rollup_now()");
 	SPI_connect();
 	folded = rollup_fold_all();
@@ -565,7 +576,6 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 	uint64		deleted = 0;
 	bool		isnull;
 
-	analytics_require_current("analytics.purge_logs()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -659,7 +669,6 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	char	   *ident;
 
-	analytics_require_current("analytics.delete_customer()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -725,9 +734,9 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	bool		new_from_null = true;
 	TimestampTz new_from = 0;
 	int64		lo;
+	int64		refolded = 0;
 	bool		isnull;
 
-	analytics_require_current("analytics.set_timezone()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -792,9 +801,9 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	}
 
 	/* Fold the retained logs again, chunk by chunk, by the new zone's days. */
-	for (lo = 0; lo < state.watermark; lo += ROLLUP_CHUNK_IDS)
-		(void) rollup_fold_range(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
-								 canonical, since, false);
+	for (lo = 0; lo < state.watermark;)
+		lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
+								 canonical, since, false, &refolded);
 
 	/*
 	 * Per-customer totals do not depend on the zone, but active days and the
@@ -827,6 +836,7 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 Datum
 rollup_now(PG_FUNCTION_ARGS)
 {
+	analytics_require_current("analytics.rollup_now()");
 	privs_require_admin("analytics.rollup_now()");
 	return privs_call_as_owner(rollup_now_as_owner, fcinfo);
 }
@@ -834,6 +844,7 @@ rollup_now(PG_FUNCTION_ARGS)
 Datum
 rollup_purge_logs(PG_FUNCTION_ARGS)
 {
+	analytics_require_current("analytics.purge_logs()");
 	privs_require_admin("analytics.purge_logs()");
 	return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
 }
@@ -841,6 +852,7 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
 Datum
 rollup_delete_customer(PG_FUNCTION_ARGS)
 {
+	analytics_require_current("analytics.delete_customer()");
 	privs_require_admin("analytics.delete_customer()");
 	return privs_call_as_owner(rollup_delete_customer_as_owner, fcinfo);
 }
@@ -848,6 +860,7 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 Datum
 rollup_set_timezone(PG_FUNCTION_ARGS)
 {
+	analytics_require_current("analytics.set_timezone()");
 	privs_require_admin("analytics.set_timezone()");
 	return privs_call_as_owner(rollup_set_timezone_as_owner, fcinfo);
 }

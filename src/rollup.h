@@ -11,12 +11,6 @@
 /* Ids folded by one statement: bounds the memory and size of each step. */
 #define ROLLUP_CHUNK_IDS	200000
 
-/*
- * Logs set aside one after the other in one chunk before the fold gives up:
- * so many failing alone point at the fold itself, not at the logs.
- */
-#define ROLLUP_SET_ASIDE_MAX	100
-
 extern void rollup_require_read_committed(const char *what);
 extern int64 rollup_settle(void);
 extern bool rollup_fold_chunk(int64 target, int64 *pass_folded, bool first);

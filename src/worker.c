@@ -59,6 +59,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
@@ -68,6 +69,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -492,6 +494,27 @@ worker_extension_state(char *installed, size_t len)
 }
 
 /*
+ * worker_lock_extension
+ *		Lock the extension object (AccessShareLock, until the end of the
+ *		transaction) and say whether it still exists.  DROP EXTENSION takes
+ *		AccessExclusiveLock on it before it locks any of its relations, so
+ *		it waits for a pass's transaction to end, and a pass never waits for
+ *		a DROP EXTENSION that already holds some of the tables: the two
+ *		cannot deadlock.  Inside a transaction.
+ */
+static bool
+worker_lock_extension(void)
+{
+	Oid			extoid = get_extension_oid("analytics", true);
+
+	if (!OidIsValid(extoid))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	/* Locking processed the invalidations of a DROP that committed meanwhile. */
+	return get_extension_oid("analytics", true) == extoid;
+}
+
+/*
  * worker_pass
  *		One fold-in pass: the wait for writers and the first chunk in one
  *		transaction, each further chunk in a transaction of its own.
@@ -509,6 +532,12 @@ worker_pass(void)
 	{
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		if (!worker_lock_extension())
+		{
+			/* DROP EXTENSION committed while we waited: nothing to fold. */
+			CommitTransactionCommand();
+			break;
+		}
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (first)
@@ -599,6 +628,8 @@ worker_try_pass(MemoryContext pass_context)
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		RESUME_INTERRUPTS();
+		/* The abort left TopMemoryContext current. */
+		MemoryContextSwitchTo(pass_context);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		worker_record_error(unpack_sql_state(edata->sqlerrcode),
 							edata->message ? edata->message : "");

@@ -158,6 +158,12 @@ SELECT analytics.ingest_batch(string_agg(format('{"model": "acme-small", "custom
 -- Fold everything, delete the raw logs older than 20 days (retained_from).
 SELECT analytics.purge_logs(:'t0'::timestamptz - interval '20 days');
 UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'dave';
+-- What a 1.0 site may have granted its application role: enough to rewrite
+-- budgets.  The update takes it back.
+CREATE ROLE site_app NOLOGIN;
+GRANT UPDATE ON analytics.budget_counters, analytics.customers TO site_app;
+GRANT UPDATE (period_budget, blocked) ON analytics.customers TO site_app;
+GRANT INSERT ON analytics.usage_daily TO PUBLIC;
 INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens, created_at)
 SELECT (ARRAY['alice', 'bob', 'carol', 'erin'])[1 + g % 4], 'gpt-4o', 100 + g, g, :'t0'::timestamptz + g * interval '7 minutes'
   FROM generate_series(1, 40) g;
@@ -309,6 +315,15 @@ diff <(grep -v '^sequence ' "$DIR/before.txt") <(grep -v '^sequence ' "$DIR/afte
 diff <(grep '^sequence ' "$DIR/between.txt") <(grep '^sequence ' "$DIR/after.txt") ||
 	fail "the update moved the sequence"
 echo "every row ($(grep -c '^table ' "$DIR/after.txt") tables, the sequence) and every figure ($(grep -c '^figure ' "$DIR/after.txt") rows) kept"
+
+echo "== grants of 1.0 that could rewrite budgets are gone"
+[ "$(q up "SELECT has_table_privilege('site_app', 'analytics.budget_counters', 'UPDATE')
+             OR has_table_privilege('site_app', 'analytics.customers', 'UPDATE')
+             OR has_column_privilege('site_app', 'analytics.customers', 'period_budget', 'UPDATE')
+             OR has_column_privilege('site_app', 'analytics.customers', 'blocked', 'UPDATE')
+             OR has_table_privilege('public', 'analytics.usage_daily', 'INSERT')")" = f ] ||
+	fail "a 1.0 grant that can rewrite budgets survived the update"
+echo "site_app and PUBLIC lost their writes of budget_counters, customers and usage_daily"
 
 echo "== the schema equals a fresh install of $NEW"
 q postgres "CREATE DATABASE fresh"

@@ -7,7 +7,8 @@ CREATE TABLE analytics.customers (
     name text CONSTRAINT name_length CHECK (length(name) <= 1000),
     email text CONSTRAINT email_length CHECK (length(email) <= 1000),
     metadata jsonb NOT NULL DEFAULT '{}'
-        CONSTRAINT metadata_is_object CHECK (jsonb_typeof(metadata) = 'object'),
+        CONSTRAINT metadata_is_object CHECK (jsonb_typeof(metadata) = 'object')
+        CONSTRAINT metadata_size CHECK (octet_length(metadata::text) <= 1048576),
     period_budget numeric
         CONSTRAINT period_budget_range
         CHECK (period_budget >= 0 AND period_budget < 'Infinity'),
@@ -149,6 +150,8 @@ BEGIN
             v_metadata := '{}';
         ELSIF jsonb_typeof(v_metadata) <> 'object' THEN
             PERFORM analytics._param_error('metadata', 'a JSON object or null', v_metadata);
+        ELSIF octet_length(v_metadata::text) > 1048576 THEN
+            PERFORM analytics._param_error('metadata', 'a JSON object of at most 1 MB', v_metadata);
         END IF;
     END IF;
     v_period_budget := analytics._param_amount(params, 'period_budget');
