@@ -140,6 +140,7 @@ ALTER TABLE analytics.budget_counters
 -- that call it; the administrative functions check the caller's membership
 -- in analytics_admin themselves, first, then run as the owner (src/privs.c).
 ALTER FUNCTION analytics.check_budget(text) SECURITY DEFINER;
+ALTER FUNCTION analytics.check_budget(text) SET search_path = pg_catalog, analytics, pg_temp;
 ALTER FUNCTION analytics.purge_logs(timestamptz) SECURITY INVOKER;
 ALTER FUNCTION analytics.delete_customer(text) SECURITY INVOKER;
 

@@ -67,6 +67,14 @@ SELECT setting, unit, context FROM pg_settings WHERE name = 'analytics.max_clock
 SELECT pg_temp.try(format('UPDATE analytics.logs SET error_message = %L WHERE customer_identifier = ''ok''', repeat('e', 1048577))) AS update_error_message;
 SELECT pg_temp.try(format('UPDATE analytics.logs SET metadata = %L WHERE customer_identifier = ''ok''', jsonb_build_object('k', repeat('x', 2097152)))) AS update_metadata;
 SELECT count(*) AS long_messages FROM analytics.logs WHERE length(error_message) > 1048576;
+-- A log recorded before the bounds (triggers off here) keeps what it has:
+-- its other columns can still change.
+SET session_replication_role = replica;
+INSERT INTO analytics.logs (customer_identifier, model, cost, error_message)
+VALUES ('ok', 'm', 0, repeat('e', 1048577));
+RESET session_replication_role;
+SELECT pg_temp.try('UPDATE analytics.logs SET metadata = ''{"note": 1}'' WHERE length(error_message) > 1048576') AS update_other_column;
+
 
 -- Customers: name and email of at most 1000 characters.
 SELECT pg_temp.try(format('SELECT analytics.upsert_customer(%L)', jsonb_build_object('customer_identifier', 'named', 'name', repeat('n', 1000)))) AS name_1000;

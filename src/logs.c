@@ -938,13 +938,26 @@ logs_guard(PG_FUNCTION_ARGS)
 						 errhint("Only metadata, error_message, prompt_messages and completion_message may be updated.")));
 		}
 
-		/* What may change keeps the bounds it had on insert. */
+		/*
+		 * What may change keeps the bounds it had on insert.  Only the
+		 * columns this UPDATE changes are checked: a log recorded before the
+		 * bounds keeps what it has.
+		 */
 		{
 			Datum	   *values = palloc(tupdesc->natts * sizeof(Datum));
 			bool	   *nulls = palloc(tupdesc->natts * sizeof(bool));
+			Datum	   *oldvalues = palloc(tupdesc->natts * sizeof(Datum));
+			bool	   *oldnulls = palloc(tupdesc->natts * sizeof(bool));
 
 			logs_columns_lookup(trigdata->tg_relation);
 			heap_deform_tuple(newtup, tupdesc, values, nulls);
+			heap_deform_tuple(oldtup, tupdesc, oldvalues, oldnulls);
+			for (i = 0; i < tupdesc->natts; i++)
+				if (nulls[i] == oldnulls[i] &&
+					(nulls[i] || datumIsEqual(values[i], oldvalues[i],
+											  TupleDescAttr(tupdesc, i)->attbyval,
+											  TupleDescAttr(tupdesc, i)->attlen)))
+					nulls[i] = true;	/* unchanged: not checked */
 			check_mutable_columns(values, nulls);
 		}
 		return PointerGetDatum(newtup);

@@ -139,7 +139,7 @@ CREATE FUNCTION analytics.check_budget(customer_identifier text,
     OUT period_start timestamptz, OUT period_end timestamptz,
     OUT period_spend numeric, OUT period_budget numeric, OUT period_remaining numeric,
     OUT total_spend numeric, OUT total_budget numeric, OUT total_remaining numeric)
-RETURNS record LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, analytics AS $$
+RETURNS record LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, analytics, pg_temp AS $$
 DECLARE
     c analytics.customers;
     p record;
