@@ -28,6 +28,7 @@
 #include "utils/rel.h"
 
 #include "analytics.h"
+#include "changes.h"
 #include "logs.h"
 #include "worker.h"
 
@@ -106,6 +107,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("analytics");
 
 	logs_init();
+	changes_init();
 	CacheRegisterRelcacheCallback(analytics_version_relcache_callback, (Datum) 0);
 	RegisterXactCallback(analytics_version_xact_callback, NULL);
 

@@ -75,6 +75,7 @@
 
 #include "analytics.h"
 #include "budget.h"
+#include "changes.h"
 #include "logs.h"
 #include "privs.h"
 
@@ -627,7 +628,8 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 		(column_text(oldtup, tupdesc, "total_budget") == NULL &&
 		 column_text(newtup, tupdesc, "total_budget") != NULL);
 
-	logs_customers_changing();
+	/* Wait for this customer's writers and hold off new ones: changes.c. */
+	changes_begin(column_text(oldtup, tupdesc, "customer_identifier"));
 	if (reset)
 	{
 		Oid			argtypes[1] = {TEXTOID};

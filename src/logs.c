@@ -71,6 +71,7 @@
 
 #include "analytics.h"
 #include "budget.h"
+#include "changes.h"
 #include "logs.h"
 #include "privs.h"
 
@@ -827,6 +828,7 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 
 		check_text_length("customer_identifier", ident, false, LOGS_MAX_IDENTIFIER);
 		ident_str = TextDatumGetCString(ident);
+		changes_cover(ident_str);
 
 		budget = customer_ensure(ident_str, ident);
 		if (budget_applies(budget))
@@ -882,7 +884,9 @@ customers_removing(PG_FUNCTION_ARGS)
 				 errmsg("customers cannot be deleted directly"),
 				 errdetail("Their logs and rollups must go with them."),
 				 errhint("Use analytics.delete_customer(customer_identifier).")));
-	logs_customers_changing();
+	/* delete_customer() has already called changes_begin() per customer. */
+	if (!changes_per_customer())
+		logs_customers_changing();
 	return PointerGetDatum(NULL);
 }
 

@@ -70,6 +70,7 @@
 #include "utils/timestamp.h"
 
 #include "analytics.h"
+#include "changes.h"
 #include "logs.h"
 #include "privs.h"
 #include "rollup.h"
@@ -677,8 +678,11 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	ident = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	rollup_require_read_committed("analytics.delete_customer()");
 
-	/* The table lock before the row lock: see the header comment. */
-	logs_customers_changing();
+	/*
+	 * The customer's writers done and new ones held off (changes.c) before
+	 * the row lock: see the header comment.
+	 */
+	changes_begin(ident);
 	SPI_connect();
 	rollup_lock_state(&state);
 
