@@ -22,11 +22,10 @@
  * 1. The budget settings the insert trigger uses (from logs.c's customer
  *	  cache) are those of the last committed change: every change of a
  *	  budget setting goes through budget_customers_changed(), which calls
- *	  logs_customers_changing() - SHARE ROW EXCLUSIVE on analytics.logs
- *	  until the changing transaction ends, plus a cache invalidation.  So a
- *	  budget change waits for the transactions that are writing logs, and
- *	  writes that begin after it wait until it commits and then read the
- *	  new settings.  That is "a change applies to the very next insert".
+ *	  changes_begin() (changes.c): the change waits for the transactions
+ *	  writing that customer's logs, and writes of it that begin after it
+ *	  wait until it ends and then read the new settings.  That is "a change
+ *	  applies to the very next insert".
  *
  * 2. Each log adds its cost with one UPDATE of its counter row, returning
  *	  the new spend.  The row lock taken by the UPDATE is held until the
@@ -575,10 +574,10 @@ text_differs(const char *a, const char *b)
  * budget_customers_changed_as_owner
  *		BEFORE UPDATE row trigger on analytics.customers.  Rejects a change
  *		of the identifier.  When a budget setting changes, call
- *		logs_customers_changing():
- *		it waits for every transaction writing logs and makes new writes wait
- *		until this transaction ends, so the change applies exactly from the
- *		next insert on.  Then delete the customer's counters when they may be
+ *		changes_begin(): it waits for the transactions writing this
+ *		customer's logs and makes new writes of it wait until this
+ *		transaction ends, so the change applies exactly from the next insert
+ *		on.  Then delete the customer's counters when they may be
  *		stale (a budget newly set, or the periods moved).  Runs in the
  *		updating transaction; the table lock lasts until it ends.
  */

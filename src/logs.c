@@ -16,18 +16,17 @@
  * NOTHING, so concurrent first logs agree).  Writers of customers without a
  * budget therefore take no lock beyond their RowExclusiveLock on the table.
  *
- * The cache is right because everything that could make it wrong - a
- * change of budget settings, a rename or a deletion of a customer - first
- * calls logs_customers_changing(), which takes SHARE ROW EXCLUSIVE on
- * analytics.logs and queues a relcache invalidation of analytics.customers.
- * That lock waits for every transaction that is writing logs, and holds off
- * new writers until the change commits; a writer then processes the
- * invalidation when it locks analytics.logs (every transaction does, before
- * its first insert) and drops its cache.  So no transaction writes logs with
- * settings older than the last committed change, and a change applies to
- * the very next insert.  Entries added by a transaction that aborts (fully
- * or to a savepoint) may describe rows that never committed, so the cache
- * is dropped then too.
+ * The cache is right because of the per-customer change protocol
+ * (changes.c): before it reads a customer's settings the trigger covers the
+ * customer (changes_cover), so a change of that customer waits for this
+ * transaction or this transaction waits for the change, and the cache is
+ * dropped whenever a change has begun or ended since the last look.  So no
+ * transaction writes logs with settings older than the last committed
+ * change, and a change applies to the very next insert.  set_timezone(), and
+ * every change without preloading, use the global protocol instead
+ * (logs_customers_changing below).  Entries added by a transaction that
+ * aborts (fully or to a savepoint) may describe rows that never committed,
+ * so the cache is dropped then too.
  *
  * logs_guard keeps logs facts: UPDATE of any column but metadata,
  * error_message, prompt_messages and completion_message is rejected, and so

@@ -42,8 +42,9 @@
  * when a writer calls rollup_now() in its own transaction (WaitForLockers
  * ignores the caller's own locks).  Under the row lock a fold takes only
  * FOR KEY SHARE on customer rows (the foreign key of usage_daily).
- * delete_customer() and set_timezone() first take SHARE ROW EXCLUSIVE on
- * logs (logs_customers_changing), then the row lock; purge_logs() first
+ * delete_customer() first takes the customer's change lock (changes.c) and
+ * set_timezone() SHARE ROW EXCLUSIVE on logs (logs_customers_changing),
+ * then the row lock; purge_logs() first
  * takes ROW EXCLUSIVE on logs (for its DELETE), then folds and keeps the
  * row lock to the end.  Taking the table lock before the row lock
  * everywhere keeps them from deadlocking with a writer that calls
@@ -655,10 +656,10 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
  * Removes the customer, all its logs (folded or not) and, through the
  * foreign keys, its rollups and budget counters.  Locks the rollup_state
  * row first, so no fold runs between the deletion of the logs and of the
- * rollup rows, then calls logs_customers_changing() (SHARE ROW EXCLUSIVE on
- * analytics.logs), which waits for the transactions writing logs and keeps
- * new ones out until commit, so no log of the customer can slip in between
- * the two deletions and every session forgets the customer.  An unknown
+ * rollup rows, after changes_begin(), which waits for the transactions
+ * writing logs of the customer and keeps new ones out until commit, so no
+ * log of the customer can slip in between the two deletions and every
+ * session forgets the customer.  An unknown
  * customer is an error (42704).  READ COMMITTED
  * only.
  */
