@@ -56,7 +56,9 @@
  * deadlock_timeout, so a cycle through other locks is detected.
  *
  * Without shared_preload_libraries there is no shared state, and changes
- * fall back to logs_customers_changing() (a lock on all of analytics.logs).
+ * fall back to logs_customers_changing() (a lock on all of analytics.logs);
+ * so does a transaction's change beyond its CHANGES_PER_XACT-th customer
+ * (an UPDATE of many customers), or when the shared table is full.
  *
  *-------------------------------------------------------------------------
  */
@@ -89,8 +91,12 @@
 #define CHANGES_SLOTS			8
 #define CHANGES_SLOT_BITS		(1 << 21)
 #define CHANGES_SLOT_WORDS		(CHANGES_SLOT_BITS / 64)
-/* Changes in progress at once (more wait for a free entry). */
+/*
+ * Changes in progress at once, and per transaction; beyond either a change
+ * falls back to the global protocol (logs_customers_changing).
+ */
 #define CHANGES_IN_PROGRESS_MAX	64
+#define CHANGES_PER_XACT		8
 
 /* field4 of the advisory-type lock tags (1 and 2 are pg_advisory_lock's). */
 #define CHANGES_TAG_CUSTOMER	0x4143
@@ -491,17 +497,28 @@ changes_begin(const char *ident)
 	changes_tag(&tag, 0, CHANGES_TAG_EVERY);
 	changes_lock_for_transaction(&tag, RowExclusiveLock);
 
-	for (;;)
+	/*
+	 * Register, unless this transaction already changes CHANGES_PER_XACT
+	 * customers (an UPDATE of many customers) or the table is full: then
+	 * fall back to the global protocol, whose lock waits are visible to the
+	 * deadlock detector (waiting here for a free entry could wait for a
+	 * transaction that waits for this one).
+	 */
+	LWLockAcquire(changes_shared->lock, LW_EXCLUSIVE);
 	{
 		int			free_entry = -1;
+		int			mine_count = 0;
 
-		LWLockAcquire(changes_shared->lock, LW_EXCLUSIVE);
 		for (i = 0; i < CHANGES_IN_PROGRESS_MAX; i++)
 		{
 			ChangeInProgress *c = &changes_shared->in_progress[i];
 
-			if (TransactionIdEquals(c->xid, mine) && c->key == key)
-				registered = true;
+			if (TransactionIdEquals(c->xid, mine))
+			{
+				mine_count++;
+				if (c->key == key)
+					registered = true;
+			}
 			else if (TransactionIdIsValid(c->xid) &&
 					 !TransactionIdIsInProgress(c->xid))
 			{
@@ -512,21 +529,19 @@ changes_begin(const char *ident)
 			if (!TransactionIdIsValid(c->xid) && free_entry < 0)
 				free_entry = i;
 		}
-		if (!registered && free_entry >= 0)
+		if (!registered && free_entry >= 0 && mine_count < CHANGES_PER_XACT)
 		{
 			changes_shared->in_progress[free_entry].key = key;
 			changes_shared->in_progress[free_entry].xid = mine;
 			pg_atomic_fetch_add_u32(&changes_shared->in_progress_count, 1);
 			registered = true;
 		}
-		LWLockRelease(changes_shared->lock);
-		if (registered)
-			break;
-		/* Every entry is taken by a change in progress: wait a little. */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+	}
+	LWLockRelease(changes_shared->lock);
+	if (!registered)
+	{
+		logs_customers_changing();
+		return;
 	}
 	changing = mine;
 	pg_atomic_fetch_add_u64(&changes_shared->generation, 1);
