@@ -131,8 +131,10 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* This backend's state for its current transaction. */
-static HTAB *covered = NULL;	/* keys covered, in TopTransactionContext */
-static int	covered_locked = 0; /* of which with heavyweight locks */
+static uint64 locked_keys[CHANGES_LOCKED_MAX];	/* covered with locks */
+static int	covered_locked = 0;
+static HTAB *covered = NULL;	/* covered in the filter (or every-customer
+								 * tag), in TopTransactionContext */
 static int	my_slot = -1;		/* cover slot held, or -1 */
 static bool covered_every = false;	/* no slot was free: every-customer tag */
 static TransactionId changing = InvalidTransactionId;	/* registered changes'
@@ -333,22 +335,18 @@ changes_cover(const char *ident)
 	uint64		key;
 	bool		found;
 	uint64		generation;
+	int			i;
 
 	if (changes_shared == NULL)
 		return;
 	key = changes_key(ident);
 
-	if (covered == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(uint64);
-		ctl.hcxt = TopTransactionContext;
-		covered = hash_create("analytics covered customers", 64, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	(void) hash_search(covered, &key, HASH_ENTER, &found);
+	/* Covered already in this transaction?  The locked ones first. */
+	found = false;
+	for (i = 0; i < covered_locked && !found; i++)
+		found = (locked_keys[i] == key);
+	if (!found && covered != NULL)
+		(void) hash_search(covered, &key, HASH_FIND, &found);
 	if (!found)
 	{
 		if (covered_locked < CHANGES_LOCKED_MAX)
@@ -357,18 +355,27 @@ changes_cover(const char *ident)
 
 			changes_tag(&tag, key, CHANGES_TAG_CUSTOMER);
 			changes_lock_for_transaction(&tag, ShareLock);
-			covered_locked++;
+			locked_keys[covered_locked++] = key;
 		}
-		else if (!covered_every)
+		else
 		{
-			CoverSlot  *slot;
-			int			i;
+			if (covered == NULL)
+			{
+				HASHCTL		ctl;
 
-			if (my_slot < 0)
+				ctl.keysize = sizeof(uint64);
+				ctl.entrysize = sizeof(uint64);
+				ctl.hcxt = TopTransactionContext;
+				covered = hash_create("analytics covered customers", 1024, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			}
+			(void) hash_search(covered, &key, HASH_ENTER, NULL);
+			if (my_slot < 0 && !covered_every)
 				changes_take_slot();
 			if (my_slot >= 0)
 			{
-				slot = &changes_shared->slots[my_slot];
+				CoverSlot  *slot = &changes_shared->slots[my_slot];
+
 				for (i = 0; i < 4; i++)
 				{
 					uint32		b = changes_bit(key, i);
