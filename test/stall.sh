@@ -126,9 +126,9 @@ timed() {
 	(
 		set +e
 		t0="$(now)"
-		PGOPTIONS="-c statement_timeout=${TIMEOUT}s" \
+		PGOPTIONS="-c statement_timeout=${TIMEOUT}s" PGAPPNAME="stall_$name" \
 			"$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -h "$DIR" -p "$PORT" \
-			-U "$user" -d "$DB" -c "$sql" >"$DIR/$name.out" 2>&1
+			-U "$user" -d "$DB" -f - <<<"$sql" >"$DIR/$name.out" 2>&1
 		rc=$?
 		echo "$t0 $(now) $rc" >"$DIR/$name.time"
 	) &
@@ -309,16 +309,18 @@ pgbench_start bench2
 sleep 1.5
 timed writer_a postgres "BEGIN;
   INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('z', 'gpt-4o-mini', 0.50);
-  SELECT extract(epoch FROM clock_timestamp());
   SELECT pg_sleep(3);
   COMMIT;"
 A_PID=$!
 # The change is launched 0.5 s after A's insert returned.
-for _ in $(seq 1 50); do
-	[ -s "$DIR/writer_a.out" ] && break
+a_inserted=""
+for _ in $(seq 1 100); do
+	if [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stall_writer_a' AND query LIKE '%pg_sleep%'")" = 1 ]; then
+		a_inserted="$(now)"
+		break
+	fi
 	sleep 0.05
 done
-a_inserted="$(head -1 "$DIR/writer_a.out")"
 [ -n "$a_inserted" ] || fatal "writer A did not insert: $(cat "$DIR/writer_a.out")"
 sleep 0.5
 timed zchange stall_admin "SELECT (analytics.upsert_customer('{\"customer_identifier\": \"z\", \"period_budget\": 1.20}')).period_budget"
@@ -338,7 +340,7 @@ pgbench_stop
 a_end="$(field writer_a 2)"
 z_launch="$(field zchange 1)"
 z_end="$(field zchange 2)"
-echo "   writer A of z: inserted at +$(awk -v a="$a_inserted" -v l="$(field writer_a 1)" 'BEGIN { printf "%.2f", a - l }') s, committed and returned after $(dur writer_a) s, exit $(field writer_a 3)"
+echo "   writer A of z: seen sleeping after its insert at +$(awk -v a="$a_inserted" -v l="$(field writer_a 1)" 'BEGIN { printf "%.2f", a - l }') s, committed and returned after $(dur writer_a) s, exit $(field writer_a 3)"
 check "$(field writer_a 3) == 0" "writer A committed"
 echo "   change of z's budget: launched $(awk -v z="$z_launch" -v a="$a_end" 'BEGIN { printf "%.2f", a - z }') s before A returned; took $(dur zchange) s, exit $(field zchange 3): $(tr '\n' ' ' <"$DIR/zchange.out" | head -c 200)"
 check "$(field zchange 3) == 0" "the change of z succeeded"
