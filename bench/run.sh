@@ -385,6 +385,99 @@ single_row() {
 	fi
 }
 
+# ------------------------------------------------- no global stall (§8)
+# While another session bulk-loads NSTALL logs (3M at scale 1, never fewer
+# than 1M) naming the reference customers in one INSERT … SELECT, 2 pgbench
+# clients insert single logs of 1,000 other customers at -R 200 (-P 1), and
+# 2 s into the load, in sessions of their own, each timed from launch to
+# return: a budget change (upsert_customer), a block (UPDATE … blocked), a
+# delete_customer and purge_logs.  Figures: each change's time (< 1 s) and
+# the least pgbench second while the load and the changes run (partial
+# first and last seconds left out) over the offered rate (≥ 0.5×).
+# test/stall.sh asserts the same scenario, scaled down.
+
+NSTALL=$(awk -v s="$SCALE" 'BEGIN { n = 3000000 * s; printf "%d", (n < 1000000 ? 1000000 : n) }')
+
+# stall_session NAME SQL: SQL in a session of its own, in the background;
+# $TMP/stall-NAME.time gets "launch return exit-status".
+stall_session() {
+	local name="$1" sql="$2"
+	(
+		set +e
+		t0="$(date +%s.%N)"
+		run_as env PGOPTIONS="-c statement_timeout=120s" "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 \
+			-h "$TMP" -p "$PORT" -d $W -c "$sql" >"$TMP/stall-$name.out" 2>&1
+		rc=$?
+		echo "$t0 $(date +%s.%N) $rc" >"$TMP/stall-$name.time"
+	) &
+}
+
+stall() {
+	local pgb t_pg bulk_pid c secs min k launch ret rc cols sql
+	q $W -c "INSERT INTO analytics.customers (customer_identifier, period_budget)
+		SELECT 'stall-' || g, CASE WHEN g % 2 = 0 THEN 1e9 END FROM generate_series(1, 1000) g
+		UNION ALL VALUES ('stall-budget', 10), ('stall-block', NULL), ('stall-delete', NULL)
+		ON CONFLICT DO NOTHING"
+	q $W -c "INSERT INTO analytics.logs (customer_identifier, model, cost)
+		VALUES ('stall-budget', 'gpt-4o-mini', 1), ('stall-block', 'gpt-4o-mini', 1), ('stall-delete', 'gpt-4o-mini', 1)"
+	cols="$(q $W -c "SELECT bench.log_columns()")"
+	sql="INSERT INTO analytics.logs ($cols) $(q $W -c "SELECT bench.gen_logs_sql($NSTALL, $NCUST, true)")"
+	settle $W
+	printf '%s\n' '\set c random(1, 1000)' \
+		"INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens, cost) VALUES ('stall-' || :c, 'gpt-4o-mini', 100, 20, 0.0001);" \
+		>"$TMP/pgbench-stall.sql"
+	t_pg="$(date +%s.%N)"
+	run_as env PGOPTIONS="-c synchronous_commit=$SYNC" "$PGBIN/pgbench" -n -c 2 -j 2 -R 200 -T 600 -P 1 \
+		-h "$TMP" -p "$PORT" -f "$TMP/pgbench-stall.sql" $W >"$TMP/pgbench-stall.out" 2>&1 &
+	pgb=$!
+	sleep 1
+	stall_session bulk "$sql"
+	bulk_pid=$!
+	sleep 2
+	stall_session budget "SELECT (analytics.upsert_customer('{\"customer_identifier\": \"stall-budget\", \"period_budget\": 20}')).period_budget"
+	stall_session block "UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'stall-block'"
+	stall_session delete "SELECT analytics.delete_customer('stall-delete')"
+	stall_session purge "SELECT analytics.purge_logs(now() - interval '400 days')"
+	wait "$bulk_pid" || true
+	while [ "$(ls "$TMP"/stall-*.time 2>/dev/null | wc -l)" -lt 5 ]; do sleep 0.2; done
+	sleep 1
+	# runuser passes SIGTERM on to pgbench.
+	kill -TERM "$pgb" 2>/dev/null || true
+	wait "$pgb" 2>/dev/null || true
+	read -r launch ret rc <"$TMP/stall-bulk.time"
+	if [ "$rc" != 0 ]; then
+		cat "$TMP/stall-bulk.out" >&2
+		return 1
+	fi
+	for c in budget block delete; do
+		read -r launch ret rc <"$TMP/stall-$c.time"
+		row "no global stall: $c during a bulk load of other customers" \
+			"$(awk -v a="$launch" -v b="$ret" 'BEGIN { printf "%.3f s", b - a }')$([ "$rc" = 0 ] || echo ", error: $(head -c 100 "$TMP/stall-$c.out")")" \
+			"" "" "< 1 s" "$(awk -v a="$launch" -v b="$ret" -v rc="$rc" 'BEGIN { print (rc == 0 && b - a < 1 ? "yes" : "NO") }')" \
+			"launched 2 s into the load of $NSTALL logs ($(awk '{ printf "%.1f s", $2 - $1 }' "$TMP/stall-bulk.time"))"
+	done
+	read -r launch ret rc <"$TMP/stall-purge.time"
+	row "no global stall: purge_logs during the bulk load (info)" \
+		"$(awk -v a="$launch" -v b="$ret" 'BEGIN { printf "%.3f s", b - a }')$([ "$rc" = 0 ] || echo ", error")" "" "" "—" "—" \
+		"folds first, so it waits for the load; it must not stall writers (next row)"
+	# The seconds wholly inside [load launch + 0.2 s, last return - 0.2 s].
+	ret="$(cat "$TMP"/stall-*.time | awk '$2 > m { m = $2 } END { printf "%.3f", m }')"
+	read -r launch _ _ <"$TMP/stall-bulk.time"
+	IFS='|' read -r k min secs < <(awk -v t0="$t_pg" -v from="$launch" -v to="$ret" '
+		/^progress: / { n = $2 + 0; tps = $4 + 0
+			if (t0 + n - 1 >= from + 0.2 && t0 + n <= to - 0.2) {
+				k++; if (min == "" || tps < min) min = tps; secs = secs " " tps } }
+		END { printf "%d|%s|%s\n", k, min, secs }' "$TMP/pgbench-stall.out")
+	if [ "${k:-0}" -eq 0 ]; then
+		echo "bench: no whole pgbench second inside the bulk load" >&2
+		return 1
+	fi
+	row "no global stall: least single-row rate in any second of the load" "$min tps" "200 tps offered" \
+		"$(awk -v m="$min" 'BEGIN { printf "%.2f×", m / 200 }')" "≥ 0.5×" \
+		"$(awk -v m="$min" 'BEGIN { print (m / 200 >= 0.5 ? "yes" : "NO") }')" \
+		"pgbench -R 200 -P 1, 2 clients, 1,000 other customers; tps of the $k whole seconds:$secs; $(grep -c 'out of shared memory' "$TMP/stall-bulk.out" || true) lock table errors in the load"
+}
+
 # ------------------------------------------------ views (bench_ref)
 
 R=bench_ref
@@ -505,6 +598,7 @@ step "bulk INSERT … SELECT" bulk insert
 step "bulk COPY" bulk copy
 step "ingest_batch vs COPY" ingest_batch
 step "single-row INSERTs and worker lag" single_row
+step "no global stall" stall
 
 AT1="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", n / 1e6 }')"
 AT2="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", 2 * n / 1e6 }')"
