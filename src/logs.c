@@ -314,9 +314,18 @@ logs_forget_customers(void)
 void
 logs_customers_changing(void)
 {
+	Oid			logs;
+	Oid			customers;
+
+	/*
+	 * Keep the OIDs: taking the lock processes invalidations, and one of
+	 * another change resets the cached ones (customers_relcache_callback).
+	 */
 	relations_resolve();
-	LockRelationOid(logs_relid, ShareRowExclusiveLock);
-	CacheInvalidateRelcacheByRelid(customers_relid);
+	logs = logs_relid;
+	customers = customers_relid;
+	LockRelationOid(logs, ShareRowExclusiveLock);
+	CacheInvalidateRelcacheByRelid(customers);
 	customer_cache_stale = true;
 }
 
