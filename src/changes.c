@@ -113,7 +113,8 @@ typedef struct CoverSlot
 	bool		used;
 	VirtualTransactionId vxid;	/* owner, while it runs */
 	TransactionId prepared;		/* owner after PREPARE TRANSACTION */
-	volatile TransactionId waiting_for; /* change the owner waits for */
+	volatile TransactionId waiting_for; /* change the owner waits for ... */
+	volatile uint64 waiting_key;	/* ... and of which customer */
 	uint64		bits[CHANGES_SLOT_WORDS];
 } CoverSlot;
 
@@ -173,12 +174,15 @@ changes_shmem_startup(void)
 
 /*
  * changes_key
- *		The 64-bit hash that stands for a customer identifier.
+ *		The 64-bit hash that stands for a customer identifier of this
+ *		database.
  */
 static uint64
 changes_key(const char *ident)
 {
-	return hash_bytes_extended((const unsigned char *) ident, strlen(ident), 0);
+	/* Seeded with the database: the shared state serves every database. */
+	return hash_bytes_extended((const unsigned char *) ident, strlen(ident),
+							   (uint64) MyDatabaseId);
 }
 
 static void
@@ -258,19 +262,20 @@ changes_take_slot(void)
 			slot->used = false;
 		if (!slot->used)
 		{
-			slot->used = true;
+			/* Cleared before it is published (256 kB, once per bulk load). */
+			memset(slot->bits, 0, sizeof(slot->bits));
 			slot->vxid = vxid;
 			slot->prepared = InvalidTransactionId;
 			slot->waiting_for = InvalidTransactionId;
+			slot->waiting_key = 0;
+			pg_write_barrier();
+			slot->used = true;
 			my_slot = i;
 			break;
 		}
 	}
 	LWLockRelease(changes_shared->lock);
-	if (my_slot >= 0)
-		memset(changes_shared->slots[my_slot].bits, 0,
-			   sizeof(changes_shared->slots[my_slot].bits));
-	else
+	if (my_slot < 0)
 	{
 		LOCKTAG		tag;
 
@@ -283,16 +288,18 @@ changes_take_slot(void)
 /*
  * changes_find_in_progress
  *		The transaction changing the customer with this key now, other than
- *		ours, or InvalidTransactionId.
+ *		ours, or InvalidTransactionId; *any says whether an entry was found
+ *		at all (one whose transaction has just ended still means that the
+ *		customer's settings changed).
  */
 static TransactionId
-changes_find_in_progress(uint64 key)
+changes_find_in_progress(uint64 key, bool *any)
 {
 	TransactionId mine = GetTopTransactionIdIfAny();
 	TransactionId found = InvalidTransactionId;
 	int			i;
 
-	LWLockAcquire(changes_shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(changes_shared->lock, LW_SHARED);
 	for (i = 0; i < CHANGES_IN_PROGRESS_MAX; i++)
 	{
 		ChangeInProgress *c = &changes_shared->in_progress[i];
@@ -305,8 +312,9 @@ changes_find_in_progress(uint64 key)
 		}
 	}
 	LWLockRelease(changes_shared->lock);
+	*any = TransactionIdIsValid(found);
 	if (TransactionIdIsValid(found) && !TransactionIdIsInProgress(found))
-		return InvalidTransactionId;	/* a prepared change since committed */
+		return InvalidTransactionId;	/* ended: committing now, or prepared */
 	return found;
 }
 
@@ -347,29 +355,26 @@ changes_cover(const char *ident)
 		found = (locked_keys[i] == key);
 	if (!found && covered != NULL)
 		(void) hash_search(covered, &key, HASH_FIND, &found);
+
+	/*
+	 * Cover it.  The key is recorded as covered only once the cover is in
+	 * place and no change of it is in progress, so an error on the way (a
+	 * lock timeout, a cancel) caught by a savepoint leaves it uncovered, and
+	 * the next insert of it goes the whole way again.
+	 */
 	if (!found)
 	{
-		if (covered_locked < CHANGES_LOCKED_MAX)
+		bool		locked = covered_locked < CHANGES_LOCKED_MAX;
+
+		if (locked)
 		{
 			LOCKTAG		tag;
 
 			changes_tag(&tag, key, CHANGES_TAG_CUSTOMER);
 			changes_lock_for_transaction(&tag, ShareLock);
-			locked_keys[covered_locked++] = key;
 		}
 		else
 		{
-			if (covered == NULL)
-			{
-				HASHCTL		ctl;
-
-				ctl.keysize = sizeof(uint64);
-				ctl.entrysize = sizeof(uint64);
-				ctl.hcxt = TopTransactionContext;
-				covered = hash_create("analytics covered customers", 1024, &ctl,
-									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-			}
-			(void) hash_search(covered, &key, HASH_ENTER, NULL);
 			if (my_slot < 0 && !covered_every)
 				changes_take_slot();
 			if (my_slot >= 0)
@@ -384,35 +389,65 @@ changes_cover(const char *ident)
 				}
 			}
 		}
-	}
 
-	/*
-	 * A customer newly covered may have a change in progress that began
-	 * before the cover: wait for it (then this transaction has written none
-	 * of the customer's logs, and the change does not wait for it: its slot
-	 * says whom it waits for).  A customer covered before needs no look: a
-	 * change that began since waits for this transaction instead.  The
-	 * cover is visible before the count of changes is read.
-	 */
-	pg_memory_barrier();
-	while (!found && pg_atomic_read_u32(&changes_shared->in_progress_count) > 0)
-	{
-		TransactionId changer = changes_find_in_progress(key);
-
-		if (!TransactionIdIsValid(changer))
-			break;
-		if (my_slot >= 0)
+		/*
+		 * A change of it may be in progress, begun before the cover: wait
+		 * for it (this transaction has written none of the customer's logs,
+		 * and the change, seeing that in the slot, does not wait for it in
+		 * turn).  A customer covered before needs no look: a change that
+		 * began since waits for this transaction instead.  The cover is
+		 * visible before the count of changes is read.
+		 */
+		pg_memory_barrier();
+		while (pg_atomic_read_u32(&changes_shared->in_progress_count) > 0)
 		{
-			changes_shared->slots[my_slot].waiting_for = changer;
-			pg_memory_barrier();
+			bool		any;
+			TransactionId changer = changes_find_in_progress(key, &any);
+
+			if (any)
+				logs_forget_customers();
+			if (!TransactionIdIsValid(changer))
+				break;
+			if (my_slot >= 0)
+			{
+				changes_shared->slots[my_slot].waiting_key = key;
+				pg_write_barrier();
+				changes_shared->slots[my_slot].waiting_for = changer;
+				pg_memory_barrier();
+			}
+			PG_TRY();
+			{
+				XactLockTableWait(changer, NULL, NULL, XLTW_None);
+			}
+			PG_FINALLY();
+			{
+				if (my_slot >= 0)
+					changes_shared->slots[my_slot].waiting_for = InvalidTransactionId;
+			}
+			PG_END_TRY();
+			logs_forget_customers();
 		}
-		XactLockTableWait(changer, NULL, NULL, XLTW_None);
-		if (my_slot >= 0)
-			changes_shared->slots[my_slot].waiting_for = InvalidTransactionId;
-		logs_forget_customers();
+
+		if (locked)
+			locked_keys[covered_locked++] = key;
+		else
+		{
+			if (covered == NULL)
+			{
+				HASHCTL		ctl;
+
+				ctl.keysize = sizeof(uint64);
+				ctl.entrysize = sizeof(uint64);
+				ctl.hcxt = TopTransactionContext;
+				covered = hash_create("analytics covered customers", 1024, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			}
+			(void) hash_search(covered, &key, HASH_ENTER, NULL);
+		}
 	}
 
 	/* Any change that ended since the last look: read settings afresh. */
+	pg_read_barrier();
 	generation = pg_atomic_read_u64(&changes_shared->generation);
 	if (generation != seen_generation)
 	{
@@ -424,12 +459,12 @@ changes_cover(const char *ident)
 /*
  * changes_wait_for_slot
  *		Wait until the owner of a slot that may hold the changed customer
- *		has ended, unless it waits for this change (then it has not written
- *		the customer yet).  Polls briefly, then, after deadlock_timeout,
+ *		has ended, unless it waits for this change of this customer (then it
+ *		has not written the customer yet).  Polls briefly, then, after deadlock_timeout,
  *		waits on the owner's lock, so a real deadlock is detected.
  */
 static void
-changes_wait_for_slot(int i, TransactionId mine)
+changes_wait_for_slot(int i, TransactionId mine, uint64 key)
 {
 	CoverSlot  *slot = &changes_shared->slots[i];
 	TimestampTz start = GetCurrentTimestamp();
@@ -453,8 +488,13 @@ changes_wait_for_slot(int i, TransactionId mine)
 			XactLockTableWait(prepared, NULL, NULL, XLTW_None);
 			return;
 		}
-		if (TransactionIdEquals(slot->waiting_for, mine))
-			return;
+		/* Its owner waits for this change, for this very customer. */
+		if (TransactionIdEquals(slot->waiting_for, mine) && slot->waiting_key == key)
+		{
+			pg_read_barrier();
+			if (TransactionIdEquals(slot->waiting_for, mine))
+				return;
+		}
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), DeadlockTimeout))
 		{
 			(void) VirtualXactLock(vxid, true);
@@ -471,6 +511,45 @@ changes_wait_for_slot(int i, TransactionId mine)
 		if (!used)
 			return;
 	}
+}
+
+/*
+ * changes_can_register
+ *		Whether this transaction's change of the customer with this key can
+ *		go into the table of changes in progress: it is there already, or
+ *		the transaction has fewer than CHANGES_PER_XACT entries and one is
+ *		free.
+ */
+static bool
+changes_can_register(uint64 key, TransactionId mine)
+{
+	int			i;
+	int			mine_count = 0;
+	bool		free_entry = false;
+	bool		registered = false;
+
+	LWLockAcquire(changes_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < CHANGES_IN_PROGRESS_MAX; i++)
+	{
+		ChangeInProgress *c = &changes_shared->in_progress[i];
+
+		if (TransactionIdEquals(c->xid, mine))
+		{
+			mine_count++;
+			registered |= (c->key == key);
+		}
+		else if (TransactionIdIsValid(c->xid) &&
+				 !TransactionIdIsInProgress(c->xid))
+		{
+			/* A prepared change that has ended since. */
+			c->xid = InvalidTransactionId;
+			pg_atomic_fetch_sub_u32(&changes_shared->in_progress_count, 1);
+		}
+		if (!TransactionIdIsValid(c->xid))
+			free_entry = true;
+	}
+	LWLockRelease(changes_shared->lock);
+	return registered || (mine_count < CHANGES_PER_XACT && free_entry);
 }
 
 /*
@@ -498,6 +577,19 @@ changes_begin(const char *ident)
 	}
 	key = changes_key(ident);
 	mine = GetTopTransactionId();
+
+	/*
+	 * Decide on the fallback before taking any lock of this protocol: a
+	 * change that held the customer's tag and then waited for all of
+	 * analytics.logs would deadlock with that customer's writers.  (The
+	 * table can still fill up meanwhile; then the fallback below is taken
+	 * with the tag held, a rare case the deadlock detector resolves.)
+	 */
+	if (!changes_can_register(key, mine))
+	{
+		logs_customers_changing();
+		return;
+	}
 
 	changes_tag(&tag, key, CHANGES_TAG_CUSTOMER);
 	changes_lock_for_transaction(&tag, ExclusiveLock);
@@ -561,7 +653,7 @@ changes_begin(const char *ident)
 
 		if (i == my_slot || !slot->used || !changes_slot_holds(slot, key))
 			continue;
-		changes_wait_for_slot(i, mine);
+		changes_wait_for_slot(i, mine, key);
 	}
 	logs_forget_customers();
 }
@@ -594,6 +686,8 @@ changes_xact_end(bool prepare)
 		TransactionId mine = changing;
 		int			i;
 
+		/* The bump first: a writer that no longer finds the entry sees it. */
+		pg_atomic_fetch_add_u64(&changes_shared->generation, 1);
 		if (!prepare)
 		{
 			LWLockAcquire(changes_shared->lock, LW_EXCLUSIVE);
@@ -605,7 +699,6 @@ changes_xact_end(bool prepare)
 				}
 			LWLockRelease(changes_shared->lock);
 		}
-		pg_atomic_fetch_add_u64(&changes_shared->generation, 1);
 	}
 	covered = NULL;
 	covered_locked = 0;
