@@ -14,7 +14,9 @@
  * transactions.  A cache miss reads the row through the primary key index
  * (no SPI, no row lock); an unknown customer is inserted (ON CONFLICT DO
  * NOTHING, so concurrent first logs agree).  Writers of customers without a
- * budget therefore take no lock beyond their RowExclusiveLock on the table.
+ * budget therefore take no row lock; beyond their RowExclusiveLock on the
+ * table they take only the per-customer cover of changes.c (a lock for each
+ * of a transaction's first 16 customers, filter bits beyond).
  *
  * The cache is right because of the per-customer change protocol
  * (changes.c): before it reads a customer's settings the trigger covers the
