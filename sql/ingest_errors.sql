@@ -343,3 +343,12 @@ SELECT analytics.ingest_batch(NULL);
 SELECT * FROM analytics._ingest_batch_rows('{"model": "gpt-4o"}');
 \echo :LAST_ERROR_SQLSTATE
 TABLE nothing_written;
+-- A payload within 64 MB whose values would take far more memory to read
+-- (each {} costs json-c about 790 bytes) is refused before it is read whole;
+-- 100,000 objects are read.
+SELECT analytics.ingest('{"model": "gpt-4o", "junk": [' || repeat('{},', 299999) || '{}]}');
+\echo :LAST_ERROR_SQLSTATE
+TABLE nothing_written;
+SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "many_objects", "prompt_messages": [' ||
+       repeat('{"role": "user", "content": "x"},', 99999) || '{"role": "user", "content": "x"}]}') > 0 AS many_objects_recorded;
+SELECT jsonb_array_length(prompt_messages) AS objects_kept FROM analytics.logs WHERE customer_identifier = 'many_objects';

@@ -263,7 +263,37 @@ typedef struct IngestBuild
 	char	   *keys[INGEST_MAX_DEPTH]; /* pending key of an open object */
 	JsonLexContext *lex;
 	const char *what;			/* "payload", "request", "response" */
+	Size		charged;		/* estimated json-c memory of the tree */
 } IngestBuild;
+
+/*
+ * What one payload's json-c tree may cost.  json-c's memory is malloc'd and
+ * unseen by PostgreSQL: an empty object costs about 790 bytes, so a 64 MB
+ * payload of "{}"s would take some 17 GB.  Each container is charged
+ * INGEST_CONTAINER_COST and each scalar INGEST_SCALAR_COST plus its length,
+ * before it is made; a tree beyond INGEST_MAX_TREE is refused (22023).
+ */
+#define INGEST_MAX_TREE			((Size) 256 * 1024 * 1024)
+#define INGEST_CONTAINER_COST	1024
+#define INGEST_SCALAR_COST		64
+
+/*
+ * ingest_build_charge
+ *		Count cost against the tree's budget; refuse the payload beyond it.
+ *		Called before the value is made, so nothing is to be released.
+ */
+static void
+ingest_build_charge(IngestBuild *b, Size cost)
+{
+	b->charged += cost;
+	if (b->charged > INGEST_MAX_TREE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"%s\": too many JSON values to read", b->what),
+				 errdetail("Reading it would take more than %zu MB (each object or array counts %d bytes, each other value %d bytes plus its length). The log was not recorded.",
+						   INGEST_MAX_TREE / (1024 * 1024), INGEST_CONTAINER_COST,
+						   INGEST_SCALAR_COST)));
+}
 
 /*
  * ingest_build_path
@@ -363,12 +393,14 @@ ingest_build_open(IngestBuild *b, struct json_object *container)
 static void
 ingest_build_object_start(void *state)
 {
+	ingest_build_charge((IngestBuild *) state, INGEST_CONTAINER_COST);
 	ingest_build_open((IngestBuild *) state, json_object_new_object());
 }
 
 static void
 ingest_build_array_start(void *state)
 {
+	ingest_build_charge((IngestBuild *) state, INGEST_CONTAINER_COST);
 	ingest_build_open((IngestBuild *) state, json_object_new_array());
 }
 
@@ -401,6 +433,7 @@ ingest_build_scalar(void *state, char *token, JsonTokenType tokentype)
 	IngestBuild *b = (IngestBuild *) state;
 	struct json_object *value = NULL;
 
+	ingest_build_charge(b, INGEST_SCALAR_COST + (token ? strlen(token) : 0));
 	switch (tokentype)
 	{
 		case JSON_TOKEN_STRING:
