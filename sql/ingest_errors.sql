@@ -352,3 +352,14 @@ TABLE nothing_written;
 SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "many_objects", "prompt_messages": [' ||
        repeat('{"role": "user", "content": "x"},', 99999) || '{"role": "user", "content": "x"}]}') > 0 AS many_objects_recorded;
 SELECT jsonb_array_length(prompt_messages) AS objects_kept FROM analytics.logs WHERE customer_identifier = 'many_objects';
+-- What is written from here on is compared with the state now.
+DELETE FROM baseline;
+INSERT INTO baseline SELECT * FROM snapshot;
+-- A timestamp longer than 64 characters is refused by the field's own error
+-- (the date parser would quote an unknown zone name whole).
+SELECT analytics.ingest('{"model": "gpt-4o", "timestamp": "2025-01-31 12:00:00 ' || repeat('a', 130) || '"}');
+\echo :LAST_ERROR_SQLSTATE
+-- A raw control character after a long string: the DETAIL names that byte.
+SELECT analytics.ingest(E'{"model": "gpt-4o", "error_message": "' || repeat('a', 150) || E'\x01"}');
+\echo :LAST_ERROR_SQLSTATE
+TABLE nothing_written;

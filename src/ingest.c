@@ -76,6 +76,8 @@ PG_FUNCTION_INFO_V1(ingest_batch_rows);
 
 /* Deepest nesting of objects and arrays accepted in a document. */
 #define INGEST_MAX_DEPTH 64
+/* The longest timestamp string read (a zone name included). */
+#define INGEST_TIMESTAMP_CHARS 64
 
 /* Largest payload (and request, response) accepted, in bytes (SPEC §14). */
 #define INGEST_MAX_PAYLOAD (64 * 1024 * 1024)
@@ -502,7 +504,8 @@ ingest_parse_error(JsonParseErrorType error, JsonLexContext *lex, const char *wh
 		at = lex->input_length;
 	else
 		at = (int) (lex->token_start - lex->input) + 1;
-	if (lex->token_start != NULL &&
+	/* Clip the quoted token (not for ESCAPING_REQUIRED: it names the byte at the end). */
+	if (lex->token_start != NULL && error != JSON_ESCAPING_REQUIRED &&
 		lex->token_terminator - lex->token_start > INGEST_DETAIL_CHARS)
 		lex->token_terminator = lex->token_start +
 			pg_mbcharcliplen(lex->token_start,
@@ -828,8 +831,12 @@ ingest_timestamp(IngestRow *row, struct json_object *value, const char *field)
 		ingest_bad_field(field, "an ISO 8601 timestamp string", value);
 	str = ingest_string(value, field, &len);
 
-	/* ISO 8601 only: YYYY-MM-DD first, no "now", "epoch" or "infinity". */
-	if (len < 10 || !isdigit((unsigned char) str[0]) || !isdigit((unsigned char) str[1]) ||
+	/*
+	 * ISO 8601 only: YYYY-MM-DD first, no "now", "epoch" or "infinity", and
+	 * at most INGEST_TIMESTAMP_CHARS long (the date parser's own errors, such
+	 * as an unknown time zone, quote what they read).
+	 */
+	if (len < 10 || len > INGEST_TIMESTAMP_CHARS || !isdigit((unsigned char) str[0]) || !isdigit((unsigned char) str[1]) ||
 		!isdigit((unsigned char) str[2]) || !isdigit((unsigned char) str[3]) ||
 		str[4] != '-' || !isdigit((unsigned char) str[5]) || !isdigit((unsigned char) str[6]) ||
 		str[7] != '-' || !isdigit((unsigned char) str[8]) || !isdigit((unsigned char) str[9]))
