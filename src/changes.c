@@ -514,18 +514,19 @@ changes_wait_for_slot(int i, TransactionId mine, uint64 key)
 }
 
 /*
- * changes_can_register
+ * changes_register
  *		Whether this transaction's change of the customer with this key can
- *		go into the table of changes in progress: it is there already, or
- *		the transaction has fewer than CHANGES_PER_XACT entries and one is
- *		free.
+ *		be in the table of changes in progress: it is there already, or the
+ *		transaction has fewer than CHANGES_PER_XACT entries and one is free.
+ *		With insert, also put it there.  Entries of prepared changes that
+ *		have ended since are freed on the way.
  */
 static bool
-changes_can_register(uint64 key, TransactionId mine)
+changes_register(uint64 key, TransactionId mine, bool insert)
 {
 	int			i;
 	int			mine_count = 0;
-	bool		free_entry = false;
+	int			free_entry = -1;
 	bool		registered = false;
 
 	LWLockAcquire(changes_shared->lock, LW_EXCLUSIVE);
@@ -541,15 +542,24 @@ changes_can_register(uint64 key, TransactionId mine)
 		else if (TransactionIdIsValid(c->xid) &&
 				 !TransactionIdIsInProgress(c->xid))
 		{
-			/* A prepared change that has ended since. */
 			c->xid = InvalidTransactionId;
 			pg_atomic_fetch_sub_u32(&changes_shared->in_progress_count, 1);
 		}
-		if (!TransactionIdIsValid(c->xid))
-			free_entry = true;
+		if (!TransactionIdIsValid(c->xid) && free_entry < 0)
+			free_entry = i;
+	}
+	if (!registered && free_entry >= 0 && mine_count < CHANGES_PER_XACT)
+	{
+		if (insert)
+		{
+			changes_shared->in_progress[free_entry].key = key;
+			changes_shared->in_progress[free_entry].xid = mine;
+			pg_atomic_fetch_add_u32(&changes_shared->in_progress_count, 1);
+		}
+		registered = true;
 	}
 	LWLockRelease(changes_shared->lock);
-	return registered || (mine_count < CHANGES_PER_XACT && free_entry);
+	return registered;
 }
 
 /*
@@ -568,7 +578,6 @@ changes_begin(const char *ident)
 	LOCKTAG		tag;
 	TransactionId mine;
 	int			i;
-	bool		registered = false;
 
 	if (changes_shared == NULL)
 	{
@@ -585,7 +594,7 @@ changes_begin(const char *ident)
 	 * table can still fill up meanwhile; then the fallback below is taken
 	 * with the tag held, a rare case the deadlock detector resolves.)
 	 */
-	if (!changes_can_register(key, mine))
+	if (!changes_register(key, mine, false))
 	{
 		logs_customers_changing();
 		return;
@@ -603,41 +612,7 @@ changes_begin(const char *ident)
 	 * deadlock detector (waiting here for a free entry could wait for a
 	 * transaction that waits for this one).
 	 */
-	LWLockAcquire(changes_shared->lock, LW_EXCLUSIVE);
-	{
-		int			free_entry = -1;
-		int			mine_count = 0;
-
-		for (i = 0; i < CHANGES_IN_PROGRESS_MAX; i++)
-		{
-			ChangeInProgress *c = &changes_shared->in_progress[i];
-
-			if (TransactionIdEquals(c->xid, mine))
-			{
-				mine_count++;
-				if (c->key == key)
-					registered = true;
-			}
-			else if (TransactionIdIsValid(c->xid) &&
-					 !TransactionIdIsInProgress(c->xid))
-			{
-				/* A prepared change that has ended since. */
-				c->xid = InvalidTransactionId;
-				pg_atomic_fetch_sub_u32(&changes_shared->in_progress_count, 1);
-			}
-			if (!TransactionIdIsValid(c->xid) && free_entry < 0)
-				free_entry = i;
-		}
-		if (!registered && free_entry >= 0 && mine_count < CHANGES_PER_XACT)
-		{
-			changes_shared->in_progress[free_entry].key = key;
-			changes_shared->in_progress[free_entry].xid = mine;
-			pg_atomic_fetch_add_u32(&changes_shared->in_progress_count, 1);
-			registered = true;
-		}
-	}
-	LWLockRelease(changes_shared->lock);
-	if (!registered)
+	if (!changes_register(key, mine, true))
 	{
 		logs_customers_changing();
 		return;
