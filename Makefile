@@ -23,14 +23,15 @@ PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags json-c 2>/dev/null) \
 	-DANALYTICS_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 
-# Regression tests: every sql/*.sql except install scripts.  Each test
-# creates the extension afresh, so the order does not matter.
-TESTS = $(sort $(basename $(notdir $(filter-out sql/analytics--%,$(wildcard sql/*.sql)))))
-REGRESS = $(TESTS)
-REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/analytics.conf \
-	--load-extension=plpgsql
-ISOLATION = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
-ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/analytics.conf
+# Tests live under test/, install sources under sql/.  Regression tests:
+# test/sql/*.sql against test/expected/; isolation specs: test/specs/*.spec.
+# Each test creates the extension afresh, so the order does not matter.
+REGRESS = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check \
+	--temp-config=$(srcdir)/test/analytics.conf --load-extension=plpgsql
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check_iso \
+	--temp-config=$(srcdir)/test/analytics.conf
 
 EXTRA_CLEAN = $(DATA_built) tmp_check tmp_check_iso results output_iso \
 	regression.diffs regression.out

@@ -7,8 +7,8 @@
 #
 #   bash scripts/test.sh              everything
 #   bash scripts/test.sh NAME...      only the named tests: regression tests
-#                                     (sql/NAME.sql), isolation specs
-#                                     (specs/NAME.spec) and shell tests
+#                                     (test/sql/NAME.sql), isolation specs
+#                                     (test/specs/NAME.spec) and shell tests
 #                                     (test/NAME.sh)
 set -euo pipefail
 # One suite at a time per machine: the library is installed system-wide.
@@ -30,8 +30,8 @@ export PATH="$PGBIN:$PATH"
 : >installcheck.log
 only_regress=() only_iso=() only_sh=()
 for name in "$@"; do
-	if [ -f "sql/$name.sql" ]; then only_regress+=("$name")
-	elif [ -f "specs/$name.spec" ]; then only_iso+=("$name")
+	if [ -f "test/sql/$name.sql" ]; then only_regress+=("$name")
+	elif [ -f "test/specs/$name.spec" ]; then only_iso+=("$name")
 	elif [ -f "test/$name.sh" ]; then only_sh+=("$name")
 	else echo "no test named $name" >&2; exit 2
 	fi
