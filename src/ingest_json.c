@@ -800,6 +800,20 @@ ingest_json_integer(struct json_object *value, const char *field, int64 min, int
 }
 
 /*
+ * ingest_json_number
+ *		The text of a JSON number, as written; expected names what was
+ *		wanted when the value is no number.
+ */
+static const char *
+ingest_json_number(struct json_object *value, const char *field, const char *expected)
+{
+	if (!json_object_is_type(value, json_type_int) &&
+		!json_object_is_type(value, json_type_double))
+		ingest_json_bad_field(field, expected, value);
+	return json_object_to_json_string(value);
+}
+
+/*
  * ingest_json_float8
  *		A JSON number as double precision, read from its text as float8
  *		input reads it.  One that double precision cannot hold (1e400,
@@ -813,10 +827,7 @@ ingest_json_float8(struct json_object *value, const char *field, const char *exp
 	char	   *text;
 	bool		have_error = false;
 
-	if (!json_object_is_type(value, json_type_int) &&
-		!json_object_is_type(value, json_type_double))
-		ingest_json_bad_field(field, expected, value);
-	text = pstrdup(json_object_to_json_string(value));
+	text = pstrdup(ingest_json_number(value, field, expected));
 	d = float8in_internal_opt_error(text, NULL, "double precision", text, &have_error);
 	if (have_error || isnan(d) || isinf(d))
 		ereport(ERROR,
@@ -835,10 +846,7 @@ ingest_json_float8(struct json_object *value, const char *field, const char *exp
 Numeric
 ingest_json_numeric(struct json_object *value, const char *field, const char *expected)
 {
-	if (!json_object_is_type(value, json_type_int) &&
-		!json_object_is_type(value, json_type_double))
-		ingest_json_bad_field(field, expected, value);
-	return ingest_json_numeric_text(json_object_to_json_string(value), field);
+	return ingest_json_numeric_text(ingest_json_number(value, field, expected), field);
 }
 
 /*
