@@ -86,7 +86,7 @@ extern void ingest_payload_check_identifier(IngestRow *row);
 /* A whole payload: parsed, mapped, released. */
 extern void ingest_payload_read(IngestRow *row, const char *data, size_t len);
 
-/* Recording (inside SPI). */
+/* Recording (inside SPI), by INSERTs written from ingest_columns. */
 extern void ingest_payload_upsert(IngestRow *row);
 extern int64 ingest_payload_record(IngestRow *row);
 extern char *ingest_payload_column_list(const char *prefix);
