@@ -1,4 +1,6 @@
--- Piece 60: JSON ingest (src/ingest.c, json-c).  Each function records logs
+-- Piece 60: JSON ingest (src/ingest_*.c, json-c): ingest (ingest_payload.c),
+-- ingest_openai (ingest_openai.c), ingest_batch (ingest_batch.c), all
+-- reading JSON through ingest_json.c.  Each function records logs
 -- through a plain INSERT into analytics.logs, so the BEFORE INSERT trigger
 -- validates, prices, creates customers and enforces budgets as for any
 -- other insert.  The text overloads are the ones an untyped literal
