@@ -66,12 +66,6 @@ static SPIPlanPtr counter_init_period_plan = NULL;
 static SPIPlanPtr counter_init_lifetime_plan = NULL;
 static SPIPlanPtr counters_reset_plan = NULL;
 
-/* The settings whose change budget_customers_changed() serializes. */
-static const char *const budget_columns[] = {
-	"period_budget", "budget_duration", "period_start", "total_budget",
-	"markup_percentage", "blocked"
-};
-
 /*
  * budget_counter_add
  *		Add cost to the customer's counter of [start, end) and return the
@@ -369,9 +363,9 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 				 errdetail("Logs, rollups and budget counters refer to the customer by it."),
 				 errhint("Create the customer under the new identifier instead.")));
 
-	for (i = 0; i < lengthof(budget_columns); i++)
-		if (text_differs(column_text(oldtup, tupdesc, budget_columns[i]),
-						 column_text(newtup, tupdesc, budget_columns[i])))
+	for (i = 0; i < CUSTOMERS_SETTINGS; i++)
+		if (text_differs(column_text(oldtup, tupdesc, customers_setting_columns[i]),
+						 column_text(newtup, tupdesc, customers_setting_columns[i])))
 			changed = true;
 	if (!changed)
 		return PointerGetDatum(newtup);

@@ -74,18 +74,28 @@ static bool customer_cache_added = false;	/* entries added in this xact */
 static Oid	customers_relid = InvalidOid;
 static Oid	logs_relid = InvalidOid;
 
-/* Column numbers (1-based) of the settings in analytics.customers. */
-typedef struct CustomerColumns
+/*
+ * The settings columns of analytics.customers, in the order of
+ * CustomerSetting: what the cache holds, and what budget_customers_changed()
+ * sends through the change protocol when it changes.
+ */
+typedef enum CustomerSetting
 {
-	AttrNumber	period_budget;
-	AttrNumber	budget_duration;
-	AttrNumber	period_start;
-	AttrNumber	total_budget;
-	AttrNumber	markup_percentage;
-	AttrNumber	blocked;
-} CustomerColumns;
+	SETTING_PERIOD_BUDGET,
+	SETTING_BUDGET_DURATION,
+	SETTING_PERIOD_START,
+	SETTING_TOTAL_BUDGET,
+	SETTING_MARKUP_PERCENTAGE,
+	SETTING_BLOCKED
+} CustomerSetting;
 
-static CustomerColumns customer_columns;
+const char *const customers_setting_columns[CUSTOMERS_SETTINGS] = {
+	"period_budget", "budget_duration", "period_start", "total_budget",
+	"markup_percentage", "blocked"
+};
+
+/* Their column numbers (1-based), resolved with the OIDs. */
+static AttrNumber setting_attnums[CUSTOMERS_SETTINGS];
 
 static SPIPlanPtr customer_create_plan = NULL;
 
@@ -207,6 +217,7 @@ customers_resolve(void)
 	Oid			nsp;
 	Relation	rel;
 	TupleDesc	tupdesc;
+	int			i;
 
 	if (OidIsValid(customers_relid))
 		return;
@@ -214,12 +225,8 @@ customers_resolve(void)
 	logs_relid = get_relname_relid("logs", nsp);
 	rel = table_open(get_relname_relid("customers", nsp), AccessShareLock);
 	tupdesc = RelationGetDescr(rel);
-	customer_columns.period_budget = SPI_fnumber(tupdesc, "period_budget");
-	customer_columns.budget_duration = SPI_fnumber(tupdesc, "budget_duration");
-	customer_columns.period_start = SPI_fnumber(tupdesc, "period_start");
-	customer_columns.total_budget = SPI_fnumber(tupdesc, "total_budget");
-	customer_columns.markup_percentage = SPI_fnumber(tupdesc, "markup_percentage");
-	customer_columns.blocked = SPI_fnumber(tupdesc, "blocked");
+	for (i = 0; i < CUSTOMERS_SETTINGS; i++)
+		setting_attnums[i] = SPI_fnumber(tupdesc, customers_setting_columns[i]);
 	customers_relid = RelationGetRelid(rel);
 	table_close(rel, AccessShareLock);
 	if (!OidIsValid(logs_relid))
@@ -286,25 +293,25 @@ customer_read(Datum ident, Snapshot snapshot, CustomerSettings *settings)
 		bool		isnull;
 		Datum		d;
 
-		d = slot_getattr(slot, customer_columns.period_budget, &isnull);
+		d = slot_getattr(slot, setting_attnums[SETTING_PERIOD_BUDGET], &isnull);
 		settings->has_period_budget = !isnull;
 		settings->period_budget = isnull ? NULL : DatumGetNumericCopy(d);
 
-		d = slot_getattr(slot, customer_columns.budget_duration, &isnull);
+		d = slot_getattr(slot, setting_attnums[SETTING_BUDGET_DURATION], &isnull);
 		settings->duration = periods_duration(isnull ? "monthly" : text_to_cstring(DatumGetTextPP(d)),
 											  "budget_duration");
 
-		d = slot_getattr(slot, customer_columns.period_start, &isnull);
+		d = slot_getattr(slot, setting_attnums[SETTING_PERIOD_START], &isnull);
 		settings->period_start = isnull ? 0 : DatumGetTimestampTz(d);
 
-		d = slot_getattr(slot, customer_columns.total_budget, &isnull);
+		d = slot_getattr(slot, setting_attnums[SETTING_TOTAL_BUDGET], &isnull);
 		settings->has_total_budget = !isnull;
 		settings->total_budget = isnull ? NULL : DatumGetNumericCopy(d);
 
-		d = slot_getattr(slot, customer_columns.markup_percentage, &isnull);
+		d = slot_getattr(slot, setting_attnums[SETTING_MARKUP_PERCENTAGE], &isnull);
 		settings->markup = DatumGetNumericCopy(isnull ? NumericGetDatum(numeric_zero) : d);
 
-		d = slot_getattr(slot, customer_columns.blocked, &isnull);
+		d = slot_getattr(slot, setting_attnums[SETTING_BLOCKED], &isnull);
 		settings->blocked = !isnull && DatumGetBool(d);
 		MemoryContextSwitchTo(old);
 	}

@@ -30,6 +30,10 @@ typedef struct CustomerSettings
 	Numeric		markup;			/* markup_percentage */
 } CustomerSettings;
 
+/* The names of the settings columns (customers.c). */
+#define CUSTOMERS_SETTINGS 6
+extern const char *const customers_setting_columns[CUSTOMERS_SETTINGS];
+
 extern void customers_init(void);
 extern const CustomerSettings *customers_settings(const char *ident_str,
 												  Datum ident);
