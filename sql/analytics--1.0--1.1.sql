@@ -120,6 +120,12 @@ BEGIN
 END;
 $$;
 
+-- Budgets: billed cost has one definition, the C function the insert
+-- trigger compares budgets with (src/budget.c).
+CREATE OR REPLACE FUNCTION analytics._budget_billed(raw numeric, markup numeric)
+RETURNS numeric AS 'MODULE_PATHNAME', 'budget_billed'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- Roles and privileges (SPEC §13)
 --
 -- The same as sql/install/95_roles.sql and the §13 changes of the other

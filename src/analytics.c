@@ -3,9 +3,11 @@
  * analytics.c
  *	  Entry point of the analytics extension: _PG_init defines the
  *	  analytics.* settings and, when the library is preloaded, registers the
- *	  rollup worker.  Everything else works without preloading.  Also the
- *	  version gate (analytics_require_current) and the plan helper shared by
- *	  the modules.
+ *	  rollup worker.  Everything else works without preloading.  Also what
+ *	  the modules share: the version gate (analytics_require_current), the
+ *	  plan helper, the string-keyed cache tables and the flag that lets the
+ *	  extension's own functions remove logs and customers.  The modules and
+ *	  their protocols are described in src/README.md.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,15 +23,18 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "common/hashfn.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/rel.h"
 
 #include "analytics.h"
 #include "changes.h"
-#include "logs.h"
+#include "customers.h"
+#include "prices.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -38,6 +43,8 @@ int			analytics_budget_enforcement = BUDGET_ENFORCEMENT_REJECT;
 int			analytics_rollup_interval = 500;
 bool		analytics_worker_enabled = true;
 int			analytics_max_clock_skew = 300;
+
+bool		analytics_delete_allowed = false;
 
 static const struct config_enum_entry budget_enforcement_options[] = {
 	{"reject", BUDGET_ENFORCEMENT_REJECT, false},
@@ -55,7 +62,7 @@ void		_PG_init(void);
 
 static void analytics_version_forget(void);
 static void analytics_version_relcache_callback(Datum arg, Oid relid);
-static void analytics_version_xact_callback(XactEvent event, void *arg);
+static void analytics_xact_callback(XactEvent event, void *arg);
 
 /*
  * _PG_init
@@ -106,10 +113,11 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("analytics");
 
-	logs_init();
 	changes_init();
+	customers_init();
+	prices_init();
 	CacheRegisterRelcacheCallback(analytics_version_relcache_callback, (Datum) 0);
-	RegisterXactCallback(analytics_version_xact_callback, NULL);
+	RegisterXactCallback(analytics_xact_callback, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 		worker_register_launcher();
@@ -136,6 +144,42 @@ analytics_prepare(SPIPlanPtr *slot, const char *sql, int nargs,
 		*slot = plan;
 	}
 	return *slot;
+}
+
+/* String-keyed dynahash: the key is a char pointer. */
+static uint32
+analytics_string_hash(const void *key, Size keysize)
+{
+	const char *s = *(char *const *) key;
+
+	return string_hash(s, strlen(s) + 1);
+}
+
+static int
+analytics_string_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(char *const *) key1, *(char *const *) key2);
+}
+
+/*
+ * analytics_string_cache_create
+ *		A hash table in `context` whose entries (of entrysize bytes) begin
+ *		with their key, a char pointer to a string the caller allocates in
+ *		the same context.
+ */
+HTAB *
+analytics_string_cache_create(const char *name, Size entrysize,
+							  MemoryContext context)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = analytics_string_hash;
+	ctl.match = analytics_string_match;
+	ctl.hcxt = context;
+	return hash_create(name, 256, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
 /*
@@ -238,9 +282,27 @@ analytics_version_relcache_callback(Datum arg, Oid relid)
 	analytics_version_forget();
 }
 
+/*
+ * analytics_xact_callback
+ *		At the end of a transaction: forget the version seen by one that
+ *		aborted (it may have seen its own uncommitted ALTER EXTENSION), and
+ *		reset analytics_delete_allowed whatever the way out.
+ */
 static void
-analytics_version_xact_callback(XactEvent event, void *arg)
+analytics_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		analytics_version_forget();
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			analytics_version_forget();
+			/* FALLTHROUGH */
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			analytics_delete_allowed = false;
+			break;
+		default:
+			break;
+	}
 }

@@ -27,6 +27,21 @@ extern int	analytics_max_clock_skew;
 /* analytics.worker_enabled: run the rollup worker on this node */
 extern bool analytics_worker_enabled;
 
+/*
+ * Set (inside PG_TRY, reset in PG_FINALLY and at transaction end) by the
+ * functions that may remove logs or customers: purge_logs() and
+ * delete_customer().  The guard triggers reject DELETE and TRUNCATE of
+ * analytics.logs and analytics.customers while it is false; nothing
+ * reachable from SQL sets it.
+ */
+extern bool analytics_delete_allowed;
+
+/* A hash table keyed by C strings (the entry's first field); see analytics.c. */
+struct HTAB;
+extern struct HTAB *analytics_string_cache_create(const char *name,
+												  Size entrysize,
+												  MemoryContext context);
+
 /* Prepare a plan once per backend and keep it; see analytics.c. */
 struct _SPI_plan;
 extern struct _SPI_plan *analytics_prepare(struct _SPI_plan **slot,

@@ -56,7 +56,8 @@
  * deadlock_timeout, so a cycle through other locks is detected.
  *
  * Without shared_preload_libraries there is no shared state, and changes
- * fall back to logs_customers_changing() (a lock on all of analytics.logs);
+ * fall back to the global protocol (customers_changing: a lock on all of
+ * analytics.logs);
  * so does a transaction's change beyond its CHANGES_PER_XACT-th customer
  * (an UPDATE of many customers), or when the shared table is full.
  *
@@ -83,7 +84,6 @@
 #include "utils/timestamp.h"
 
 #include "changes.h"
-#include "logs.h"
 
 /* Customers a transaction covers with heavyweight locks before a slot. */
 #define CHANGES_LOCKED_MAX		16
@@ -93,7 +93,7 @@
 #define CHANGES_SLOT_WORDS		(CHANGES_SLOT_BITS / 64)
 /*
  * Changes in progress at once, and per transaction; beyond either a change
- * falls back to the global protocol (logs_customers_changing).
+ * falls back to the global protocol (customers_changing).
  */
 #define CHANGES_IN_PROGRESS_MAX	64
 #define CHANGES_PER_XACT		8
@@ -142,6 +142,10 @@ static TransactionId changing = InvalidTransactionId;	/* registered changes'
 														 * xid, to remove at
 														 * the end */
 static uint64 seen_generation = 0;
+
+/* Registered by the holder of the settings cache: changes_set_callbacks. */
+static ChangesCallback changes_forget_settings = NULL;
+static ChangesCallback changes_change_all = NULL;
 
 static void
 changes_shmem_request(void)
@@ -331,7 +335,7 @@ changes_per_customer(void)
 
 /*
  * changes_cover
- *		Called by the insert trigger before it reads a customer's settings
+ *		Called by customers_settings() before it reads a customer's settings
  *		(from its cache or the table).  Covers the customer for this
  *		transaction (see the file header), then, when the generation moved,
  *		drops the session's customer cache and waits for a change of this
@@ -405,7 +409,7 @@ changes_cover(const char *ident)
 			TransactionId changer = changes_find_in_progress(key, &any);
 
 			if (any)
-				logs_forget_customers();
+				changes_forget_settings();
 			if (!TransactionIdIsValid(changer))
 				break;
 			if (my_slot >= 0)
@@ -425,7 +429,7 @@ changes_cover(const char *ident)
 					changes_shared->slots[my_slot].waiting_for = InvalidTransactionId;
 			}
 			PG_END_TRY();
-			logs_forget_customers();
+			changes_forget_settings();
 		}
 
 		if (locked)
@@ -452,7 +456,7 @@ changes_cover(const char *ident)
 	if (generation != seen_generation)
 	{
 		seen_generation = generation;
-		logs_forget_customers();
+		changes_forget_settings();
 	}
 }
 
@@ -567,8 +571,8 @@ changes_register(uint64 key, TransactionId mine, bool insert)
  *		Called before this transaction changes the settings of the customer
  *		ident or deletes it.  Waits for the transactions writing its logs
  *		and holds off new ones until this transaction ends (see the file
- *		header); without shared memory, falls back to
- *		logs_customers_changing().  The session's own customer cache is
+ *		header); without shared memory, falls back to the global protocol
+ *		(the change_all callback).  The session's own customer cache is
  *		dropped.
  */
 void
@@ -581,7 +585,7 @@ changes_begin(const char *ident)
 
 	if (changes_shared == NULL)
 	{
-		logs_customers_changing();
+		changes_change_all();
 		return;
 	}
 	key = changes_key(ident);
@@ -596,7 +600,7 @@ changes_begin(const char *ident)
 	 */
 	if (!changes_register(key, mine, false))
 	{
-		logs_customers_changing();
+		changes_change_all();
 		return;
 	}
 
@@ -614,7 +618,7 @@ changes_begin(const char *ident)
 	 */
 	if (!changes_register(key, mine, true))
 	{
-		logs_customers_changing();
+		changes_change_all();
 		return;
 	}
 	changing = mine;
@@ -630,7 +634,7 @@ changes_begin(const char *ident)
 			continue;
 		changes_wait_for_slot(i, mine, key);
 	}
-	logs_forget_customers();
+	changes_forget_settings();
 }
 
 /*
@@ -699,6 +703,21 @@ changes_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * changes_set_callbacks
+ *		Called once by the holder of the customers' settings cache
+ *		(customers.c): forget_settings drops the session's cached settings at
+ *		their next use; change_all is the global protocol a change falls back
+ *		to.  The protocol tells the cache, rather than knowing it.
+ */
+void
+changes_set_callbacks(ChangesCallback forget_settings,
+					  ChangesCallback change_all)
+{
+	changes_forget_settings = forget_settings;
+	changes_change_all = change_all;
 }
 
 /*

@@ -1,38 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * logs.c
- *	  The write path of analytics.logs.
+ *	  The triggers of analytics.logs: every new log goes through
+ *	  logs_before_insert, and logs_guard keeps logs facts.
  *
- * logs_before_insert is the BEFORE INSERT row trigger every new log goes
- * through (INSERT, COPY and the ingest functions).  It validates the row,
- * fills in the cost from analytics.model_prices when none is given, makes
- * sure the customer exists, and hands customers with a budget (or blocked
- * ones) to budget_check_log().
- *
- * Customers: the trigger keeps a per-backend cache of the customers it has
- * seen (that they exist, and their budget settings), kept across
- * transactions.  A cache miss reads the row through the primary key index
- * (no SPI, no row lock); an unknown customer is inserted (ON CONFLICT DO
- * NOTHING, so concurrent first logs agree).  Writers of customers without a
- * budget therefore take no row lock; beyond their RowExclusiveLock on the
- * table they take only the per-customer cover of changes.c (a lock for each
- * of a transaction's first 16 customers, filter bits beyond).
- *
- * The cache is right because of the per-customer change protocol
- * (changes.c): before it reads a customer's settings the trigger covers the
- * customer (changes_cover), so a change of that customer waits for this
- * transaction or this transaction waits for the change, and the cache is
- * dropped whenever a change has begun or ended since the last look.  So no
- * transaction writes logs with settings older than the last committed
- * change, and a change applies to the very next insert.  set_timezone(), and
- * every change without preloading, use the global protocol instead
- * (logs_customers_changing below).  Entries added by a transaction that
- * aborts (fully or to a savepoint) may describe rows that never committed,
- * so the cache is dropped then too.
+ * logs_before_insert is the BEFORE INSERT row trigger of every new log
+ * (INSERT, COPY and the ingest functions).  It checks the fields that
+ * constraints cannot explain well (SPEC section 14: 22023 naming the
+ * field), then runs the write path in this order: the cost, from the model
+ * prices when none is given (prices.c); the customer's settings, which
+ * covers the customer against changes and creates it when unknown
+ * (customers.c); and, for customers with a budget or blocked, budget
+ * enforcement (budget.c).  Why the settings read are current, and what is
+ * locked in which order, is in src/README.md.
  *
  * logs_guard keeps logs facts: UPDATE of any column but metadata,
  * error_message, prompt_messages and completion_message is rejected, and so
- * are DELETE and TRUNCATE unless logs_delete_allowed is set by
+ * are DELETE and TRUNCATE unless analytics_delete_allowed is set by
  * purge_logs() or delete_customer().
  *
  *-------------------------------------------------------------------------
@@ -42,46 +26,29 @@
 #include <math.h>
 
 #include "access/detoast.h"
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/relscan.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
-#include "executor/tuptable.h"
-#include "storage/lmgr.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
-#include "utils/fmgroids.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "analytics.h"
 #include "budget.h"
-#include "changes.h"
+#include "customers.h"
 #include "logs.h"
+#include "prices.h"
 #include "privs.h"
 
 PG_FUNCTION_INFO_V1(logs_before_insert);
 PG_FUNCTION_INFO_V1(logs_guard);
-PG_FUNCTION_INFO_V1(model_prices_changed);
-PG_FUNCTION_INFO_V1(customers_removing);
-
-bool		logs_delete_allowed = false;
 
 /* Column numbers of analytics.logs, looked up once per backend. */
 typedef struct LogsColumns
@@ -105,31 +72,6 @@ typedef struct LogsColumns
 
 static LogsColumns logs_columns;
 
-/* Cache entries; keys are palloc'd strings. */
-typedef struct CustomerEntry
-{
-	char	   *key;
-	CustomerBudget budget;
-} CustomerEntry;
-
-typedef struct PriceEntry
-{
-	char	   *key;
-	bool		found;
-	Numeric		prompt_per_million;
-	Numeric		completion_per_million;
-} PriceEntry;
-
-/* Per-transaction price cache. */
-static MemoryContext price_context = NULL;
-static HTAB *price_cache = NULL;
-
-/* Per-backend customer cache, kept across transactions (see above). */
-static MemoryContext customer_context = NULL;
-static HTAB *customer_cache = NULL;
-static bool customer_cache_stale = false;	/* drop at next use */
-static bool customer_cache_added = false;	/* entries added in this xact */
-
 /*
  * Bounds of a log's fields (SPEC section 14).  created_at may not be earlier
  * than 2000-01-01 00:00 UTC, which is TimestampTz 0.
@@ -139,246 +81,7 @@ static bool customer_cache_added = false;	/* entries added in this xact */
 #define LOGS_MAX_NOTE_BYTES		((Size) 1024 * 1024)
 #define LOGS_MAX_BODY_BYTES		((Size) 64 * 1024 * 1024)
 #define LOGS_MIN_CREATED_AT		((TimestampTz) 0)
-
-/* At most this many cached customers (about 120 bytes each) per backend. */
-#define CUSTOMER_CACHE_MAX 500000
-
-/* OIDs of analytics.customers and analytics.logs, resolved lazily. */
-static Oid	customers_relid = InvalidOid;
-static Oid	logs_relid = InvalidOid;
-
-/* Column numbers (1-based) of the settings in analytics.customers. */
-typedef struct CustomerColumns
-{
-	AttrNumber	period_budget;
-	AttrNumber	budget_duration;
-	AttrNumber	period_start;
-	AttrNumber	total_budget;
-	AttrNumber	markup_percentage;
-	AttrNumber	blocked;
-} CustomerColumns;
-
-static CustomerColumns customer_columns;
-
-static SPIPlanPtr customer_create_plan = NULL;
-static SPIPlanPtr price_plan = NULL;
-
-static Numeric numeric_zero;
-static Numeric numeric_million;
-
-/* String-keyed dynahash: the key is a char pointer. */
-static uint32
-string_ptr_hash(const void *key, Size keysize)
-{
-	const char *s = *(char *const *) key;
-
-	return string_hash(s, strlen(s) + 1);
-}
-
-static int
-string_ptr_match(const void *key1, const void *key2, Size keysize)
-{
-	return strcmp(*(char *const *) key1, *(char *const *) key2);
-}
-
-static HTAB *
-cache_create(const char *name, Size entrysize, MemoryContext context)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = entrysize;
-	ctl.hash = string_ptr_hash;
-	ctl.match = string_ptr_match;
-	ctl.hcxt = context;
-	return hash_create(name, 256, &ctl,
-					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-}
-
-/*
- * The price cache lives in the transaction's memory and goes with it.
- */
-static void
-price_cache_reset(void)
-{
-	price_context = NULL;
-	price_cache = NULL;
-}
-
-static HTAB *
-price_cache_get(void)
-{
-	if (price_cache == NULL)
-	{
-		price_context = AllocSetContextCreate(TopTransactionContext,
-											  "analytics prices",
-											  ALLOCSET_SMALL_SIZES);
-		price_cache = cache_create("analytics prices", sizeof(PriceEntry),
-								   price_context);
-	}
-	return price_cache;
-}
-
-/* Free the customer cache now; only where no entry is in use. */
-static void
-customer_cache_drop(void)
-{
-	if (customer_context != NULL)
-		MemoryContextDelete(customer_context);
-	customer_context = NULL;
-	customer_cache = NULL;
-	customer_cache_stale = false;
-	customers_relid = InvalidOid;
-	logs_relid = InvalidOid;
-}
-
-static HTAB *
-customer_cache_get(void)
-{
-	if (customer_cache_stale)
-		customer_cache_drop();
-	if (customer_cache == NULL)
-	{
-		customer_context = AllocSetContextCreate(CacheMemoryContext,
-												 "analytics customers",
-												 ALLOCSET_DEFAULT_SIZES);
-		customer_cache = cache_create("analytics customers",
-									  sizeof(CustomerEntry), customer_context);
-	}
-	return customer_cache;
-}
-
-/*
- * Relcache invalidation of analytics.customers (or of everything): the
- * cache is dropped at its next use, since an entry may be in use now.
- */
-static void
-customers_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == customers_relid)
-	{
-		customer_cache_stale = true;
-		/* The relation may be gone (DROP EXTENSION): resolve it again. */
-		customers_relid = InvalidOid;
-		logs_relid = InvalidOid;
-	}
-}
-
-/*
- * Resolve the OIDs of analytics.customers and analytics.logs, and the
- * column numbers of the customer settings.
- */
-static void
-relations_resolve(void)
-{
-	Oid			nsp;
-	Relation	rel;
-	TupleDesc	tupdesc;
-
-	if (OidIsValid(customers_relid))
-		return;
-	nsp = get_namespace_oid("analytics", false);
-	logs_relid = get_relname_relid("logs", nsp);
-	rel = table_open(get_relname_relid("customers", nsp), AccessShareLock);
-	tupdesc = RelationGetDescr(rel);
-	customer_columns.period_budget = SPI_fnumber(tupdesc, "period_budget");
-	customer_columns.budget_duration = SPI_fnumber(tupdesc, "budget_duration");
-	customer_columns.period_start = SPI_fnumber(tupdesc, "period_start");
-	customer_columns.total_budget = SPI_fnumber(tupdesc, "total_budget");
-	customer_columns.markup_percentage = SPI_fnumber(tupdesc, "markup_percentage");
-	customer_columns.blocked = SPI_fnumber(tupdesc, "blocked");
-	customers_relid = RelationGetRelid(rel);
-	table_close(rel, AccessShareLock);
-	if (!OidIsValid(logs_relid))
-		elog(ERROR, "analytics.logs not found");
-}
-
-/*
- * logs_forget_customers
- *		Drop this session's customer cache at its next use.
- */
-void
-logs_forget_customers(void)
-{
-	customer_cache_stale = true;
-}
-
-/*
- * logs_customers_changing
- *		Called before any change that could make a session's customer cache
- *		wrong: a change of budget settings, a rename or deletion of a
- *		customer.  Takes SHARE ROW EXCLUSIVE on analytics.logs until the end
- *		of the transaction (waiting for every transaction writing logs, and
- *		holding off new ones until this one ends) and queues a relcache
- *		invalidation of analytics.customers, which every session processes
- *		when it next locks analytics.logs.
- */
-void
-logs_customers_changing(void)
-{
-	Oid			logs;
-	Oid			customers;
-
-	/*
-	 * Keep the OIDs: taking the lock processes invalidations, and one of
-	 * another change resets the cached ones (customers_relcache_callback).
-	 */
-	relations_resolve();
-	logs = logs_relid;
-	customers = customers_relid;
-	LockRelationOid(logs, ShareRowExclusiveLock);
-	CacheInvalidateRelcacheByRelid(customers);
-	customer_cache_stale = true;
-}
-
-static void
-logs_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			if (customer_cache_added)
-				customer_cache_stale = true;
-			/* FALLTHROUGH */
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
-			customer_cache_added = false;
-			price_cache_reset();
-			logs_delete_allowed = false;
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-logs_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					  SubTransactionId parentSubid, void *arg)
-{
-	/* Entries added since may describe rows that are now rolled back. */
-	if (event == SUBXACT_EVENT_ABORT_SUB && customer_cache_added)
-		customer_cache_stale = true;
-}
-
-/*
- * logs_init
- *		Register the transaction callbacks; called from _PG_init.
- */
-void
-logs_init(void)
-{
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-	numeric_zero = int64_to_numeric(0);
-	numeric_million = int64_to_numeric(1000000);
-	MemoryContextSwitchTo(old);
-
-	RegisterXactCallback(logs_xact_callback, NULL);
-	RegisterSubXactCallback(logs_subxact_callback, NULL);
-	CacheRegisterRelcacheCallback(customers_relcache_callback, (Datum) 0);
-}
+#define LOGS_MAX_COST			1000000
 
 static int
 column_number(TupleDesc tupdesc, const char *name)
@@ -537,246 +240,33 @@ check_created_at(Datum value)
 }
 
 /*
- * customer_read
- *		Read a customer's budget settings through the primary key with the
- *		given snapshot; false when there is no such customer.  Takes only
- *		AccessShareLock on the table and its index.  Numerics are copied
- *		into the customer cache's memory.
+ * logs_check_customer_identifier
+ *		Reject a customer_identifier that is not 1 to 255 characters long
+ *		(22023, the log was not recorded).  The insert trigger checks every
+ *		log with it; the ingest functions call it too, to name the field
+ *		before they upsert the customer.
  */
-static bool
-customer_read(Datum ident, Snapshot snapshot, CustomerBudget *budget)
+void
+logs_check_customer_identifier(Datum ident)
 {
-	Relation	rel;
-	Relation	index;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	ScanKeyData key;
-	bool		found;
-
-	rel = table_open(customers_relid, AccessShareLock);
-	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   index->rd_indcollation[0], F_TEXTEQ, ident);
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (found)
-	{
-		MemoryContext old = MemoryContextSwitchTo(customer_context);
-		bool		isnull;
-		Datum		d;
-
-		d = slot_getattr(slot, customer_columns.period_budget, &isnull);
-		budget->has_period_budget = !isnull;
-		budget->period_budget = isnull ? NULL : DatumGetNumericCopy(d);
-
-		d = slot_getattr(slot, customer_columns.budget_duration, &isnull);
-		budget->duration = isnull ? 'm' : TextDatumGetCString(d)[0];
-
-		d = slot_getattr(slot, customer_columns.period_start, &isnull);
-		budget->period_start = isnull ? 0 : DatumGetTimestampTz(d);
-
-		d = slot_getattr(slot, customer_columns.total_budget, &isnull);
-		budget->has_total_budget = !isnull;
-		budget->total_budget = isnull ? NULL : DatumGetNumericCopy(d);
-
-		d = slot_getattr(slot, customer_columns.markup_percentage, &isnull);
-		budget->markup = DatumGetNumericCopy(isnull ? NumericGetDatum(numeric_zero) : d);
-
-		d = slot_getattr(slot, customer_columns.blocked, &isnull);
-		budget->blocked = !isnull && DatumGetBool(d);
-		MemoryContextSwitchTo(old);
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
-	return found;
+	check_text_length("customer_identifier", ident, false, LOGS_MAX_IDENTIFIER);
 }
 
 /*
- * customer_ensure
- *		Make sure the customer exists (creating it with default settings
- *		when unknown) and return its budget settings, from the cache when
- *		possible.  The pointer is valid until the trigger returns.
+ * logs_check_fields
+ *		The field checks of SPEC section 14 on a new log, but for cost and
+ *		customer_identifier (logs_cost, logs_check_customer_identifier):
+ *		22023 naming the field, 23502 for a missing model or created_at.
  */
-static const CustomerBudget *
-customer_ensure(const char *ident_str, Datum ident)
+static void
+logs_check_fields(Datum *values, bool *nulls)
 {
-	HTAB	   *cache;
-	CustomerEntry *entry;
-	CustomerBudget budget;
-	bool		found;
-	char	   *key = (char *) ident_str;
-
-	/* Bound the memory: start afresh when full (no entry is in use here). */
-	if (customer_cache != NULL &&
-		hash_get_num_entries(customer_cache) >= CUSTOMER_CACHE_MAX)
-		customer_cache_drop();
-	cache = customer_cache_get();
-	entry = hash_search(cache, &key, HASH_FIND, NULL);
-	if (entry != NULL)
-		return &entry->budget;
-
-	/*
-	 * The latest snapshot, not the statement's: a COPY (or EXECUTE) takes
-	 * its snapshot before it waits for the lock on analytics.logs behind a
-	 * settings change, and must still read what that change committed.
-	 * While this transaction holds its lock no change can commit, so the
-	 * settings read now stay current until it ends.
-	 */
-	relations_resolve();
-	if (!customer_read(ident, GetLatestSnapshot(), &budget))
-	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1] = {ident};
-		SPIPlanPtr	plan;
-
-		SPI_connect();
-		plan = analytics_prepare(&customer_create_plan,
-							"INSERT INTO analytics.customers (customer_identifier) "
-							"VALUES ($1) ON CONFLICT (customer_identifier) DO NOTHING",
-							1, argtypes);
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not create customer");
-		SPI_finish();
-
-		/*
-		 * Either our row or one that a concurrent transaction committed
-		 * (ON CONFLICT waited for it): a fresh snapshot sees either.
-		 */
-		CommandCounterIncrement();
-		if (!customer_read(ident, GetLatestSnapshot(), &budget))
-			elog(ERROR, "customer \"%s\" vanished while being created", ident_str);
-	}
-
-	key = MemoryContextStrdup(customer_context, ident_str);
-	entry = hash_search(cache, &key, HASH_ENTER, &found);
-	entry->key = key;
-	entry->budget = budget;
-	customer_cache_added = true;
-	return &entry->budget;
-}
-
-/*
- * price_lookup
- *		The price entry for a model: the longest model_prices.model that the
- *		name starts with.  Cached per transaction; model_prices_changed()
- *		drops the cache when the table is edited.
- */
-static const PriceEntry *
-price_lookup(const char *model)
-{
-	HTAB	   *cache = price_cache_get();
-	PriceEntry *entry;
-	char	   *key = (char *) model;
-	bool		found;
-
-	entry = hash_search(cache, &key, HASH_FIND, NULL);
-	if (entry != NULL)
-		return entry;
-
-	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1];
-		SPIPlanPtr	plan;
-		PriceEntry	price = {0};
-
-		values[0] = CStringGetTextDatum(model);
-		SPI_connect();
-		plan = analytics_prepare(&price_plan,
-							"SELECT prompt_per_million, completion_per_million "
-							"FROM analytics.model_prices "
-							"WHERE pg_catalog.starts_with($1, model) "
-							"ORDER BY pg_catalog.length(model) DESC LIMIT 1",
-							1, argtypes);
-		if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read model prices");
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-			MemoryContext old = MemoryContextSwitchTo(price_context);
-
-			price.found = true;
-			price.prompt_per_million = DatumGetNumericCopy(
-				SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			price.completion_per_million = DatumGetNumericCopy(
-				SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			MemoryContextSwitchTo(old);
-		}
-		SPI_finish();
-
-		key = MemoryContextStrdup(price_context, model);
-		entry = hash_search(cache, &key, HASH_ENTER, &found);
-		price.key = key;
-		*entry = price;
-	}
-	return entry;
-}
-
-/* cost = (prompt * prompt_price + completion * completion_price) / 1e6 */
-static Numeric
-cost_from_prices(const char *model, int32 prompt_tokens, int32 completion_tokens)
-{
-	const PriceEntry *price = price_lookup(model);
-	Numeric		sum;
-
-	if (!price->found)
-		return numeric_zero;
-	sum = numeric_add_opt_error(
-		numeric_mul_opt_error(int64_to_numeric(prompt_tokens),
-							  price->prompt_per_million, NULL),
-		numeric_mul_opt_error(int64_to_numeric(completion_tokens),
-							  price->completion_per_million, NULL),
-		NULL);
-	sum = numeric_div_opt_error(sum, numeric_million, NULL);
-	return DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
-											   NumericGetDatum(sum)));
-}
-
-/*
- * logs_before_insert_as_owner
- *		The work of logs_before_insert, with the extension owner's rights.
- *		Returns the row with its cost filled in, or raises an error that
- *		records nothing.
- */
-static Datum
-logs_before_insert_as_owner(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	TupleDesc	tupdesc;
-	HeapTuple	tuple;
-	Datum	   *values;
-	bool	   *nulls;
-	bool		cost_given;
-	Numeric		cost;
-	char	   *model;
-
-	analytics_require_current("The insert trigger of analytics.logs");
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		elog(ERROR, "logs_before_insert must be a BEFORE INSERT row trigger");
-
-	rel = trigdata->tg_relation;
-	tupdesc = RelationGetDescr(rel);
-	tuple = trigdata->tg_trigtuple;
-	logs_columns_lookup(rel);
-
-	values = palloc(tupdesc->natts * sizeof(Datum));
-	nulls = palloc(tupdesc->natts * sizeof(bool));
-	heap_deform_tuple(tuple, tupdesc, values, nulls);
-
 	if (nulls[logs_columns.model])
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("\"model\" is required"),
 				 errdetail("The log was not recorded.")));
 	check_text_length("model", values[logs_columns.model], false, LOGS_MAX_IDENTIFIER);
-	model = TextDatumGetCString(values[logs_columns.model]);
 	check_text_length("thread_identifier", values[logs_columns.thread_identifier],
 					  nulls[logs_columns.thread_identifier], LOGS_MAX_IDENTIFIER);
 	check_text_length("custom_identifier", values[logs_columns.custom_identifier],
@@ -804,45 +294,101 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 				 errmsg("\"created_at\" must not be null"),
 				 errdetail("The log was not recorded.")));
 	check_created_at(values[logs_columns.created_at]);
+}
 
-	cost_given = !nulls[logs_columns.cost];
-	if (cost_given)
+/*
+ * logs_cost
+ *		The log's cost: the one given, checked to be finite and within
+ *		[0, LOGS_MAX_COST], or else computed from the model prices and
+ *		stored into values/nulls.  Returns whether it was given.
+ */
+static bool
+logs_cost(Datum *values, bool *nulls, Numeric *cost)
+{
+	static Numeric zero = NULL;
+	static Numeric max_cost = NULL;
+
+	if (zero == NULL)
 	{
-		cost = DatumGetNumeric(values[logs_columns.cost]);
-		if (numeric_is_nan(cost) || numeric_is_inf(cost))
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		zero = int64_to_numeric(0);
+		max_cost = int64_to_numeric(LOGS_MAX_COST);
+		MemoryContextSwitchTo(old);
+	}
+
+	if (!nulls[logs_columns.cost])
+	{
+		*cost = DatumGetNumeric(values[logs_columns.cost]);
+		if (numeric_is_nan(*cost) || numeric_is_inf(*cost))
 			reject_field("cost", "must be a finite number");
-		if (DatumGetBool(DirectFunctionCall2(numeric_lt, NumericGetDatum(cost),
-												 NumericGetDatum(numeric_zero))))
+		if (DatumGetBool(DirectFunctionCall2(numeric_lt, NumericGetDatum(*cost),
+											 NumericGetDatum(zero))))
 			reject_field("cost", "must not be negative");
-		if (DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(cost),
-											 NumericGetDatum(numeric_million))))
+		if (DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(*cost),
+											 NumericGetDatum(max_cost))))
 			reject_field("cost", "must be at most 1000000 USD");
+		return true;
 	}
-	else
-	{
-		int32		prompt = nulls[logs_columns.prompt_tokens] ? 0 :
-			DatumGetInt32(values[logs_columns.prompt_tokens]);
-		int32		completion = nulls[logs_columns.completion_tokens] ? 0 :
-			DatumGetInt32(values[logs_columns.completion_tokens]);
 
-		cost = cost_from_prices(model, prompt, completion);
-		values[logs_columns.cost] = NumericGetDatum(cost);
-		nulls[logs_columns.cost] = false;
-	}
+	*cost = prices_cost(TextDatumGetCString(values[logs_columns.model]),
+						nulls[logs_columns.prompt_tokens] ? 0 :
+						DatumGetInt32(values[logs_columns.prompt_tokens]),
+						nulls[logs_columns.completion_tokens] ? 0 :
+						DatumGetInt32(values[logs_columns.completion_tokens]));
+	values[logs_columns.cost] = NumericGetDatum(*cost);
+	nulls[logs_columns.cost] = false;
+	return false;
+}
+
+/*
+ * logs_before_insert_as_owner
+ *		The work of logs_before_insert, with the extension owner's rights:
+ *		field checks, cost, the customer's settings, budget enforcement.
+ *		Returns the row with its cost filled in, or raises an error that
+ *		records nothing.  Locks what customers_settings() and
+ *		budget_check_log() lock (src/README.md).
+ */
+static Datum
+logs_before_insert_as_owner(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	HeapTuple	tuple;
+	Datum	   *values;
+	bool	   *nulls;
+	bool		cost_given;
+	Numeric		cost;
+
+	analytics_require_current("The insert trigger of analytics.logs");
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "logs_before_insert must be a BEFORE INSERT row trigger");
+
+	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	tuple = trigdata->tg_trigtuple;
+	logs_columns_lookup(trigdata->tg_relation);
+
+	values = palloc(tupdesc->natts * sizeof(Datum));
+	nulls = palloc(tupdesc->natts * sizeof(bool));
+	heap_deform_tuple(tuple, tupdesc, values, nulls);
+
+	logs_check_fields(values, nulls);
+	cost_given = logs_cost(values, nulls, &cost);
 
 	if (!nulls[logs_columns.customer_identifier])
 	{
 		Datum		ident = values[logs_columns.customer_identifier];
 		char	   *ident_str;
-		const CustomerBudget *budget;
+		const CustomerSettings *settings;
 
-		check_text_length("customer_identifier", ident, false, LOGS_MAX_IDENTIFIER);
+		logs_check_customer_identifier(ident);
 		ident_str = TextDatumGetCString(ident);
-		changes_cover(ident_str);
-
-		budget = customer_ensure(ident_str, ident);
-		if (budget_applies(budget))
-			budget_check_log(ident_str, budget,
+		settings = customers_settings(ident_str, ident);
+		if (budget_applies(settings))
+			budget_check_log(ident_str, settings,
 							 DatumGetTimestampTz(values[logs_columns.created_at]),
 							 cost);
 	}
@@ -862,42 +408,6 @@ Datum
 logs_before_insert(PG_FUNCTION_ARGS)
 {
 	return privs_call_as_owner(logs_before_insert_as_owner, fcinfo);
-}
-
-/*
- * model_prices_changed
- *		Statement trigger on analytics.model_prices: forget cached prices.
- */
-Datum
-model_prices_changed(PG_FUNCTION_ARGS)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "model_prices_changed must be a trigger");
-	price_cache_reset();
-	return PointerGetDatum(NULL);
-}
-
-/*
- * customers_removing
- *		BEFORE DELETE or TRUNCATE statement trigger on analytics.customers:
- *		only delete_customer() may remove customers (with their logs and
- *		rollups), and sessions must forget them (logs_customers_changing).
- */
-Datum
-customers_removing(PG_FUNCTION_ARGS)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "customers_removing must be a trigger");
-	if (!logs_delete_allowed)
-		ereport(ERROR,
-				(errcode(ERRCODE_RESTRICT_VIOLATION),
-				 errmsg("customers cannot be deleted directly"),
-				 errdetail("Their logs and rollups must go with them."),
-				 errhint("Use analytics.delete_customer(customer_identifier).")));
-	/* delete_customer() has already called changes_begin() per customer. */
-	if (!changes_per_customer())
-		logs_customers_changing();
-	return PointerGetDatum(NULL);
 }
 
 /*
@@ -977,7 +487,7 @@ logs_guard(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup);
 	}
 
-	if (!logs_delete_allowed)
+	if (!analytics_delete_allowed)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESTRICT_VIOLATION),
 				 errmsg("logs cannot be deleted"),

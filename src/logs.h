@@ -1,23 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * logs.h
- *	  The write path of analytics.logs: validation, cost, customers, guards.
+ *	  The triggers of analytics.logs: the insert trigger (field checks and
+ *	  the write path) and the guard that keeps logs facts.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef ANALYTICS_LOGS_H
 #define ANALYTICS_LOGS_H
 
-/*
- * Set (inside PG_TRY, reset in PG_FINALLY) by the functions that may remove
- * logs or customers: purge_logs() and delete_customer().  The guard
- * triggers reject DELETE and TRUNCATE of analytics.logs and
- * analytics.customers while it is false.
- */
-extern bool logs_delete_allowed;
-
-extern void logs_init(void);
-extern void logs_forget_customers(void);
-extern void logs_customers_changing(void);
+/* 22023 unless the text Datum is 1 to 255 characters long. */
+extern void logs_check_customer_identifier(Datum ident);
 
 #endif							/* ANALYTICS_LOGS_H */

@@ -43,7 +43,7 @@
  * ignores the caller's own locks).  Under the row lock a fold takes only
  * FOR KEY SHARE on customer rows (the foreign key of usage_daily).
  * delete_customer() first takes the customer's change lock (changes.c) and
- * set_timezone() SHARE ROW EXCLUSIVE on logs (logs_customers_changing),
+ * set_timezone() SHARE ROW EXCLUSIVE on logs (customers_changing),
  * then the row lock; purge_logs() first
  * takes ROW EXCLUSIVE on logs (for its DELETE), then folds and keeps the
  * row lock to the end.  Taking the table lock before the row lock
@@ -72,7 +72,7 @@
 
 #include "analytics.h"
 #include "changes.h"
-#include "logs.h"
+#include "customers.h"
 #include "privs.h"
 #include "rollup.h"
 
@@ -619,7 +619,7 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 
 		values[0] = TimestampTzGetDatum(cutoff);
 		values[1] = Int64GetDatum(state.watermark);
-		logs_delete_allowed = true;
+		analytics_delete_allowed = true;
 		PG_TRY();
 		{
 			spi_run("DELETE FROM analytics.logs "
@@ -630,7 +630,7 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 		}
 		PG_FINALLY();
 		{
-			logs_delete_allowed = false;
+			analytics_delete_allowed = false;
 		}
 		PG_END_TRY();
 	}
@@ -696,7 +696,7 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 				 errmsg("customer \"%s\" does not exist", ident),
 				 errhint("See analytics.customers for the known customers.")));
 
-	logs_delete_allowed = true;
+	analytics_delete_allowed = true;
 	PG_TRY();
 	{
 		spi_run("DELETE FROM analytics.logs "
@@ -708,7 +708,7 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		logs_delete_allowed = false;
+		analytics_delete_allowed = false;
 	}
 	PG_END_TRY();
 	SPI_finish();
@@ -763,7 +763,7 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	 * session re-read the zone, and drop the period counters, which are
 	 * rebuilt from the logs by the new zone's periods.
 	 */
-	logs_customers_changing();
+	customers_changing();
 	SPI_connect();
 	rollup_lock_state(&state);
 	spi_run("DELETE FROM analytics.budget_counters "

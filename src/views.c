@@ -1,41 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * views.c
- *	  C behind the views of analytics: the views' face of the budget period
- *	  arithmetic and the aggregate that picks a customer's top model.
- *
- * The current budget period of a customer is [anchor + k*d, anchor +
- * (k+1)*d) containing a given instant, computed by budget_period_compute()
- * (budget.c), the same arithmetic the budget trigger uses.
- * analytics.users calls analytics._period_bounds() for every row it returns,
- * so this is C: a few microseconds per call.  It reads no table and takes
- * no lock; the caller passes the time zone (rollup_state.timezone, read
- * once per statement).
+ *	  C behind the views of analytics: the aggregate that picks a
+ *	  customer's top model.
  *
  * analytics._top_model(model, requests) sums requests per model within a
  * group and returns the model with the most, ties going to the first name in
  * the input collation's order.  It lets analytics.users compute every column
  * in one aggregation pass over the rollups instead of a second GROUP BY
  * customer, model.  Its state lives in the aggregate's memory context.
+ * (The period bounds the views show come from periods.c.)
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_collation.h"
-#include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
-#include "utils/fmgrprotos.h"
-#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "budget.h"
-#include "views.h"
-
-PG_FUNCTION_INFO_V1(views_period_bounds);
 PG_FUNCTION_INFO_V1(views_top_model_step);
 PG_FUNCTION_INFO_V1(views_top_model_final);
 
@@ -53,38 +37,6 @@ typedef struct TopModelState
 	int			capacity;
 	TopModelEntry *entries;
 } TopModelState;
-
-/*
- * analytics._period_bounds(anchor timestamptz, duration text,
- *							as_of timestamptz, zone text) returns timestamptz[]
- *		{start, end} of the budget period containing as_of, by the same
- *		arithmetic as the budget trigger (budget_period_compute).  Strict; reads nothing, locks nothing.
- */
-Datum
-views_period_bounds(PG_FUNCTION_ARGS)
-{
-	TimestampTz anchor = PG_GETARG_TIMESTAMPTZ(0);
-	char	   *duration = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(2);
-	text	   *zone = PG_GETARG_TEXT_PP(3);
-	Datum		bounds[2];
-	TimestampTz start;
-	TimestampTz end;
-
-	if (TIMESTAMP_NOT_FINITE(anchor) || TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for argument \"%s\"",
-						TIMESTAMP_NOT_FINITE(anchor) ? "anchor" : "as_of"),
-				 errdetail("Budget periods need finite timestamps.")));
-	budget_period_compute(anchor, budget_duration_code(duration, "duration"), as_of,
-						  zone, &start, &end);
-	bounds[0] = TimestampTzGetDatum(start);
-	bounds[1] = TimestampTzGetDatum(end);
-	PG_RETURN_ARRAYTYPE_P(construct_array(bounds, 2, TIMESTAMPTZOID,
-										  sizeof(TimestampTz), FLOAT8PASSBYVAL,
-										  TYPALIGN_DOUBLE));
-}
 
 /*
  * analytics._top_model_step(state internal, model text, requests bigint)

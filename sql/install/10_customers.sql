@@ -57,6 +57,15 @@ COMMENT ON FUNCTION analytics.customers_touch() IS 'Keeps customers.updated_at c
 CREATE TRIGGER customers_touch BEFORE UPDATE ON analytics.customers
     FOR EACH ROW EXECUTE FUNCTION analytics.customers_touch();
 
+-- Sessions cache the customers they have seen (src/customers.c): removing
+-- customers waits for their log writers and makes every session forget them.
+CREATE FUNCTION analytics.customers_removing() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'customers_removing' LANGUAGE C;
+COMMENT ON FUNCTION analytics.customers_removing() IS
+    'Trigger: before customers are deleted, waits for log writers and invalidates the sessions'' customer caches.';
+CREATE TRIGGER customers_removing BEFORE DELETE OR TRUNCATE ON analytics.customers
+    FOR EACH STATEMENT EXECUTE FUNCTION analytics.customers_removing();
+
 -- Raise the house error for a customer_params key of the wrong type or value.
 CREATE FUNCTION analytics._param_error(key text, expected text, got jsonb)
 RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$

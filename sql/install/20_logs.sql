@@ -114,12 +114,3 @@ COMMENT ON FUNCTION analytics.model_prices_changed() IS
 CREATE TRIGGER model_prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON analytics.model_prices
     FOR EACH STATEMENT EXECUTE FUNCTION analytics.model_prices_changed();
-
--- Sessions cache the customers they have seen (logs.c): removing customers
--- waits for the log writers and makes every session forget them.
-CREATE FUNCTION analytics.customers_removing() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'customers_removing' LANGUAGE C;
-COMMENT ON FUNCTION analytics.customers_removing() IS
-    'Trigger: before customers are deleted, waits for log writers and invalidates the sessions'' customer caches.';
-CREATE TRIGGER customers_removing BEFORE DELETE OR TRUNCATE ON analytics.customers
-    FOR EACH STATEMENT EXECUTE FUNCTION analytics.customers_removing();

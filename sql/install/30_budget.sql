@@ -1,6 +1,7 @@
 -- Piece 30: budgets.  The counters the insert trigger keeps per customer and
--- budget period (src/budget.c), the period arithmetic, check_budget(), and
--- the trigger that serializes budget changes with the inserts they govern.
+-- budget period (src/budget.c), the period arithmetic (src/periods.c), the
+-- spend functions, check_budget(), and the trigger that serializes budget
+-- changes with the inserts they govern.
 
 CREATE TABLE analytics.budget_counters (
     customer_identifier text NOT NULL
@@ -36,15 +37,18 @@ COMMENT ON FUNCTION analytics.budget_customers_changed() IS
 CREATE TRIGGER budget_customers_changed BEFORE UPDATE ON analytics.customers
     FOR EACH ROW EXECUTE FUNCTION analytics.budget_customers_changed();
 
--- billed = raw * (1 + markup / 100), computed exactly.
+-- billed = raw * (1 + markup / 100), computed exactly: the same C function
+-- the insert trigger compares budgets with.
 CREATE FUNCTION analytics._budget_billed(raw numeric, markup numeric)
-RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT pg_catalog.trim_scale(raw OPERATOR(pg_catalog.*)
-        (1 OPERATOR(pg_catalog.+) (markup OPERATOR(pg_catalog.*) 0.01)))
-$$;
+RETURNS numeric AS 'MODULE_PATHNAME', 'budget_billed'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION analytics._budget_billed(numeric, numeric) IS
     'Internal: billed cost = raw cost * (1 + markup_percentage / 100).';
 
+-- The spend functions: the insert trigger builds a missing counter with
+-- them (use_counter false, src/budget.c), check_budget() and the views read
+-- them.
+--
 -- Raw spend of a customer in [p_start, p_end): from its counter when the
 -- counter is kept (use_counter), else from the logs.
 CREATE FUNCTION analytics._budget_period_raw(ident text, p_start timestamptz,
