@@ -42,6 +42,7 @@
 #include "analytics.h"
 #include "ingest_json.h"
 #include "ingest_payload.h"
+#include "logs.h"
 
 PG_FUNCTION_INFO_V1(ingest_text);
 PG_FUNCTION_INFO_V1(ingest_json);
@@ -280,24 +281,15 @@ ingest_payload_customer(IngestRow *row, struct json_object *obj, const char *pre
 
 /*
  * ingest_payload_check_identifier
- *		customer_identifier must be 1 to 255 characters (the trigger checks
- *		it too; checking here names the field before any customer upsert).
+ *		The insert trigger's check of customer_identifier
+ *		(logs_check_customer_identifier), run before any customer upsert so
+ *		that the error names the field first.
  */
 void
 ingest_payload_check_identifier(IngestRow *row)
 {
-	int			len;
-
-	/* identifier check: see customers.c */
-	if (row->nulls[INGEST_COL_CUSTOMER_IDENTIFIER] == 'n')
-		return;
-	len = pg_mbstrlen_with_len(VARDATA_ANY(DatumGetPointer(row->values[INGEST_COL_CUSTOMER_IDENTIFIER])),
-							   VARSIZE_ANY_EXHDR(DatumGetPointer(row->values[INGEST_COL_CUSTOMER_IDENTIFIER])));
-	if (len < 1 || len > 255)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for \"customer_identifier\": must be 1 to 255 characters long"),
-				 errdetail("Got %d characters. The log was not recorded.", len)));
+	if (row->nulls[INGEST_COL_CUSTOMER_IDENTIFIER] != 'n')
+		logs_check_customer_identifier(row->values[INGEST_COL_CUSTOMER_IDENTIFIER]);
 }
 
 /*
