@@ -95,6 +95,193 @@ COMMENT ON COLUMN analytics.status.last_error IS 'SQLSTATE and message of the la
 COMMENT ON COLUMN analytics.status.last_error_at IS 'When the last failed pass of the background worker ended.';
 COMMENT ON COLUMN analytics.status.logs_set_aside IS 'Logs the rollup could not fold in and does not count (listed in analytics.rollup_set_aside).';
 
+-- The rollup columns are written from one definition (sql/rollup_columns.tsv):
+-- the functions that list them, as the pieces define them.
+CREATE OR REPLACE FUNCTION analytics._usage_customer_day_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    UPDATE analytics.usage_day d
+       SET active_users = d.active_users OPERATOR(pg_catalog.-) o.active_users,
+           -- rollup columns: subtract per_day d o last
+           requests = d.requests OPERATOR(pg_catalog.-) o.requests,
+           errors = d.errors OPERATOR(pg_catalog.-) o.errors,
+           prompt_tokens = d.prompt_tokens OPERATOR(pg_catalog.-) o.prompt_tokens,
+           completion_tokens = d.completion_tokens OPERATOR(pg_catalog.-) o.completion_tokens,
+           cost = d.cost OPERATOR(pg_catalog.-) o.cost
+           -- end rollup columns
+      FROM (SELECT x.day, pg_catalog.count(*) AS active_users,
+                   -- rollup columns: merge per_day x last
+                   pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+                   pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+                   pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+                   pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+                   pg_catalog.sum(x.cost) AS cost
+                   -- end rollup columns
+              FROM old_rows x GROUP BY x.day) o
+     WHERE d.day OPERATOR(pg_catalog.=) o.day;
+    DELETE FROM analytics.usage_day d WHERE d.active_users OPERATOR(pg_catalog.<=) 0;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION analytics._rollup_rebuild_summaries() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, analytics AS $$
+DELETE FROM analytics.usage_day;
+DELETE FROM analytics.usage_customer_day;
+DELETE FROM analytics.usage_customer;
+INSERT INTO analytics.usage_customer_day (
+    customer_identifier, day,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT d.customer_identifier, d.day,
+       -- rollup columns: merge per_day d last
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost
+       -- end rollup columns
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier, d.day;
+INSERT INTO analytics.usage_day (
+    day, active_users,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT x.day, pg_catalog.count(*),
+       -- rollup columns: merge per_day x last
+       pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(x.cost) AS cost
+       -- end rollup columns
+  FROM analytics.usage_customer_day x
+ GROUP BY x.day;
+INSERT INTO analytics.usage_customer (
+    customer_identifier,
+    -- rollup columns: list all -
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost,
+    latency_sum,
+    latency_count,
+    ttft_sum,
+    ttft_count,
+    first_seen,
+    last_seen,
+    -- end rollup columns
+    active_days
+)
+SELECT d.customer_identifier,
+       -- rollup columns: merge all d
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost,
+       pg_catalog.sum(d.latency_sum) AS latency_sum,
+       pg_catalog.sum(d.latency_count)::pg_catalog.int8 AS latency_count,
+       pg_catalog.sum(d.ttft_sum) AS ttft_sum,
+       pg_catalog.sum(d.ttft_count)::pg_catalog.int8 AS ttft_count,
+       pg_catalog.min(d.first_seen) AS first_seen,
+       pg_catalog.max(d.last_seen) AS last_seen,
+       -- end rollup columns
+       pg_catalog.count(DISTINCT d.day)
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier;
+$$;
+
+CREATE OR REPLACE FUNCTION analytics._pending_usage()
+RETURNS TABLE (
+    customer_identifier text, day date, model text,
+    -- rollup columns: returns all last
+    requests bigint,
+    errors bigint,
+    prompt_tokens bigint,
+    completion_tokens bigint,
+    cost numeric,
+    latency_sum double precision,
+    latency_count bigint,
+    ttft_sum double precision,
+    ttft_count bigint,
+    first_seen timestamptz,
+    last_seen timestamptz
+    -- end rollup columns
+)
+LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    wm bigint;
+    tz text;
+BEGIN
+    SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
+    RETURN QUERY EXECUTE $q$
+        SELECT l.customer_identifier,
+               (l.created_at AT TIME ZONE $2)::date,
+               l.model,
+               -- rollup columns: log all last
+               pg_catalog.count(*) AS requests,
+               pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,
+               pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,
+               pg_catalog.sum(l.completion_tokens) AS completion_tokens,
+               pg_catalog.sum(l.cost) AS cost,
+               COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,
+               pg_catalog.count(l.latency) AS latency_count,
+               COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
+               pg_catalog.count(l.time_to_first_token) AS ttft_count,
+               pg_catalog.min(l.created_at) AS first_seen,
+               pg_catalog.max(l.created_at) AS last_seen
+               -- end rollup columns
+          FROM analytics.logs l
+         WHERE l.id OPERATOR(pg_catalog.>) $1
+           AND l.customer_identifier IS NOT NULL
+         GROUP BY 1, 2, 3$q$
+    USING wm, tz;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION analytics._pending_customer_day()
+RETURNS TABLE (
+    customer_identifier text, day date,
+    -- rollup columns: returns per_day
+    requests bigint,
+    errors bigint,
+    prompt_tokens bigint,
+    completion_tokens bigint,
+    cost numeric,
+    -- end rollup columns
+    new_day boolean
+)
+LANGUAGE sql STABLE ROWS 1000 AS $$
+SELECT p.customer_identifier, p.day,
+       -- rollup columns: merge per_day p
+       pg_catalog.sum(p.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(p.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(p.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(p.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(p.cost) AS cost,
+       -- end rollup columns
+       NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
+                    WHERE x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                      AND x.day OPERATOR(pg_catalog.=) p.day)
+  FROM analytics._pending_usage() p
+ GROUP BY p.customer_identifier, p.day
+$$;
+
+
 CREATE OR REPLACE FUNCTION analytics.replace_on_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 BEGIN
