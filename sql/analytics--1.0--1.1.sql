@@ -282,6 +282,7 @@ SELECT p.customer_identifier, p.day,
 $$;
 
 -- top_users in named pieces, and the window's days shared with active_users.
+
 -- The calendar days [d0, d1) of the rollup time zone that overlap
 -- [since, until) (null: unbounded), in the caller's snapshot.
 CREATE FUNCTION analytics._window_days(since timestamptz, until timestamptz,
@@ -394,11 +395,10 @@ $$;
 COMMENT ON FUNCTION analytics._top_users_above(date, date, text, integer, text[], numeric) IS
     'Internal: top_users ranked among the customers whose all-time value reaches the threshold, plus the pending ones.';
 
--- Every customer active in the days [d0, d1) is ranked: read from
--- usage_customer_day in the window (_top_users_from_days) or as all-time
--- totals minus the rows outside the window (_top_users_from_totals),
--- whichever reads fewer rows (usage_day.active_users counts the rows of
--- each day).
+-- When every customer active in the days [d0, d1) is ranked: whether to
+-- read them as all-time totals minus the rows outside the window rather
+-- than from usage_customer_day in the window (_usage_window_all), whichever
+-- reads fewer rows (usage_day.active_users counts the rows of each day).
 CREATE FUNCTION analytics._top_users_reads_totals(d0 date, d1 date)
 RETURNS boolean LANGUAGE sql STABLE AS $$
 SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
@@ -410,17 +410,15 @@ $$;
 COMMENT ON FUNCTION analytics._top_users_reads_totals(date, date) IS
     'Internal: whether ranking every customer over [d0, d1) reads fewer rows from all-time totals than from the window''s days.';
 
--- All-time totals minus the rows outside the window, plus the pending
--- logs of the window (numeric and integer sums: the difference is exact).
--- SQL, so that the caller's statement inlines it.
-CREATE FUNCTION analytics._top_users_from_totals(d0 date, d1 date, metric text, n integer)
-RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
-               requests bigint, total_tokens bigint, cost numeric)
+-- Window usage of every customer active in the days [d0, d1), read from
+-- all-time totals minus the rows outside the window (from_totals; numeric
+-- and integer sums, so the difference is exact) or from the window's rows
+-- of usage_customer_day, plus the pending logs of the window either way.
+-- SQL, so that the caller's statement inlines it and plans one arm.
+CREATE FUNCTION analytics._usage_window_all(d0 date, d1 date, from_totals boolean)
+RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
 LANGUAGE sql STABLE AS $$
-SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
-                                         WHEN 'requests' THEN a.requests
-                                         ELSE a.total_tokens END DESC),
-       a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
+SELECT a.customer_identifier, a.requests, a.total_tokens, a.cost
   FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
                coalesce(u.requests, 0) - coalesce(o.requests, 0)
                    + coalesce(p.requests, 0) AS requests,
@@ -444,37 +442,18 @@ SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
                       WHERE q.day >= d0 AND q.day < d1
                       GROUP BY q.customer_identifier) p
                  ON p.customer_identifier = u.customer_identifier) a
-  JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
- WHERE a.requests > 0
- ORDER BY 1, a.customer_identifier
- LIMIT n
+ WHERE from_totals AND a.requests > 0
+UNION ALL
+SELECT u.customer_identifier,
+       sum(u.requests)::bigint,
+       sum(u.prompt_tokens + u.completion_tokens)::bigint,
+       sum(u.cost)
+  FROM analytics._usage_customer_day_live u
+ WHERE NOT from_totals AND u.day >= d0 AND u.day < d1
+ GROUP BY u.customer_identifier
 $$;
-COMMENT ON FUNCTION analytics._top_users_from_totals(date, date, text, integer) IS
-    'Internal: top_users over [d0, d1) from all-time totals minus the rows outside the window.';
-
--- The window's rows of usage_customer_day plus its pending logs.  SQL, so
--- that the caller's statement inlines it.
-CREATE FUNCTION analytics._top_users_from_days(d0 date, d1 date, metric text, n integer)
-RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
-               requests bigint, total_tokens bigint, cost numeric)
-LANGUAGE sql STABLE AS $$
-SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
-                                         WHEN 'requests' THEN a.requests
-                                         ELSE a.total_tokens END DESC),
-       a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
-  FROM (SELECT u.customer_identifier,
-               sum(u.requests)::bigint AS requests,
-               sum(u.prompt_tokens + u.completion_tokens)::bigint AS total_tokens,
-               sum(u.cost) AS cost
-          FROM analytics._usage_customer_day_live u
-         WHERE u.day >= d0 AND u.day < d1
-         GROUP BY u.customer_identifier) a
-  JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
- ORDER BY 1, a.customer_identifier
- LIMIT n
-$$;
-COMMENT ON FUNCTION analytics._top_users_from_days(date, date, text, integer) IS
-    'Internal: top_users over [d0, d1) from the window''s rows of usage_customer_day.';
+COMMENT ON FUNCTION analytics._usage_window_all(date, date, boolean) IS
+    'Internal: requests, tokens and cost of every customer active in the days [d0, d1), from all-time totals minus the rows outside or from the window''s rows.';
 
 -- Customers ranked by a metric over the days overlapping [since, until).
 --
@@ -504,6 +483,7 @@ DECLARE
     d1 date;
     pending text[];
     threshold numeric;
+    from_totals boolean;
 BEGIN
     IF metric IS NULL OR metric NOT IN ('cost', 'requests', 'tokens') THEN
         PERFORM analytics._argument_error('metric', metric, 'cost, requests or tokens');
@@ -523,11 +503,16 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    IF analytics._top_users_reads_totals(d0, d1) THEN
-        RETURN QUERY SELECT * FROM analytics._top_users_from_totals(d0, d1, metric, n);
-    ELSE
-        RETURN QUERY SELECT * FROM analytics._top_users_from_days(d0, d1, metric, n);
-    END IF;
+    from_totals := analytics._top_users_reads_totals(d0, d1);
+    RETURN QUERY
+    SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
+                                             WHEN 'requests' THEN a.requests
+                                             ELSE a.total_tokens END DESC),
+           a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
+      FROM analytics._usage_window_all(d0, d1, from_totals) a
+      JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
+     ORDER BY 1, a.customer_identifier
+     LIMIT n;
 END;
 $$;
 COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
@@ -874,8 +859,7 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_users_threshold(date, date, text, integer, text[]),
     analytics._top_users_above(date, date, text, integer, text[], numeric),
     analytics._top_users_reads_totals(date, date),
-    analytics._top_users_from_totals(date, date, text, integer),
-    analytics._top_users_from_days(date, date, text, integer),
+    analytics._usage_window_all(date, date, boolean),
     analytics.active_users(timestamptz, timestamptz, text),
     analytics.customer_logs(text, timestamptz, timestamptz, integer)
     TO analytics_reader;

@@ -81,8 +81,7 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_users_threshold(date, date, text, integer, text[]),
     analytics._top_users_above(date, date, text, integer, text[], numeric),
     analytics._top_users_reads_totals(date, date),
-    analytics._top_users_from_totals(date, date, text, integer),
-    analytics._top_users_from_days(date, date, text, integer),
+    analytics._usage_window_all(date, date, boolean),
     analytics.active_users(timestamptz, timestamptz, text),
     analytics.customer_logs(text, timestamptz, timestamptz, integer)
     TO analytics_reader;
