@@ -60,6 +60,8 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
  * sql/rollup_columns.tsv (scripts/rollup_columns.sh).
  */
 
+/* The markers of the generated lists must stay on lines of their own. */
+/* clang-format off */
 /* src: the chunk's logs, grouped by customer, day and model. */
 #define FOLD_SRC \
 " src AS MATERIALIZED (" \
@@ -276,6 +278,7 @@ static const char *fold_sql =
 "WITH" FOLD_SRC "," FOLD_CUSTOMERS "," FOLD_DAILY ","
 FOLD_CUSTOMER_DAY_SRC "," FOLD_CUSTOMER_DAY "," FOLD_DAY "," FOLD_CUSTOMER
 " SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
+/* clang-format on */
 
 /* The rollup state, read under the row lock. */
 typedef struct RollupState

@@ -3,7 +3,10 @@
 -- A log is "folded in" when its id is at most rollup_state.watermark: its
 -- counts are then in usage_daily, committed in the same transaction that
 -- moved the watermark.  Views read usage_daily plus the logs above the
--- watermark.  Only logs with a customer_identifier are rolled up.
+-- watermark (41_rollup_pending.sql).  Only logs with a customer_identifier
+-- are rolled up.  The rollup columns are defined once, in
+-- sql/rollup_columns.tsv: the lists between "rollup columns" markers are
+-- written from it (make rollup-columns).
 
 CREATE TABLE analytics.rollup_state (
     singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT one_row CHECK (singleton),
