@@ -40,10 +40,21 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-all: check-released
+all: check-released check-rollup-columns
 
 $(DATA_built): $(INSTALL_PIECES)
 	cat $^ > $@
+
+# The lists of rollup columns in the SQL pieces, the upgrade script and
+# src/rollup.c are written from sql/rollup_columns.tsv: `make rollup-columns`
+# writes them after an edit of the definition, and every build checks that
+# they agree with it (before compiling).
+.PHONY: rollup-columns check-rollup-columns
+rollup-columns:
+	@cd $(srcdir) && bash scripts/rollup_columns.sh
+check-rollup-columns:
+	@cd $(srcdir) && bash scripts/rollup_columns.sh --check
+$(OBJS) $(DATA_built): | check-rollup-columns
 
 .PHONY: check-released
 check-released:

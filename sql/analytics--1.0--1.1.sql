@@ -95,6 +95,467 @@ COMMENT ON COLUMN analytics.status.last_error IS 'SQLSTATE and message of the la
 COMMENT ON COLUMN analytics.status.last_error_at IS 'When the last failed pass of the background worker ended.';
 COMMENT ON COLUMN analytics.status.logs_set_aside IS 'Logs the rollup could not fold in and does not count (listed in analytics.rollup_set_aside).';
 
+-- The rollup columns are written from one definition (sql/rollup_columns.tsv):
+-- the functions that list them, as the pieces define them.
+CREATE OR REPLACE FUNCTION analytics._usage_customer_day_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    UPDATE analytics.usage_day d
+       SET active_users = d.active_users OPERATOR(pg_catalog.-) o.active_users,
+           -- rollup columns: subtract per_day d o last
+           requests = d.requests OPERATOR(pg_catalog.-) o.requests,
+           errors = d.errors OPERATOR(pg_catalog.-) o.errors,
+           prompt_tokens = d.prompt_tokens OPERATOR(pg_catalog.-) o.prompt_tokens,
+           completion_tokens = d.completion_tokens OPERATOR(pg_catalog.-) o.completion_tokens,
+           cost = d.cost OPERATOR(pg_catalog.-) o.cost
+           -- end rollup columns
+      FROM (SELECT x.day, pg_catalog.count(*) AS active_users,
+                   -- rollup columns: merge per_day x last
+                   pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+                   pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+                   pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+                   pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+                   pg_catalog.sum(x.cost) AS cost
+                   -- end rollup columns
+              FROM old_rows x GROUP BY x.day) o
+     WHERE d.day OPERATOR(pg_catalog.=) o.day;
+    DELETE FROM analytics.usage_day d WHERE d.active_users OPERATOR(pg_catalog.<=) 0;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION analytics._rollup_rebuild_summaries() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, analytics AS $$
+DELETE FROM analytics.usage_day;
+DELETE FROM analytics.usage_customer_day;
+DELETE FROM analytics.usage_customer;
+INSERT INTO analytics.usage_customer_day (
+    customer_identifier, day,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT d.customer_identifier, d.day,
+       -- rollup columns: merge per_day d last
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost
+       -- end rollup columns
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier, d.day;
+INSERT INTO analytics.usage_day (
+    day, active_users,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT x.day, pg_catalog.count(*),
+       -- rollup columns: merge per_day x last
+       pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(x.cost) AS cost
+       -- end rollup columns
+  FROM analytics.usage_customer_day x
+ GROUP BY x.day;
+INSERT INTO analytics.usage_customer (
+    customer_identifier,
+    -- rollup columns: list all -
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost,
+    latency_sum,
+    latency_count,
+    ttft_sum,
+    ttft_count,
+    first_seen,
+    last_seen,
+    -- end rollup columns
+    active_days
+)
+SELECT d.customer_identifier,
+       -- rollup columns: merge all d
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost,
+       pg_catalog.sum(d.latency_sum) AS latency_sum,
+       pg_catalog.sum(d.latency_count)::pg_catalog.int8 AS latency_count,
+       pg_catalog.sum(d.ttft_sum) AS ttft_sum,
+       pg_catalog.sum(d.ttft_count)::pg_catalog.int8 AS ttft_count,
+       pg_catalog.min(d.first_seen) AS first_seen,
+       pg_catalog.max(d.last_seen) AS last_seen,
+       -- end rollup columns
+       pg_catalog.count(DISTINCT d.day)
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier;
+$$;
+
+CREATE OR REPLACE FUNCTION analytics._pending_usage()
+RETURNS TABLE (
+    customer_identifier text, day date, model text,
+    -- rollup columns: returns all last
+    requests bigint,
+    errors bigint,
+    prompt_tokens bigint,
+    completion_tokens bigint,
+    cost numeric,
+    latency_sum double precision,
+    latency_count bigint,
+    ttft_sum double precision,
+    ttft_count bigint,
+    first_seen timestamptz,
+    last_seen timestamptz
+    -- end rollup columns
+)
+LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    wm bigint;
+    tz text;
+BEGIN
+    SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
+    RETURN QUERY EXECUTE $q$
+        SELECT l.customer_identifier,
+               (l.created_at AT TIME ZONE $2)::date,
+               l.model,
+               -- rollup columns: log all last
+               pg_catalog.count(*) AS requests,
+               pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,
+               pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,
+               pg_catalog.sum(l.completion_tokens) AS completion_tokens,
+               pg_catalog.sum(l.cost) AS cost,
+               COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,
+               pg_catalog.count(l.latency) AS latency_count,
+               COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
+               pg_catalog.count(l.time_to_first_token) AS ttft_count,
+               pg_catalog.min(l.created_at) AS first_seen,
+               pg_catalog.max(l.created_at) AS last_seen
+               -- end rollup columns
+          FROM analytics.logs l
+         WHERE l.id OPERATOR(pg_catalog.>) $1
+           AND l.customer_identifier IS NOT NULL
+         GROUP BY 1, 2, 3$q$
+    USING wm, tz;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION analytics._pending_customer_day()
+RETURNS TABLE (
+    customer_identifier text, day date,
+    -- rollup columns: returns per_day
+    requests bigint,
+    errors bigint,
+    prompt_tokens bigint,
+    completion_tokens bigint,
+    cost numeric,
+    -- end rollup columns
+    new_day boolean
+)
+LANGUAGE sql STABLE ROWS 1000 AS $$
+SELECT p.customer_identifier, p.day,
+       -- rollup columns: merge per_day p
+       pg_catalog.sum(p.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(p.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(p.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(p.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(p.cost) AS cost,
+       -- end rollup columns
+       NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
+                    WHERE x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                      AND x.day OPERATOR(pg_catalog.=) p.day)
+  FROM analytics._pending_usage() p
+ GROUP BY p.customer_identifier, p.day
+$$;
+
+-- top_users in named pieces, and the window's days shared with active_users.
+
+-- The calendar days [d0, d1) of the rollup time zone that overlap
+-- [since, until) (null: unbounded), in the caller's snapshot.
+CREATE FUNCTION analytics._window_days(since timestamptz, until timestamptz,
+                                       OUT d0 date, OUT d1 date)
+LANGUAGE sql STABLE AS $$
+SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date,
+       ((coalesce(until, 'infinity') AT TIME ZONE s.timezone) - interval '1 microsecond')::date + 1
+  FROM analytics.rollup_state s
+$$;
+COMMENT ON FUNCTION analytics._window_days(timestamptz, timestamptz) IS
+    'Internal: the calendar days [d0, d1) of the rollup time zone that overlap [since, until).';
+
+-- The text of a top_users metric over a row of usage_customer (all_time,
+-- alias u) or of _usage_window (alias a): one of fixed texts pasted into a
+-- query, never a value.
+CREATE FUNCTION analytics._top_users_metric(metric text, all_time boolean)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE WHEN all_time
+            THEN CASE metric WHEN 'cost' THEN 'u.cost' WHEN 'requests' THEN 'u.requests'
+                             ELSE '(u.prompt_tokens + u.completion_tokens)' END
+            ELSE CASE metric WHEN 'cost' THEN 'a.cost' WHEN 'requests' THEN 'a.requests'
+                             ELSE 'a.total_tokens' END
+       END
+$$;
+COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
+    'Internal: the expression of a top_users metric over usage_customer (u) or _usage_window (a).';
+
+-- The customers with pending logs in the days [d0, d1) and a customers row
+-- (like every customer of usage_customer: the ranking joins customers).
+-- Empty without reading the pending logs when no log is above the
+-- watermark (max(id) reads one index entry).
+CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
+RETURNS text[] LANGUAGE sql STABLE AS $$
+SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
+                          > (SELECT s.watermark FROM analytics.rollup_state s), false)
+            THEN ARRAY(SELECT DISTINCT p.customer_identifier
+                         FROM analytics._pending_customer_day() p
+                         JOIN analytics.customers c
+                           ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                        WHERE p.day >= d0 AND p.day < d1)
+            ELSE '{}' END
+$$;
+COMMENT ON FUNCTION analytics._top_users_pending(date, date) IS
+    'Internal: the customers with logs above the rollup watermark in the days [d0, d1).';
+
+-- Step one of the threshold top-n (see top_users): the window values of the
+-- k customers with the highest all-time value plus the pending ones; when n
+-- of them are active in the window, the n-th best is the threshold T.
+-- Otherwise k grows x4.  Null when every customer was taken (or k passed a
+-- million) before n were found.
+CREATE FUNCTION analytics._top_users_threshold(d0 date, d1 date, metric text, n integer,
+                                               pending text[])
+RETURNS numeric LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    top text[];
+    k integer := n;
+    found_n bigint;
+    threshold numeric;
+BEGIN
+    LOOP
+        EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+                       'ORDER BY %s DESC LIMIT $1)', analytics._top_users_metric(metric, true))
+           INTO top USING k;
+        EXECUTE format('SELECT count(*), min(t.v) FROM (SELECT %s AS v '
+                       'FROM analytics._usage_window($1, $2, $3, $5) a ORDER BY 1 DESC LIMIT $4) t',
+                       analytics._top_users_metric(metric, false))
+           INTO found_n, threshold USING top || pending, d0, d1, n, cardinality(pending) > 0;
+        IF found_n >= n THEN
+            RETURN threshold;
+        END IF;
+        EXIT WHEN cardinality(top) < k OR k >= 1000000;
+        k := k * 4;
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION analytics._top_users_threshold(date, date, text, integer, text[]) IS
+    'Internal: the n-th best window value among the customers of highest all-time value (top_users'' threshold), or null.';
+
+-- Step two: only customers whose all-time value is at least the threshold
+-- (an index range scan of usage_customer) and the pending ones can be in
+-- the first n rows or rank above one of them; their window values, ranked.
+CREATE FUNCTION analytics._top_users_above(d0 date, d1 date, metric text, n integer,
+                                           pending text[], threshold numeric)
+RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
+               requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    top text[];
+BEGIN
+    EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+                   'WHERE %s >= $1::%s)', analytics._top_users_metric(metric, true),
+                   CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END)
+       INTO top USING threshold;
+    -- Every candidate has a customers row (see _top_users_pending), so the
+    -- join can come after the LIMIT.
+    RETURN QUERY EXECUTE format(
+        'SELECT r.rank, r.customer_identifier, c.name, c.email, '
+        '       r.requests, r.total_tokens, r.cost '
+        '  FROM (SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
+        '               a.requests, a.total_tokens, a.cost '
+        '          FROM analytics._usage_window($1, $2, $3, $5) a '
+        '         ORDER BY 1, a.customer_identifier '
+        '         LIMIT $4) r '
+        '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
+        ' ORDER BY r.rank, r.customer_identifier', analytics._top_users_metric(metric, false))
+    USING top || pending, d0, d1, n, cardinality(pending) > 0;
+END;
+$$;
+COMMENT ON FUNCTION analytics._top_users_above(date, date, text, integer, text[], numeric) IS
+    'Internal: top_users ranked among the customers whose all-time value reaches the threshold, plus the pending ones.';
+
+-- When every customer active in the days [d0, d1) is ranked: whether to
+-- read them as all-time totals minus the rows outside the window rather
+-- than from usage_customer_day in the window (_usage_window_all), whichever
+-- reads fewer rows (usage_day.active_users counts the rows of each day).
+CREATE FUNCTION analytics._top_users_reads_totals(d0 date, d1 date)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
+       + (SELECT greatest(r.reltuples, 0)::numeric FROM pg_catalog.pg_class r
+           WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass)
+       < coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0)
+  FROM analytics.usage_day d
+$$;
+COMMENT ON FUNCTION analytics._top_users_reads_totals(date, date) IS
+    'Internal: whether ranking every customer over [d0, d1) reads fewer rows from all-time totals than from the window''s days.';
+
+-- Window usage of every customer active in the days [d0, d1), read from
+-- all-time totals minus the rows outside the window (from_totals; numeric
+-- and integer sums, so the difference is exact) or from the window's rows
+-- of usage_customer_day, plus the pending logs of the window either way.
+-- SQL, so that the caller's statement inlines it and plans one arm.
+CREATE FUNCTION analytics._usage_window_all(d0 date, d1 date, from_totals boolean)
+RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE sql STABLE AS $$
+SELECT a.customer_identifier, a.requests, a.total_tokens, a.cost
+  FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
+               coalesce(u.requests, 0) - coalesce(o.requests, 0)
+                   + coalesce(p.requests, 0) AS requests,
+               coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
+                   + coalesce(p.total_tokens, 0) AS total_tokens,
+               coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
+          FROM analytics.usage_customer u
+          LEFT JOIN (SELECT x.customer_identifier,
+                            sum(x.requests)::bigint AS requests,
+                            sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
+                            sum(x.cost) AS cost
+                       FROM analytics.usage_customer_day x
+                      WHERE x.day < d0 OR x.day >= d1
+                      GROUP BY x.customer_identifier) o
+                 ON o.customer_identifier = u.customer_identifier
+          FULL JOIN (SELECT q.customer_identifier,
+                            sum(q.requests)::bigint AS requests,
+                            sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
+                            sum(q.cost) AS cost
+                       FROM analytics._pending_customer_day() q
+                      WHERE q.day >= d0 AND q.day < d1
+                      GROUP BY q.customer_identifier) p
+                 ON p.customer_identifier = u.customer_identifier) a
+ WHERE from_totals AND a.requests > 0
+UNION ALL
+SELECT u.customer_identifier,
+       sum(u.requests)::bigint,
+       sum(u.prompt_tokens + u.completion_tokens)::bigint,
+       sum(u.cost)
+  FROM analytics._usage_customer_day_live u
+ WHERE NOT from_totals AND u.day >= d0 AND u.day < d1
+ GROUP BY u.customer_identifier
+$$;
+COMMENT ON FUNCTION analytics._usage_window_all(date, date, boolean) IS
+    'Internal: requests, tokens and cost of every customer active in the days [d0, d1), from all-time totals minus the rows outside or from the window''s rows.';
+
+-- Customers ranked by a metric over the days overlapping [since, until).
+--
+-- With n given, the threshold algorithm (exact): a customer's all-time
+-- value (usage_customer, indexed in descending order) bounds its value over
+-- any window, every metric being a sum of non-negative numbers.  Take the k
+-- customers with the highest all-time values plus every customer with
+-- pending logs in the window, compute their window values; if n of them are
+-- active in the window, the n-th best value T is a lower bound of the n-th
+-- best overall (_top_users_threshold), so only customers whose all-time
+-- value is at least T and the pending ones can be in the first n rows or
+-- rank above one of them (_top_users_above).  A row's rank counts the
+-- customers with a strictly higher value, all of which are candidates; ties
+-- at the n-th value are all candidates too, so the order by
+-- customer_identifier among them is the same.  When every customer was
+-- taken before n were found, or n is null, every customer active in the
+-- window is ranked (_top_users_reads_totals picks how).  One snapshot for
+-- every statement (STABLE): the rollups, the watermark and the zone agree.
+CREATE OR REPLACE FUNCTION analytics.top_users(since timestamptz, until timestamptz,
+                                    metric text DEFAULT 'cost', n integer DEFAULT 10)
+RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
+               requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+DECLARE
+    d0 date;
+    d1 date;
+    pending text[];
+    threshold numeric;
+    from_totals boolean;
+BEGIN
+    IF metric IS NULL OR metric NOT IN ('cost', 'requests', 'tokens') THEN
+        PERFORM analytics._argument_error('metric', metric, 'cost, requests or tokens');
+    END IF;
+    IF n < 0 THEN
+        PERFORM analytics._argument_error('n', n::text, 'a number of rows, at least 0, or null for all');
+    END IF;
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
+    IF n IS NOT NULL THEN
+        pending := analytics._top_users_pending(d0, d1);
+        threshold := analytics._top_users_threshold(d0, d1, metric, n, pending);
+        IF threshold IS NOT NULL THEN
+            RETURN QUERY SELECT * FROM analytics._top_users_above(d0, d1, metric, n, pending, threshold);
+            RETURN;
+        END IF;
+    END IF;
+    from_totals := analytics._top_users_reads_totals(d0, d1);
+    RETURN QUERY
+    SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
+                                             WHEN 'requests' THEN a.requests
+                                             ELSE a.total_tokens END DESC),
+           a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
+      FROM analytics._usage_window_all(d0, d1, from_totals) a
+      JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
+     ORDER BY 1, a.customer_identifier
+     LIMIT n;
+END;
+$$;
+COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
+    'The n customers with the most cost, requests or tokens over the calendar days (rollup time zone) overlapping [since, until); null n means all.';
+
+CREATE OR REPLACE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
+                                       bucket text DEFAULT 'day')
+RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+DECLARE
+    d0 date;
+    d1 date;
+BEGIN
+    IF bucket IS NULL OR bucket NOT IN ('day', 'week', 'month') THEN
+        PERFORM analytics._argument_error('bucket', bucket, 'day, week or month');
+    END IF;
+    -- One snapshot for every statement (STABLE).
+    SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
+    IF bucket = 'day' THEN
+        RETURN QUERY
+        SELECT a.day, a.active_users, a.requests, a.cost
+          FROM analytics.daily_active_users a
+         WHERE a.day >= d0 AND a.day < d1
+         ORDER BY 1;
+        RETURN;
+    END IF;
+    -- Distinct (bucket, customer) pairs first (a hash aggregate), then
+    -- counted per bucket.
+    RETURN QUERY
+    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost)
+      FROM (SELECT date_trunc(bucket, u.day::timestamp)::date AS b,
+                   u.customer_identifier,
+                   sum(u.requests) AS requests,
+                   sum(u.cost) AS cost
+              FROM analytics._usage_customer_day_live u
+             WHERE u.day >= d0 AND u.day < d1
+             GROUP BY 1, 2) g
+     GROUP BY 1
+     ORDER BY 1;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION analytics.replace_on_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 BEGIN
@@ -398,6 +859,13 @@ GRANT EXECUTE ON FUNCTION
     analytics._customer_top_model(text, text[], bigint[]),
     analytics.top_users(timestamptz, timestamptz, text, integer),
     analytics._usage_window(text[], date, date, boolean),
+    analytics._window_days(timestamptz, timestamptz),
+    analytics._top_users_metric(text, boolean),
+    analytics._top_users_pending(date, date),
+    analytics._top_users_threshold(date, date, text, integer, text[]),
+    analytics._top_users_above(date, date, text, integer, text[], numeric),
+    analytics._top_users_reads_totals(date, date),
+    analytics._usage_window_all(date, date, boolean),
     analytics.active_users(timestamptz, timestamptz, text),
     analytics.customer_logs(text, timestamptz, timestamptz, integer)
     TO analytics_reader;

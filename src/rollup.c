@@ -1,54 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * rollup.c
- *	  The fold-in of analytics.logs into analytics.usage_daily (and the
- *	  coarser usage_customer_day, usage_day and usage_customer), and the
+ *	  The fold-in of analytics.logs into analytics.usage_daily and the
+ *	  coarser usage_customer_day, usage_day and usage_customer, and the
  *	  functions that must serialize with it: purge_logs(), delete_customer()
  *	  and set_timezone().
  *
- * A log is folded in when its id is at most rollup_state.watermark; its
- * counts are then in usage_daily and the coarser rollups, written by one
- * statement in the same transaction that moved the watermark.  Ids come
- * from the identity sequence of logs in the order writers call nextval, not
- * in the order they commit, so a fold must never move the watermark past an
- * id whose transaction may still commit.
- * One pass does:
+ * A log is folded in when its id is at most rollup_state.watermark: its
+ * counts are then in the rollups, written by one statement (fold_sql below)
+ * in the transaction that moved the watermark.  The other half, the reader
+ * of the logs not folded in yet, is sql/install/41_rollup_pending.sql; the
+ * rollup columns of both are generated from sql/rollup_columns.tsv.
  *
- *	1. L := the sequence's last value (read, never nextval).  Every id <= L
- *	   has been handed out, to a transaction that was holding
- *	   RowExclusiveLock on logs at that moment (an INSERT or COPY locks the
- *	   table before its rows draw ids).
- *	2. WaitForLockers(logs, ShareLock): wait until every transaction that
- *	   holds a lock conflicting with ShareLock (RowExclusiveLock, that is
- *	   every writer) has ended.  Afterwards every id <= L is settled:
- *	   committed or gone for good.  Nothing is locked while waiting.
- *	3. Lock the rollup_state row FOR UPDATE (folds, purges, customer
- *	   deletions and time zone changes queue here), read the watermark W,
- *	   and with a fresh READ COMMITTED snapshot fold the logs with id in
- *	   (W, min(W + chunk, L)] into usage_daily and set the watermark to the
- *	   end of that range, in the same transaction.  Repeat until W = L.
- *
- * Each committed log is thus folded once: not before it commits (the wait),
- * not twice (the watermark moves in the transaction that adds its counts,
- * under the row lock), and not never (its id is <= some later L).  The
- * chunks of one pass may commit separately (the worker does): after the one
- * wait every id <= L is settled, and each chunk re-reads the watermark under
- * the row lock.  The protocol needs READ COMMITTED (a snapshot taken after
- * the wait) and the identity sequence's default CACHE 1.
- *
- * Locking: a fold takes the rollup_state row lock only after the wait, so
- * it never holds it while waiting for writers, and writers (the insert
- * trigger) never wait for it: no deadlock between folds and ingest, even
- * when a writer calls rollup_now() in its own transaction (WaitForLockers
- * ignores the caller's own locks).  Under the row lock a fold takes only
- * FOR KEY SHARE on customer rows (the foreign key of usage_daily).
- * delete_customer() first takes the customer's change lock (changes.c) and
- * set_timezone() SHARE ROW EXCLUSIVE on logs (customers_changing),
- * then the row lock; purge_logs() first
- * takes ROW EXCLUSIVE on logs (for its DELETE), then folds and keeps the
- * row lock to the end.  Taking the table lock before the row lock
- * everywhere keeps them from deadlocking with a writer that calls
- * rollup_now() in its own transaction.
+ * The protocol (why each committed log is folded exactly once: read the
+ * sequence's last value, WaitForLockers, then fold under the rollup_state
+ * row lock) and the lock order of every function here are in src/README.md,
+ * "How a log is counted exactly once".  In short: the wait for writers
+ * comes before the row lock, and table locks (or the customer's change
+ * lock) come before the row lock, except where the lock-order table says.
  *
  *-------------------------------------------------------------------------
  */
@@ -82,10 +51,71 @@ PG_FUNCTION_INFO_V1(rollup_delete_customer);
 PG_FUNCTION_INFO_V1(rollup_set_timezone);
 
 /*
- * The SET list shared by the upserts of usage_daily and usage_customer:
- * add the new sums to the row's (aliased u).
+ * The fold statement, in named pieces: one INSERT ... SELECT whose
+ * data-modifying CTEs all read the same snapshot (src/README.md, "Coarser
+ * rollups").  Parameters: logs with id in ($1, $2], created at or after $4,
+ * by calendar day in time zone $3; $5 true adds them to the coarser rollups
+ * too; $6 true when rollup_set_aside is empty (the planner folds it into the
+ * plan, so the usual fold has no anti-join).  The column lists come from
+ * sql/rollup_columns.tsv (scripts/rollup_columns.sh).
  */
-#define ROLLUP_ADD_SUMS \
+
+/* The markers of the generated lists must stay on lines of their own. */
+/* clang-format off */
+/* src: the chunk's logs, grouped by customer, day and model. */
+#define FOLD_SRC \
+" src AS MATERIALIZED (" \
+"  SELECT l.customer_identifier," \
+"    pg_catalog.timezone($3, l.created_at)::pg_catalog.date AS day," \
+"    l.model," \
+/* rollup columns: log all last */ \
+"    pg_catalog.count(*) AS requests," \
+"    pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors," \
+"    pg_catalog.sum(l.prompt_tokens) AS prompt_tokens," \
+"    pg_catalog.sum(l.completion_tokens) AS completion_tokens," \
+"    pg_catalog.sum(l.cost) AS cost," \
+"    COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum," \
+"    pg_catalog.count(l.latency) AS latency_count," \
+"    COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum," \
+"    pg_catalog.count(l.time_to_first_token) AS ttft_count," \
+"    pg_catalog.min(l.created_at) AS first_seen," \
+"    pg_catalog.max(l.created_at) AS last_seen" \
+/* end rollup columns */ \
+"    FROM analytics.logs l" \
+"   WHERE l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2" \
+"     AND l.created_at OPERATOR(pg_catalog.>=) $4" \
+"     AND l.customer_identifier IS NOT NULL" \
+"     AND ($6 OR NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a" \
+"                            WHERE a.log_id OPERATOR(pg_catalog.=) l.id))" \
+"   GROUP BY 1, 2, 3)"
+
+/* cust: a customer row removed by hand is created again, as the insert trigger would. */
+#define FOLD_CUSTOMERS \
+" cust AS (" \
+"  INSERT INTO analytics.customers (customer_identifier)" \
+"  SELECT DISTINCT src.customer_identifier FROM src" \
+"  ON CONFLICT (customer_identifier) DO NOTHING)"
+
+/* ins: src added to usage_daily. */
+#define FOLD_DAILY \
+" ins AS (" \
+"  INSERT INTO analytics.usage_daily AS u (customer_identifier, day, model," \
+/* rollup columns: list all - last */ \
+"    requests," \
+"    errors," \
+"    prompt_tokens," \
+"    completion_tokens," \
+"    cost," \
+"    latency_sum," \
+"    latency_count," \
+"    ttft_sum," \
+"    ttft_count," \
+"    first_seen," \
+"    last_seen" \
+/* end rollup columns */ \
+"  ) SELECT * FROM src" \
+"  ON CONFLICT (customer_identifier, day, model) DO UPDATE SET" \
+/* rollup columns: add all u EXCLUDED last */ \
 "    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests," \
 "    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors," \
 "    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens," \
@@ -96,119 +126,159 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
 "    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum," \
 "    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count," \
 "    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen)," \
-"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)"
+"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)" \
+/* end rollup columns */ \
+"  )"
 
 /*
- * Fold the logs with id in ($1, $2], created at or after $4 and not set
- * aside (rollup_set_aside; $6 is true when it is empty, which the planner
- * folds into the plan, so the usual fold has no anti-join), into usage_daily by calendar day in time zone $3; return how many logs with a
- * customer it folded.  A customer row removed by hand is created again, as
- * the insert trigger would.  When $5 is true the same statement adds them to
- * the coarser rollups too: usage_customer_day, usage_day and usage_customer.
- * Their active-day counts grow by the (customer, day) pairs of the batch
- * that had no usage_customer_day row before: every part of a statement with
- * data-modifying CTEs reads the same snapshot, so the NOT EXISTS of cd sees
- * the table as it was before the statement, whatever order the parts run in.
+ * cd: src per (customer, day), only when $5; new_day when usage_customer_day
+ * has no row for the pair before the statement.
+ */
+#define FOLD_CUSTOMER_DAY_SRC \
+" cd AS (" \
+"  SELECT src.customer_identifier, src.day," \
+/* rollup columns: merge all src */ \
+"    pg_catalog.sum(src.requests)::pg_catalog.int8 AS requests," \
+"    pg_catalog.sum(src.errors)::pg_catalog.int8 AS errors," \
+"    pg_catalog.sum(src.prompt_tokens)::pg_catalog.int8 AS prompt_tokens," \
+"    pg_catalog.sum(src.completion_tokens)::pg_catalog.int8 AS completion_tokens," \
+"    pg_catalog.sum(src.cost) AS cost," \
+"    pg_catalog.sum(src.latency_sum) AS latency_sum," \
+"    pg_catalog.sum(src.latency_count)::pg_catalog.int8 AS latency_count," \
+"    pg_catalog.sum(src.ttft_sum) AS ttft_sum," \
+"    pg_catalog.sum(src.ttft_count)::pg_catalog.int8 AS ttft_count," \
+"    pg_catalog.min(src.first_seen) AS first_seen," \
+"    pg_catalog.max(src.last_seen) AS last_seen," \
+/* end rollup columns */ \
+"    NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x" \
+"                 WHERE x.customer_identifier OPERATOR(pg_catalog.=) src.customer_identifier" \
+"                   AND x.day OPERATOR(pg_catalog.=) src.day) AS new_day" \
+"    FROM src WHERE $5" \
+"   GROUP BY 1, 2)"
+
+/* ins_cd: cd added to usage_customer_day. */
+#define FOLD_CUSTOMER_DAY \
+" ins_cd AS (" \
+"  INSERT INTO analytics.usage_customer_day AS u (customer_identifier, day," \
+/* rollup columns: list per_day - last */ \
+"    requests," \
+"    errors," \
+"    prompt_tokens," \
+"    completion_tokens," \
+"    cost" \
+/* end rollup columns */ \
+"  ) SELECT cd.customer_identifier, cd.day," \
+/* rollup columns: list per_day cd last */ \
+"    cd.requests," \
+"    cd.errors," \
+"    cd.prompt_tokens," \
+"    cd.completion_tokens," \
+"    cd.cost" \
+/* end rollup columns */ \
+"    FROM cd" \
+"  ON CONFLICT (customer_identifier, day) DO UPDATE SET" \
+/* rollup columns: add per_day u EXCLUDED last */ \
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests," \
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors," \
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens," \
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens," \
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost" \
+/* end rollup columns */ \
+"  )"
+
+/* ins_day: cd per day added to usage_day, with its new active users. */
+#define FOLD_DAY \
+" ins_day AS (" \
+"  INSERT INTO analytics.usage_day AS u (day, active_users," \
+/* rollup columns: list per_day - last */ \
+"    requests," \
+"    errors," \
+"    prompt_tokens," \
+"    completion_tokens," \
+"    cost" \
+/* end rollup columns */ \
+"  ) SELECT cd.day, pg_catalog.count(*) FILTER (WHERE cd.new_day)," \
+/* rollup columns: merge per_day cd last */ \
+"    pg_catalog.sum(cd.requests)::pg_catalog.int8 AS requests," \
+"    pg_catalog.sum(cd.errors)::pg_catalog.int8 AS errors," \
+"    pg_catalog.sum(cd.prompt_tokens)::pg_catalog.int8 AS prompt_tokens," \
+"    pg_catalog.sum(cd.completion_tokens)::pg_catalog.int8 AS completion_tokens," \
+"    pg_catalog.sum(cd.cost) AS cost" \
+/* end rollup columns */ \
+"    FROM cd GROUP BY cd.day" \
+"  ON CONFLICT (day) DO UPDATE SET" \
+"    active_users = u.active_users OPERATOR(pg_catalog.+) EXCLUDED.active_users," \
+/* rollup columns: add per_day u EXCLUDED last */ \
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests," \
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors," \
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens," \
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens," \
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost" \
+/* end rollup columns */ \
+"  )"
+
+/* ins_c: cd per customer added to usage_customer, with its new active days. */
+#define FOLD_CUSTOMER \
+" ins_c AS (" \
+"  INSERT INTO analytics.usage_customer AS u (customer_identifier," \
+/* rollup columns: list all - */ \
+"    requests," \
+"    errors," \
+"    prompt_tokens," \
+"    completion_tokens," \
+"    cost," \
+"    latency_sum," \
+"    latency_count," \
+"    ttft_sum," \
+"    ttft_count," \
+"    first_seen," \
+"    last_seen," \
+/* end rollup columns */ \
+"    active_days" \
+"  ) SELECT cd.customer_identifier," \
+/* rollup columns: merge all cd */ \
+"    pg_catalog.sum(cd.requests)::pg_catalog.int8 AS requests," \
+"    pg_catalog.sum(cd.errors)::pg_catalog.int8 AS errors," \
+"    pg_catalog.sum(cd.prompt_tokens)::pg_catalog.int8 AS prompt_tokens," \
+"    pg_catalog.sum(cd.completion_tokens)::pg_catalog.int8 AS completion_tokens," \
+"    pg_catalog.sum(cd.cost) AS cost," \
+"    pg_catalog.sum(cd.latency_sum) AS latency_sum," \
+"    pg_catalog.sum(cd.latency_count)::pg_catalog.int8 AS latency_count," \
+"    pg_catalog.sum(cd.ttft_sum) AS ttft_sum," \
+"    pg_catalog.sum(cd.ttft_count)::pg_catalog.int8 AS ttft_count," \
+"    pg_catalog.min(cd.first_seen) AS first_seen," \
+"    pg_catalog.max(cd.last_seen) AS last_seen," \
+/* end rollup columns */ \
+"    pg_catalog.count(*) FILTER (WHERE cd.new_day)" \
+"    FROM cd GROUP BY cd.customer_identifier" \
+"  ON CONFLICT (customer_identifier) DO UPDATE SET" \
+/* rollup columns: add all u EXCLUDED */ \
+"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests," \
+"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors," \
+"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens," \
+"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens," \
+"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost," \
+"    latency_sum = u.latency_sum OPERATOR(pg_catalog.+) EXCLUDED.latency_sum," \
+"    latency_count = u.latency_count OPERATOR(pg_catalog.+) EXCLUDED.latency_count," \
+"    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum," \
+"    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count," \
+"    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen)," \
+"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)," \
+/* end rollup columns */ \
+"    active_days = u.active_days OPERATOR(pg_catalog.+) EXCLUDED.active_days)"
+
+/*
+ * Fold the chunk; return how many logs with a customer it folded.  Their
+ * active-day counts grow by the (customer, day) pairs of the chunk that had
+ * no usage_customer_day row before: every part of the statement reads the
+ * same snapshot, so the NOT EXISTS of cd sees the table as it was before the
+ * statement, whatever order the parts run in.
  */
 static const char *fold_sql =
-"WITH src AS MATERIALIZED ("
-"  SELECT l.customer_identifier,"
-"         pg_catalog.timezone($3, l.created_at)::pg_catalog.date AS day,"
-"         l.model,"
-"         pg_catalog.count(*) AS requests,"
-"         pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,"
-"         pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,"
-"         pg_catalog.sum(l.completion_tokens) AS completion_tokens,"
-"         pg_catalog.sum(l.cost) AS cost,"
-"         COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,"
-"         pg_catalog.count(l.latency) AS latency_count,"
-"         COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,"
-"         pg_catalog.count(l.time_to_first_token) AS ttft_count,"
-"         pg_catalog.min(l.created_at) AS first_seen,"
-"         pg_catalog.max(l.created_at) AS last_seen"
-"    FROM analytics.logs l"
-"   WHERE l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2"
-"     AND l.created_at OPERATOR(pg_catalog.>=) $4"
-"     AND l.customer_identifier IS NOT NULL"
-"     AND ($6 OR NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a"
-"                            WHERE a.log_id OPERATOR(pg_catalog.=) l.id))"
-"   GROUP BY 1, 2, 3),"
-" cust AS ("
-"  INSERT INTO analytics.customers (customer_identifier)"
-"  SELECT DISTINCT src.customer_identifier FROM src"
-"  ON CONFLICT (customer_identifier) DO NOTHING),"
-" ins AS ("
-"  INSERT INTO analytics.usage_daily AS u"
-"    (customer_identifier, day, model, requests, errors, prompt_tokens,"
-"     completion_tokens, cost, latency_sum, latency_count, ttft_sum,"
-"     ttft_count, first_seen, last_seen)"
-"  SELECT * FROM src"
-"  ON CONFLICT (customer_identifier, day, model) DO UPDATE SET"
-ROLLUP_ADD_SUMS
-"),"
-" cd AS ("
-"  SELECT src.customer_identifier, src.day,"
-"         pg_catalog.sum(src.requests)::pg_catalog.int8 AS requests,"
-"         pg_catalog.sum(src.errors)::pg_catalog.int8 AS errors,"
-"         pg_catalog.sum(src.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,"
-"         pg_catalog.sum(src.completion_tokens)::pg_catalog.int8 AS completion_tokens,"
-"         pg_catalog.sum(src.cost) AS cost,"
-"         pg_catalog.sum(src.latency_sum) AS latency_sum,"
-"         pg_catalog.sum(src.latency_count)::pg_catalog.int8 AS latency_count,"
-"         pg_catalog.sum(src.ttft_sum) AS ttft_sum,"
-"         pg_catalog.sum(src.ttft_count)::pg_catalog.int8 AS ttft_count,"
-"         pg_catalog.min(src.first_seen) AS first_seen,"
-"         pg_catalog.max(src.last_seen) AS last_seen,"
-"         NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x"
-"                      WHERE x.customer_identifier OPERATOR(pg_catalog.=) src.customer_identifier"
-"                        AND x.day OPERATOR(pg_catalog.=) src.day) AS new_day"
-"    FROM src WHERE $5"
-"   GROUP BY 1, 2),"
-" ins_cd AS ("
-"  INSERT INTO analytics.usage_customer_day AS u"
-"    (customer_identifier, day, requests, errors, prompt_tokens,"
-"     completion_tokens, cost)"
-"  SELECT cd.customer_identifier, cd.day, cd.requests, cd.errors,"
-"         cd.prompt_tokens, cd.completion_tokens, cd.cost FROM cd"
-"  ON CONFLICT (customer_identifier, day) DO UPDATE SET"
-"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
-"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
-"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
-"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
-"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost),"
-" ins_day AS ("
-"  INSERT INTO analytics.usage_day AS u"
-"    (day, active_users, requests, errors, prompt_tokens, completion_tokens, cost)"
-"  SELECT cd.day, pg_catalog.count(*) FILTER (WHERE cd.new_day),"
-"         pg_catalog.sum(cd.requests), pg_catalog.sum(cd.errors),"
-"         pg_catalog.sum(cd.prompt_tokens), pg_catalog.sum(cd.completion_tokens),"
-"         pg_catalog.sum(cd.cost)"
-"    FROM cd GROUP BY cd.day"
-"  ON CONFLICT (day) DO UPDATE SET"
-"    active_users = u.active_users OPERATOR(pg_catalog.+) EXCLUDED.active_users,"
-"    requests = u.requests OPERATOR(pg_catalog.+) EXCLUDED.requests,"
-"    errors = u.errors OPERATOR(pg_catalog.+) EXCLUDED.errors,"
-"    prompt_tokens = u.prompt_tokens OPERATOR(pg_catalog.+) EXCLUDED.prompt_tokens,"
-"    completion_tokens = u.completion_tokens OPERATOR(pg_catalog.+) EXCLUDED.completion_tokens,"
-"    cost = u.cost OPERATOR(pg_catalog.+) EXCLUDED.cost),"
-" ins_c AS ("
-"  INSERT INTO analytics.usage_customer AS u"
-"    (customer_identifier, requests, errors, prompt_tokens, completion_tokens,"
-"     cost, latency_sum, latency_count, ttft_sum, ttft_count, first_seen,"
-"     last_seen, active_days)"
-"  SELECT cd.customer_identifier, pg_catalog.sum(cd.requests),"
-"         pg_catalog.sum(cd.errors), pg_catalog.sum(cd.prompt_tokens),"
-"         pg_catalog.sum(cd.completion_tokens), pg_catalog.sum(cd.cost),"
-"         pg_catalog.sum(cd.latency_sum), pg_catalog.sum(cd.latency_count),"
-"         pg_catalog.sum(cd.ttft_sum), pg_catalog.sum(cd.ttft_count),"
-"         pg_catalog.min(cd.first_seen), pg_catalog.max(cd.last_seen),"
-"         pg_catalog.count(*) FILTER (WHERE cd.new_day)"
-"    FROM cd GROUP BY cd.customer_identifier"
-"  ON CONFLICT (customer_identifier) DO UPDATE SET"
-ROLLUP_ADD_SUMS
-","
-"    active_days = u.active_days OPERATOR(pg_catalog.+) EXCLUDED.active_days)"
+"WITH" FOLD_SRC "," FOLD_CUSTOMERS "," FOLD_DAILY ","
+FOLD_CUSTOMER_DAY_SRC "," FOLD_CUSTOMER_DAY "," FOLD_DAY "," FOLD_CUSTOMER
 " SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
+/* clang-format on */
 
 /* The rollup state, read under the row lock. */
 typedef struct RollupState
@@ -234,6 +304,20 @@ spi_run(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_with_args returned %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
+}
+
+/*
+ * rollup_logs_relid
+ *		The oid of analytics.logs.
+ */
+static Oid
+rollup_logs_relid(void)
+{
+	Oid			relid = get_relname_relid("logs", get_namespace_oid("analytics", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation analytics.logs does not exist");
+	return relid;
 }
 
 /*
@@ -322,8 +406,6 @@ rollup_settle(void)
 {
 	bool		isnull;
 	Datum		d;
-	Oid			nspid;
-	Oid			relid;
 	LOCKTAG		tag;
 
 	spi_run("SELECT pg_catalog.pg_sequence_last_value('analytics.logs_id_seq'::pg_catalog.regclass)",
@@ -332,11 +414,7 @@ rollup_settle(void)
 	if (isnull)
 		return 0;
 
-	nspid = get_namespace_oid("analytics", false);
-	relid = get_relname_relid("logs", nspid);
-	if (!OidIsValid(relid))
-		elog(ERROR, "relation analytics.logs does not exist");
-	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, rollup_logs_relid());
 	WaitForLockers(tag, ShareLock, false);
 
 	return DatumGetInt64(d);
@@ -593,10 +671,9 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 
 	/*
 	 * The lock its DELETE needs, before the fold takes the row lock: see
-	 * the header comment.
+	 * src/README.md.
 	 */
-	LockRelationOid(get_relname_relid("logs", get_namespace_oid("analytics", false)),
-					RowExclusiveLock);
+	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
 	SPI_connect();
 	(void) rollup_fold_all();
 	rollup_lock_state(&state);
@@ -654,14 +731,18 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
  *		SQL: analytics.delete_customer(customer_identifier text) returns void.
  *
  * Removes the customer, all its logs (folded or not) and, through the
- * foreign keys, its rollups and budget counters.  Locks the rollup_state
- * row first, so no fold runs between the deletion of the logs and of the
- * rollup rows, after changes_begin(), which waits for the transactions
- * writing logs of the customer and keeps new ones out until commit, so no
- * log of the customer can slip in between the two deletions and every
- * session forgets the customer.  An unknown
- * customer is an error (42704).  READ COMMITTED
- * only.
+ * foreign keys, its rollups and budget counters.  An unknown customer is an
+ * error (42704).  READ COMMITTED only.
+ *
+ * Locks in this order (src/README.md): ROW EXCLUSIVE on analytics.logs,
+ * which its DELETE needs, as purge_logs() does (taken later, after the row
+ * lock, it deadlocked with set_timezone(), which holds SHARE ROW EXCLUSIVE
+ * on logs and waits for the row); then changes_begin() (changes.c) takes
+ * the customer's change lock (or, in the global fallback, SHARE ROW
+ * EXCLUSIVE on logs), which waits for the transactions writing logs of the
+ * customer, keeps new ones out until commit and makes every session forget
+ * the customer; then the rollup_state row lock, so no fold runs between the
+ * deletion of the logs and of the rollup rows.
  */
 static Datum
 rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
@@ -680,9 +761,10 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	rollup_require_read_committed("analytics.delete_customer()");
 
 	/*
-	 * The customer's writers done and new ones held off (changes.c) before
-	 * the row lock: see the header comment.
+	 * The table lock its DELETE needs, then the customer's writers done and
+	 * new ones held off (changes.c), before the row lock: see src/README.md.
 	 */
+	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
 	changes_begin(ident);
 	SPI_connect();
 	rollup_lock_state(&state);
@@ -759,7 +841,7 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 
 	/*
 	 * Budget periods follow the zone too: wait out the log writers (the
-	 * table lock before the row lock, see the header comment), make every
+	 * table lock before the row lock, see src/README.md), make every
 	 * session re-read the zone, and drop the period counters, which are
 	 * rebuilt from the logs by the new zone's periods.
 	 */

@@ -3,7 +3,10 @@
 -- A log is "folded in" when its id is at most rollup_state.watermark: its
 -- counts are then in usage_daily, committed in the same transaction that
 -- moved the watermark.  Views read usage_daily plus the logs above the
--- watermark.  Only logs with a customer_identifier are rolled up.
+-- watermark (41_rollup_pending.sql).  Only logs with a customer_identifier
+-- are rolled up.  The rollup columns are defined once, in
+-- sql/rollup_columns.tsv: the lists between "rollup columns" markers are
+-- written from it (make rollup-columns).
 
 CREATE TABLE analytics.rollup_state (
     singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT one_row CHECK (singleton),
@@ -32,6 +35,7 @@ CREATE TABLE analytics.usage_daily (
         REFERENCES analytics.customers ON DELETE CASCADE,
     day date NOT NULL,
     model text NOT NULL,
+    -- rollup columns: table all
     requests bigint NOT NULL DEFAULT 0,
     errors bigint NOT NULL DEFAULT 0,
     prompt_tokens bigint NOT NULL DEFAULT 0,
@@ -43,12 +47,14 @@ CREATE TABLE analytics.usage_daily (
     ttft_count bigint NOT NULL DEFAULT 0,
     first_seen timestamptz NOT NULL,
     last_seen timestamptz NOT NULL,
+    -- end rollup columns
     PRIMARY KEY (customer_identifier, day, model)
 );
 COMMENT ON TABLE analytics.usage_daily IS 'Usage per customer, calendar day (in rollup_state.timezone) and model, folded in from logs.';
 COMMENT ON COLUMN analytics.usage_daily.customer_identifier IS 'The customer.';
 COMMENT ON COLUMN analytics.usage_daily.day IS 'Calendar day of created_at in the rollup time zone.';
 COMMENT ON COLUMN analytics.usage_daily.model IS 'Model name as logged.';
+-- rollup columns: comments all usage_daily
 COMMENT ON COLUMN analytics.usage_daily.requests IS 'Number of logs.';
 COMMENT ON COLUMN analytics.usage_daily.errors IS 'Logs with status_code >= 400.';
 COMMENT ON COLUMN analytics.usage_daily.prompt_tokens IS 'Sum of prompt_tokens.';
@@ -60,6 +66,7 @@ COMMENT ON COLUMN analytics.usage_daily.ttft_sum IS 'Sum of non-null time_to_fir
 COMMENT ON COLUMN analytics.usage_daily.ttft_count IS 'Logs with a time_to_first_token.';
 COMMENT ON COLUMN analytics.usage_daily.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics.usage_daily.last_seen IS 'Latest created_at.';
+-- end rollup columns
 CREATE INDEX usage_daily_day ON analytics.usage_daily (day);
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_daily', '');
 
@@ -74,27 +81,32 @@ CREATE TABLE analytics.usage_customer_day (
     customer_identifier text NOT NULL
         REFERENCES analytics.customers ON DELETE CASCADE,
     day date NOT NULL,
+    -- rollup columns: table per_day
     requests bigint NOT NULL DEFAULT 0,
     errors bigint NOT NULL DEFAULT 0,
     prompt_tokens bigint NOT NULL DEFAULT 0,
     completion_tokens bigint NOT NULL DEFAULT 0,
     cost numeric NOT NULL DEFAULT 0,
+    -- end rollup columns
     PRIMARY KEY (customer_identifier, day)
 );
 COMMENT ON TABLE analytics.usage_customer_day IS 'Usage per customer and calendar day (rollup time zone), all models: usage_daily summed over model, folded in with it.';
 COMMENT ON COLUMN analytics.usage_customer_day.customer_identifier IS 'The customer.';
 COMMENT ON COLUMN analytics.usage_customer_day.day IS 'Calendar day of created_at in the rollup time zone.';
+-- rollup columns: comments per_day usage_customer_day
 COMMENT ON COLUMN analytics.usage_customer_day.requests IS 'Number of logs.';
 COMMENT ON COLUMN analytics.usage_customer_day.errors IS 'Logs with status_code >= 400.';
 COMMENT ON COLUMN analytics.usage_customer_day.prompt_tokens IS 'Sum of prompt_tokens.';
 COMMENT ON COLUMN analytics.usage_customer_day.completion_tokens IS 'Sum of completion_tokens.';
 COMMENT ON COLUMN analytics.usage_customer_day.cost IS 'Sum of cost (USD, before markup).';
+-- end rollup columns
 CREATE INDEX usage_customer_day_day ON analytics.usage_customer_day (day);
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_customer_day', '');
 
 CREATE TABLE analytics.usage_customer (
     customer_identifier text PRIMARY KEY
         REFERENCES analytics.customers ON DELETE CASCADE,
+    -- rollup columns: table all
     requests bigint NOT NULL DEFAULT 0,
     errors bigint NOT NULL DEFAULT 0,
     prompt_tokens bigint NOT NULL DEFAULT 0,
@@ -106,10 +118,12 @@ CREATE TABLE analytics.usage_customer (
     ttft_count bigint NOT NULL DEFAULT 0,
     first_seen timestamptz NOT NULL,
     last_seen timestamptz NOT NULL,
+    -- end rollup columns
     active_days bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE analytics.usage_customer IS 'Usage per customer over all time: usage_daily summed per customer, folded in with it.';
 COMMENT ON COLUMN analytics.usage_customer.customer_identifier IS 'The customer.';
+-- rollup columns: comments all usage_customer
 COMMENT ON COLUMN analytics.usage_customer.requests IS 'Number of logs.';
 COMMENT ON COLUMN analytics.usage_customer.errors IS 'Logs with status_code >= 400.';
 COMMENT ON COLUMN analytics.usage_customer.prompt_tokens IS 'Sum of prompt_tokens.';
@@ -121,6 +135,7 @@ COMMENT ON COLUMN analytics.usage_customer.ttft_sum IS 'Sum of non-null time_to_
 COMMENT ON COLUMN analytics.usage_customer.ttft_count IS 'Logs with a time_to_first_token.';
 COMMENT ON COLUMN analytics.usage_customer.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics.usage_customer.last_seen IS 'Latest created_at.';
+-- end rollup columns
 COMMENT ON COLUMN analytics.usage_customer.active_days IS 'Calendar days (rollup time zone) with at least one log: the customer''s rows in usage_customer_day.';
 -- Descending orders of each top_users metric: the all-time value bounds the
 -- value over any window (metrics are sums of non-negative numbers).
@@ -132,20 +147,24 @@ SELECT pg_catalog.pg_extension_config_dump('analytics.usage_customer', '');
 CREATE TABLE analytics.usage_day (
     day date PRIMARY KEY,
     active_users bigint NOT NULL DEFAULT 0,
+    -- rollup columns: table per_day last
     requests bigint NOT NULL DEFAULT 0,
     errors bigint NOT NULL DEFAULT 0,
     prompt_tokens bigint NOT NULL DEFAULT 0,
     completion_tokens bigint NOT NULL DEFAULT 0,
     cost numeric NOT NULL DEFAULT 0
+    -- end rollup columns
 );
 COMMENT ON TABLE analytics.usage_day IS 'Usage per calendar day (rollup time zone), all customers: usage_customer_day summed per day, folded in with it. Rows of a deleted customer are subtracted by a trigger on usage_customer_day.';
 COMMENT ON COLUMN analytics.usage_day.day IS 'Calendar day in the rollup time zone.';
 COMMENT ON COLUMN analytics.usage_day.active_users IS 'Customers with at least one log that day: rows of usage_customer_day for the day.';
+-- rollup columns: comments per_day usage_day
 COMMENT ON COLUMN analytics.usage_day.requests IS 'Number of logs.';
 COMMENT ON COLUMN analytics.usage_day.errors IS 'Logs with status_code >= 400.';
 COMMENT ON COLUMN analytics.usage_day.prompt_tokens IS 'Sum of prompt_tokens.';
 COMMENT ON COLUMN analytics.usage_day.completion_tokens IS 'Sum of completion_tokens.';
 COMMENT ON COLUMN analytics.usage_day.cost IS 'Sum of cost (USD, before markup).';
+-- end rollup columns
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_day', '');
 
 -- A customer's rows of usage_customer_day leave (delete_customer, or the
@@ -156,15 +175,22 @@ CREATE FUNCTION analytics._usage_customer_day_deleted() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 BEGIN
     UPDATE analytics.usage_day d
-       SET active_users = d.active_users - o.active_users,
-           requests = d.requests - o.requests,
-           errors = d.errors - o.errors,
-           prompt_tokens = d.prompt_tokens - o.prompt_tokens,
-           completion_tokens = d.completion_tokens - o.completion_tokens,
-           cost = d.cost - o.cost
-      FROM (SELECT x.day, count(*) AS active_users, sum(x.requests) AS requests,
-                   sum(x.errors) AS errors, sum(x.prompt_tokens) AS prompt_tokens,
-                   sum(x.completion_tokens) AS completion_tokens, sum(x.cost) AS cost
+       SET active_users = d.active_users OPERATOR(pg_catalog.-) o.active_users,
+           -- rollup columns: subtract per_day d o last
+           requests = d.requests OPERATOR(pg_catalog.-) o.requests,
+           errors = d.errors OPERATOR(pg_catalog.-) o.errors,
+           prompt_tokens = d.prompt_tokens OPERATOR(pg_catalog.-) o.prompt_tokens,
+           completion_tokens = d.completion_tokens OPERATOR(pg_catalog.-) o.completion_tokens,
+           cost = d.cost OPERATOR(pg_catalog.-) o.cost
+           -- end rollup columns
+      FROM (SELECT x.day, pg_catalog.count(*) AS active_users,
+                   -- rollup columns: merge per_day x last
+                   pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+                   pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+                   pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+                   pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+                   pg_catalog.sum(x.cost) AS cost
+                   -- end rollup columns
               FROM old_rows x GROUP BY x.day) o
      WHERE d.day OPERATOR(pg_catalog.=) o.day;
     DELETE FROM analytics.usage_day d WHERE d.active_users OPERATOR(pg_catalog.<=) 0;

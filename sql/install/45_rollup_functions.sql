@@ -61,25 +61,78 @@ LANGUAGE sql SET search_path = pg_catalog, analytics AS $$
 DELETE FROM analytics.usage_day;
 DELETE FROM analytics.usage_customer_day;
 DELETE FROM analytics.usage_customer;
-INSERT INTO analytics.usage_customer_day
-       (customer_identifier, day, requests, errors, prompt_tokens, completion_tokens, cost)
-SELECT d.customer_identifier, d.day, sum(d.requests), sum(d.errors), sum(d.prompt_tokens),
-       sum(d.completion_tokens), sum(d.cost)
+INSERT INTO analytics.usage_customer_day (
+    customer_identifier, day,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT d.customer_identifier, d.day,
+       -- rollup columns: merge per_day d last
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost
+       -- end rollup columns
   FROM analytics.usage_daily d
  GROUP BY d.customer_identifier, d.day;
-INSERT INTO analytics.usage_day
-       (day, active_users, requests, errors, prompt_tokens, completion_tokens, cost)
-SELECT x.day, count(*), sum(x.requests), sum(x.errors), sum(x.prompt_tokens),
-       sum(x.completion_tokens), sum(x.cost)
+INSERT INTO analytics.usage_day (
+    day, active_users,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT x.day, pg_catalog.count(*),
+       -- rollup columns: merge per_day x last
+       pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(x.cost) AS cost
+       -- end rollup columns
   FROM analytics.usage_customer_day x
  GROUP BY x.day;
-INSERT INTO analytics.usage_customer
-       (customer_identifier, requests, errors, prompt_tokens, completion_tokens, cost,
-        latency_sum, latency_count, ttft_sum, ttft_count, first_seen, last_seen, active_days)
-SELECT d.customer_identifier, sum(d.requests), sum(d.errors), sum(d.prompt_tokens),
-       sum(d.completion_tokens), sum(d.cost), sum(d.latency_sum), sum(d.latency_count),
-       sum(d.ttft_sum), sum(d.ttft_count), min(d.first_seen), max(d.last_seen),
-       count(DISTINCT d.day)
+INSERT INTO analytics.usage_customer (
+    customer_identifier,
+    -- rollup columns: list all -
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost,
+    latency_sum,
+    latency_count,
+    ttft_sum,
+    ttft_count,
+    first_seen,
+    last_seen,
+    -- end rollup columns
+    active_days
+)
+SELECT d.customer_identifier,
+       -- rollup columns: merge all d
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost,
+       pg_catalog.sum(d.latency_sum) AS latency_sum,
+       pg_catalog.sum(d.latency_count)::pg_catalog.int8 AS latency_count,
+       pg_catalog.sum(d.ttft_sum) AS ttft_sum,
+       pg_catalog.sum(d.ttft_count)::pg_catalog.int8 AS ttft_count,
+       pg_catalog.min(d.first_seen) AS first_seen,
+       pg_catalog.max(d.last_seen) AS last_seen,
+       -- end rollup columns
+       pg_catalog.count(DISTINCT d.day)
   FROM analytics.usage_daily d
  GROUP BY d.customer_identifier;
 $$;

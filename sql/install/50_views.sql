@@ -15,84 +15,6 @@
 -- containing since counts, the day containing until counts unless until is
 -- exactly its midnight.  A null since or until is unbounded.
 
--- The logs not folded in yet (id above the watermark, with a customer),
--- aggregated like usage_daily.  plpgsql so that the watermark is a known
--- value when the query is planned: the planner then reads the few pending
--- logs through the primary key (or all logs, when nothing is folded)
--- instead of guessing.  STABLE: both statements run in the caller's
--- snapshot, so the watermark read here matches the usage_daily the caller
--- reads.  EXECUTE passes the values as parameters; nothing is pasted in.
-CREATE FUNCTION analytics._pending_usage()
-RETURNS TABLE (customer_identifier text, day date, model text, requests bigint,
-               errors bigint, prompt_tokens bigint, completion_tokens bigint,
-               cost numeric, latency_sum double precision, latency_count bigint,
-               ttft_sum double precision, ttft_count bigint,
-               first_seen timestamptz, last_seen timestamptz)
-LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
-DECLARE
-    wm bigint;
-    tz text;
-BEGIN
-    SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
-    RETURN QUERY EXECUTE $q$
-        SELECT l.customer_identifier,
-               (l.created_at AT TIME ZONE $2)::date,
-               l.model,
-               count(*),
-               count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400),
-               sum(l.prompt_tokens)::bigint,
-               sum(l.completion_tokens)::bigint,
-               sum(l.cost),
-               coalesce(sum(l.latency), 0),
-               count(l.latency),
-               coalesce(sum(l.time_to_first_token), 0),
-               count(l.time_to_first_token),
-               min(l.created_at),
-               max(l.created_at)
-          FROM analytics.logs l
-         WHERE l.id OPERATOR(pg_catalog.>) $1
-           AND l.customer_identifier IS NOT NULL
-         GROUP BY 1, 2, 3$q$
-    USING wm, tz;
-END;
-$$;
-COMMENT ON FUNCTION analytics._pending_usage() IS
-    'Internal: the logs above the rollup watermark, aggregated per customer, day and model like usage_daily.';
-
--- usage_daily plus the logs not folded in yet, in the shape of usage_daily.
--- A (customer, day, model) may appear twice, once folded and once pending:
--- callers sum.  Quals on customer_identifier, day or model reach
--- usage_daily's indexes; the pending part is small and read whole.
-CREATE VIEW analytics._usage_live AS
-SELECT d.customer_identifier, d.day, d.model, d.requests, d.errors,
-       d.prompt_tokens, d.completion_tokens, d.cost,
-       d.latency_sum, d.latency_count, d.ttft_sum, d.ttft_count,
-       d.first_seen, d.last_seen
-  FROM analytics.usage_daily d
-UNION ALL
-SELECT p.customer_identifier, p.day, p.model, p.requests, p.errors,
-       p.prompt_tokens, p.completion_tokens, p.cost,
-       p.latency_sum, p.latency_count, p.ttft_sum, p.ttft_count,
-       p.first_seen, p.last_seen
-  FROM analytics._pending_usage() p;
-
-COMMENT ON VIEW analytics._usage_live IS
-    'Internal: usage_daily plus the logs not folded in yet, same columns; a (customer, day, model) may appear in two rows, sum them.';
-COMMENT ON COLUMN analytics._usage_live.customer_identifier IS 'The customer.';
-COMMENT ON COLUMN analytics._usage_live.day IS 'Calendar day of created_at in the rollup time zone.';
-COMMENT ON COLUMN analytics._usage_live.model IS 'Model name as logged.';
-COMMENT ON COLUMN analytics._usage_live.requests IS 'Number of logs.';
-COMMENT ON COLUMN analytics._usage_live.errors IS 'Logs with status_code >= 400.';
-COMMENT ON COLUMN analytics._usage_live.prompt_tokens IS 'Sum of prompt_tokens.';
-COMMENT ON COLUMN analytics._usage_live.completion_tokens IS 'Sum of completion_tokens.';
-COMMENT ON COLUMN analytics._usage_live.cost IS 'Sum of cost (USD, before markup).';
-COMMENT ON COLUMN analytics._usage_live.latency_sum IS 'Sum of non-null latency.';
-COMMENT ON COLUMN analytics._usage_live.latency_count IS 'Logs with a latency.';
-COMMENT ON COLUMN analytics._usage_live.ttft_sum IS 'Sum of non-null time_to_first_token.';
-COMMENT ON COLUMN analytics._usage_live.ttft_count IS 'Logs with a time_to_first_token.';
-COMMENT ON COLUMN analytics._usage_live.first_seen IS 'Earliest created_at.';
-COMMENT ON COLUMN analytics._usage_live.last_seen IS 'Latest created_at.';
-
 -- Raise the house error for a bad argument of the functions below.  Declared
 -- IMMUTABLE so that SQL functions calling it stay inlinable.
 CREATE FUNCTION analytics._argument_error(argument text, got text, expected text)
@@ -145,46 +67,6 @@ SELECT analytics._budget_billed(analytics._budget_period_raw(customer, since, un
 $$;
 COMMENT ON FUNCTION analytics._period_spend(text, timestamptz, timestamptz, numeric) IS
     'Internal: billed cost of a customer''s logs created in [since, until), from the raw logs.';
-
--- The pending logs per customer and day, with whether the pair is a new
--- active day (no usage_customer_day row yet).  SQL, so the planner inlines
--- it; the NOT EXISTS reads usage_customer_day in the caller's snapshot, the
--- one _pending_usage() reads the watermark in.
-CREATE FUNCTION analytics._pending_customer_day()
-RETURNS TABLE (customer_identifier text, day date, requests bigint, errors bigint,
-               prompt_tokens bigint, completion_tokens bigint, cost numeric,
-               new_day boolean)
-LANGUAGE sql STABLE ROWS 1000 AS $$
-SELECT p.customer_identifier, p.day, sum(p.requests)::bigint, sum(p.errors)::bigint,
-       sum(p.prompt_tokens)::bigint, sum(p.completion_tokens)::bigint, sum(p.cost),
-       NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
-                    WHERE x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
-                      AND x.day OPERATOR(pg_catalog.=) p.day)
-  FROM analytics._pending_usage() p
- GROUP BY p.customer_identifier, p.day
-$$;
-COMMENT ON FUNCTION analytics._pending_customer_day() IS
-    'Internal: the logs above the rollup watermark per customer and day, and whether the customer had no rollup row for that day yet.';
-
--- usage_customer_day plus the logs not folded in yet, in its shape.  A
--- (customer, day) may appear twice: callers sum.
-CREATE VIEW analytics._usage_customer_day_live AS
-SELECT x.customer_identifier, x.day, x.requests, x.errors, x.prompt_tokens,
-       x.completion_tokens, x.cost
-  FROM analytics.usage_customer_day x
-UNION ALL
-SELECT p.customer_identifier, p.day, p.requests, p.errors, p.prompt_tokens,
-       p.completion_tokens, p.cost
-  FROM analytics._pending_customer_day() p;
-COMMENT ON VIEW analytics._usage_customer_day_live IS
-    'Internal: usage_customer_day plus the logs not folded in yet, same columns; a (customer, day) may appear in two rows, sum them.';
-COMMENT ON COLUMN analytics._usage_customer_day_live.customer_identifier IS 'The customer.';
-COMMENT ON COLUMN analytics._usage_customer_day_live.day IS 'Calendar day of created_at in the rollup time zone.';
-COMMENT ON COLUMN analytics._usage_customer_day_live.requests IS 'Number of logs.';
-COMMENT ON COLUMN analytics._usage_customer_day_live.errors IS 'Logs with status_code >= 400.';
-COMMENT ON COLUMN analytics._usage_customer_day_live.prompt_tokens IS 'Sum of prompt_tokens.';
-COMMENT ON COLUMN analytics._usage_customer_day_live.completion_tokens IS 'Sum of completion_tokens.';
-COMMENT ON COLUMN analytics._usage_customer_day_live.cost IS 'Sum of cost (USD, before markup).';
 
 -- The model with the most requests in a group, ties to the first name in
 -- sort order (C, views.c): one pass over the rollups for analytics.users.
@@ -315,185 +197,6 @@ COMMENT ON COLUMN analytics.users.total_budget IS 'Lifetime USD budget (billed c
 COMMENT ON COLUMN analytics.users.total_spend IS 'USD, billed cost over all time.';
 COMMENT ON COLUMN analytics.users.blocked IS 'True when the customer''s new logs are rejected.';
 
--- Customers ranked by a metric over the days overlapping [since, until).
---
--- With n given, the threshold algorithm (exact): a customer's all-time
--- value (usage_customer, indexed in descending order) bounds its value over
--- any window, every metric being a sum of non-negative numbers.  Take the k
--- customers with the highest all-time values plus every customer with
--- pending logs in the window, compute their window values; if n of them are
--- active in the window, the n-th best value T is a lower bound of the n-th
--- best overall, so only customers whose all-time value is at least T (an
--- index range scan) and the pending ones can be in the first n rows or
--- rank above one of them.  Their window values, ranked, give the answer:
--- a row's rank counts the customers with a strictly higher value, all of
--- which are candidates; ties at the n-th value are all candidates too, so
--- the order by customer_identifier among them is the same.  Otherwise k
--- grows; when every customer was taken, or n is null, every customer
--- active in the window is computed: from its usage_customer_day rows in the
--- window, or, when fewer rows lie outside the window than inside, from its
--- all-time totals minus its rows outside (numeric and integer sums, so the
--- difference is exact).  The metric picks one of three fixed expressions
--- pasted into the query text (never a value: values are parameters).
-CREATE FUNCTION analytics.top_users(since timestamptz, until timestamptz,
-                                    metric text DEFAULT 'cost', n integer DEFAULT 10)
-RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
-               requests bigint, total_tokens bigint, cost numeric)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
-#variable_conflict use_column
-DECLARE
-    d0 date;
-    d1 date;
-    a_expr text;
-    u_expr text;
-    u_type text;
-    pend text[];
-    top text[];
-    k integer;
-    found_n bigint := 0;
-    threshold numeric;
-    rows_in numeric;
-    rows_out numeric;
-    n_customers numeric;
-    has_pending boolean;
-BEGIN
-    IF metric IS NULL OR metric NOT IN ('cost', 'requests', 'tokens') THEN
-        PERFORM analytics._argument_error('metric', metric, 'cost, requests or tokens');
-    END IF;
-    IF n < 0 THEN
-        PERFORM analytics._argument_error('n', n::text, 'a number of rows, at least 0, or null for all');
-    END IF;
-    IF n = 0 THEN
-        RETURN;
-    END IF;
-    -- One snapshot for every statement (STABLE): the rollups, the
-    -- watermark and the zone read below all agree.
-    SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date,
-           ((coalesce(until, 'infinity') AT TIME ZONE s.timezone) - interval '1 microsecond')::date + 1
-      INTO d0, d1
-      FROM analytics.rollup_state s;
-    a_expr := CASE metric WHEN 'cost' THEN 'a.cost' WHEN 'requests' THEN 'a.requests'
-                          ELSE 'a.total_tokens' END;
-    u_expr := CASE metric WHEN 'cost' THEN 'u.cost' WHEN 'requests' THEN 'u.requests'
-                          ELSE '(u.prompt_tokens + u.completion_tokens)' END;
-    u_type := CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END;
-
-    IF n IS NOT NULL THEN
-        -- Any log above the watermark (max(id) reads one index entry).
-        has_pending := coalesce((SELECT max(l.id) FROM analytics.logs l)
-                                > (SELECT s.watermark FROM analytics.rollup_state s), false);
-        -- The customers with pending logs in the window (and a customers
-        -- row, like every customer of usage_customer: the ranking joins
-        -- customers).
-        pend := CASE WHEN has_pending
-                     THEN ARRAY(SELECT DISTINCT p.customer_identifier
-                                  FROM analytics._pending_customer_day() p
-                                  JOIN analytics.customers c
-                                    ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
-                                 WHERE p.day >= d0 AND p.day < d1)
-                     ELSE '{}' END;
-        k := n;
-        LOOP
-            EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
-                           'ORDER BY %s DESC LIMIT $1)', u_expr)
-               INTO top USING k;
-            EXECUTE format('SELECT count(*), min(t.v) FROM (SELECT %s AS v '
-                           'FROM analytics._usage_window($1, $2, $3, $5) a ORDER BY 1 DESC LIMIT $4) t',
-                           a_expr)
-               INTO found_n, threshold USING top || pend, d0, d1, n, has_pending;
-            EXIT WHEN found_n >= n OR cardinality(top) < k OR k >= 1000000;
-            k := k * 4;
-        END LOOP;
-    END IF;
-
-    IF found_n >= n THEN
-        EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
-                       'WHERE %s >= $1::%s)', u_expr, u_type)
-           INTO top USING threshold;
-        -- Every candidate has a customers row (see pend above), so the
-        -- join can come after the LIMIT.
-        RETURN QUERY EXECUTE format(
-            'SELECT r.rank, r.customer_identifier, c.name, c.email, '
-            '       r.requests, r.total_tokens, r.cost '
-            '  FROM (SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
-            '               a.requests, a.total_tokens, a.cost '
-            '          FROM analytics._usage_window($1, $2, $3, $5) a '
-            '         ORDER BY 1, a.customer_identifier '
-            '         LIMIT $4) r '
-            '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
-            ' ORDER BY r.rank, r.customer_identifier', a_expr)
-        USING top || pend, d0, d1, n, has_pending;
-        RETURN;
-    END IF;
-
-    -- Every customer active in the window: either its usage_customer_day
-    -- rows of the window, or its all-time totals minus its rows outside
-    -- the window, whichever reads fewer rows (usage_day.active_users counts
-    -- the rows of each day).  Plus the pending logs of the window.
-    SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0),
-           coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
-      INTO rows_in, rows_out
-      FROM analytics.usage_day d;
-    SELECT greatest(r.reltuples, 0) INTO n_customers
-      FROM pg_catalog.pg_class r
-     WHERE r.oid = 'analytics.usage_customer'::pg_catalog.regclass;
-    IF rows_out + n_customers < rows_in THEN
-        RETURN QUERY
-        SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
-                                                 WHEN 'requests' THEN a.requests
-                                                 ELSE a.total_tokens END DESC),
-               a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
-          FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
-                       coalesce(u.requests, 0) - coalesce(o.requests, 0)
-                           + coalesce(p.requests, 0) AS requests,
-                       coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
-                           + coalesce(p.total_tokens, 0) AS total_tokens,
-                       coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
-                  FROM analytics.usage_customer u
-                  LEFT JOIN (SELECT x.customer_identifier,
-                                    sum(x.requests)::bigint AS requests,
-                                    sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
-                                    sum(x.cost) AS cost
-                               FROM analytics.usage_customer_day x
-                              WHERE x.day < d0 OR x.day >= d1
-                              GROUP BY x.customer_identifier) o
-                         ON o.customer_identifier = u.customer_identifier
-                  FULL JOIN (SELECT q.customer_identifier,
-                                    sum(q.requests)::bigint AS requests,
-                                    sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
-                                    sum(q.cost) AS cost
-                               FROM analytics._pending_customer_day() q
-                              WHERE q.day >= d0 AND q.day < d1
-                              GROUP BY q.customer_identifier) p
-                         ON p.customer_identifier = u.customer_identifier) a
-          JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
-         WHERE a.requests > 0
-         ORDER BY 1, a.customer_identifier
-         LIMIT n;
-        RETURN;
-    END IF;
-
-    RETURN QUERY
-    SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
-                                             WHEN 'requests' THEN a.requests
-                                             ELSE a.total_tokens END DESC),
-           a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
-      FROM (SELECT u.customer_identifier,
-                   sum(u.requests)::bigint AS requests,
-                   sum(u.prompt_tokens + u.completion_tokens)::bigint AS total_tokens,
-                   sum(u.cost) AS cost
-              FROM analytics._usage_customer_day_live u
-             WHERE u.day >= d0 AND u.day < d1
-             GROUP BY u.customer_identifier) a
-      JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
-     ORDER BY 1, a.customer_identifier
-     LIMIT n;
-END;
-$$;
-COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
-    'The n customers with the most cost, requests or tokens over the calendar days (rollup time zone) overlapping [since, until); null n means all.';
-
-
 -- Window usage of the given customers: their usage_customer_day rows and,
 -- when with_pending, their pending logs of the days in [d0, d1), one row
 -- per customer with any.  By the primary key of usage_customer_day (one
@@ -520,6 +223,241 @@ SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigi
 $$;
 COMMENT ON FUNCTION analytics._usage_window(text[], date, date, boolean) IS
     'Internal: requests, tokens and cost of the given customers over the days in [d0, d1), rollups plus (with_pending) the pending logs.';
+
+-- The calendar days [d0, d1) of the rollup time zone that overlap
+-- [since, until) (null: unbounded), in the caller's snapshot.
+CREATE FUNCTION analytics._window_days(since timestamptz, until timestamptz,
+                                       OUT d0 date, OUT d1 date)
+LANGUAGE sql STABLE AS $$
+SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date,
+       ((coalesce(until, 'infinity') AT TIME ZONE s.timezone) - interval '1 microsecond')::date + 1
+  FROM analytics.rollup_state s
+$$;
+COMMENT ON FUNCTION analytics._window_days(timestamptz, timestamptz) IS
+    'Internal: the calendar days [d0, d1) of the rollup time zone that overlap [since, until).';
+
+-- The text of a top_users metric over a row of usage_customer (all_time,
+-- alias u) or of _usage_window (alias a): one of fixed texts pasted into a
+-- query, never a value.
+CREATE FUNCTION analytics._top_users_metric(metric text, all_time boolean)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE WHEN all_time
+            THEN CASE metric WHEN 'cost' THEN 'u.cost' WHEN 'requests' THEN 'u.requests'
+                             ELSE '(u.prompt_tokens + u.completion_tokens)' END
+            ELSE CASE metric WHEN 'cost' THEN 'a.cost' WHEN 'requests' THEN 'a.requests'
+                             ELSE 'a.total_tokens' END
+       END
+$$;
+COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
+    'Internal: the expression of a top_users metric over usage_customer (u) or _usage_window (a).';
+
+-- The customers with pending logs in the days [d0, d1) and a customers row
+-- (like every customer of usage_customer: the ranking joins customers).
+-- Empty without reading the pending logs when no log is above the
+-- watermark (max(id) reads one index entry).
+CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
+RETURNS text[] LANGUAGE sql STABLE AS $$
+SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
+                          > (SELECT s.watermark FROM analytics.rollup_state s), false)
+            THEN ARRAY(SELECT DISTINCT p.customer_identifier
+                         FROM analytics._pending_customer_day() p
+                         JOIN analytics.customers c
+                           ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                        WHERE p.day >= d0 AND p.day < d1)
+            ELSE '{}' END
+$$;
+COMMENT ON FUNCTION analytics._top_users_pending(date, date) IS
+    'Internal: the customers with logs above the rollup watermark in the days [d0, d1).';
+
+-- Step one of the threshold top-n (see top_users): the window values of the
+-- k customers with the highest all-time value plus the pending ones; when n
+-- of them are active in the window, the n-th best is the threshold T.
+-- Otherwise k grows x4.  Null when every customer was taken (or k passed a
+-- million) before n were found.
+CREATE FUNCTION analytics._top_users_threshold(d0 date, d1 date, metric text, n integer,
+                                               pending text[])
+RETURNS numeric LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    top text[];
+    k integer := n;
+    found_n bigint;
+    threshold numeric;
+BEGIN
+    LOOP
+        EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+                       'ORDER BY %s DESC LIMIT $1)', analytics._top_users_metric(metric, true))
+           INTO top USING k;
+        EXECUTE format('SELECT count(*), min(t.v) FROM (SELECT %s AS v '
+                       'FROM analytics._usage_window($1, $2, $3, $5) a ORDER BY 1 DESC LIMIT $4) t',
+                       analytics._top_users_metric(metric, false))
+           INTO found_n, threshold USING top || pending, d0, d1, n, cardinality(pending) > 0;
+        IF found_n >= n THEN
+            RETURN threshold;
+        END IF;
+        EXIT WHEN cardinality(top) < k OR k >= 1000000;
+        k := k * 4;
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION analytics._top_users_threshold(date, date, text, integer, text[]) IS
+    'Internal: the n-th best window value among the customers of highest all-time value (top_users'' threshold), or null.';
+
+-- Step two: only customers whose all-time value is at least the threshold
+-- (an index range scan of usage_customer) and the pending ones can be in
+-- the first n rows or rank above one of them; their window values, ranked.
+CREATE FUNCTION analytics._top_users_above(d0 date, d1 date, metric text, n integer,
+                                           pending text[], threshold numeric)
+RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
+               requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    top text[];
+BEGIN
+    EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+                   'WHERE %s >= $1::%s)', analytics._top_users_metric(metric, true),
+                   CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END)
+       INTO top USING threshold;
+    -- Every candidate has a customers row (see _top_users_pending), so the
+    -- join can come after the LIMIT.
+    RETURN QUERY EXECUTE format(
+        'SELECT r.rank, r.customer_identifier, c.name, c.email, '
+        '       r.requests, r.total_tokens, r.cost '
+        '  FROM (SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
+        '               a.requests, a.total_tokens, a.cost '
+        '          FROM analytics._usage_window($1, $2, $3, $5) a '
+        '         ORDER BY 1, a.customer_identifier '
+        '         LIMIT $4) r '
+        '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
+        ' ORDER BY r.rank, r.customer_identifier', analytics._top_users_metric(metric, false))
+    USING top || pending, d0, d1, n, cardinality(pending) > 0;
+END;
+$$;
+COMMENT ON FUNCTION analytics._top_users_above(date, date, text, integer, text[], numeric) IS
+    'Internal: top_users ranked among the customers whose all-time value reaches the threshold, plus the pending ones.';
+
+-- When every customer active in the days [d0, d1) is ranked: whether to
+-- read them as all-time totals minus the rows outside the window rather
+-- than from usage_customer_day in the window (_usage_window_all), whichever
+-- reads fewer rows (usage_day.active_users counts the rows of each day).
+CREATE FUNCTION analytics._top_users_reads_totals(d0 date, d1 date)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
+       + (SELECT greatest(r.reltuples, 0)::numeric FROM pg_catalog.pg_class r
+           WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass)
+       < coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0)
+  FROM analytics.usage_day d
+$$;
+COMMENT ON FUNCTION analytics._top_users_reads_totals(date, date) IS
+    'Internal: whether ranking every customer over [d0, d1) reads fewer rows from all-time totals than from the window''s days.';
+
+-- Window usage of every customer active in the days [d0, d1), read from
+-- all-time totals minus the rows outside the window (from_totals; numeric
+-- and integer sums, so the difference is exact) or from the window's rows
+-- of usage_customer_day, plus the pending logs of the window either way.
+-- SQL, so that the caller's statement inlines it and plans one arm.
+CREATE FUNCTION analytics._usage_window_all(d0 date, d1 date, from_totals boolean)
+RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE sql STABLE AS $$
+SELECT a.customer_identifier, a.requests, a.total_tokens, a.cost
+  FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
+               coalesce(u.requests, 0) - coalesce(o.requests, 0)
+                   + coalesce(p.requests, 0) AS requests,
+               coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
+                   + coalesce(p.total_tokens, 0) AS total_tokens,
+               coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
+          FROM analytics.usage_customer u
+          LEFT JOIN (SELECT x.customer_identifier,
+                            sum(x.requests)::bigint AS requests,
+                            sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
+                            sum(x.cost) AS cost
+                       FROM analytics.usage_customer_day x
+                      WHERE x.day < d0 OR x.day >= d1
+                      GROUP BY x.customer_identifier) o
+                 ON o.customer_identifier = u.customer_identifier
+          FULL JOIN (SELECT q.customer_identifier,
+                            sum(q.requests)::bigint AS requests,
+                            sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
+                            sum(q.cost) AS cost
+                       FROM analytics._pending_customer_day() q
+                      WHERE q.day >= d0 AND q.day < d1
+                      GROUP BY q.customer_identifier) p
+                 ON p.customer_identifier = u.customer_identifier) a
+ WHERE from_totals AND a.requests > 0
+UNION ALL
+SELECT u.customer_identifier,
+       sum(u.requests)::bigint,
+       sum(u.prompt_tokens + u.completion_tokens)::bigint,
+       sum(u.cost)
+  FROM analytics._usage_customer_day_live u
+ WHERE NOT from_totals AND u.day >= d0 AND u.day < d1
+ GROUP BY u.customer_identifier
+$$;
+COMMENT ON FUNCTION analytics._usage_window_all(date, date, boolean) IS
+    'Internal: requests, tokens and cost of every customer active in the days [d0, d1), from all-time totals minus the rows outside or from the window''s rows.';
+
+-- Customers ranked by a metric over the days overlapping [since, until).
+--
+-- With n given, the threshold algorithm (exact): a customer's all-time
+-- value (usage_customer, indexed in descending order) bounds its value over
+-- any window, every metric being a sum of non-negative numbers.  Take the k
+-- customers with the highest all-time values plus every customer with
+-- pending logs in the window, compute their window values; if n of them are
+-- active in the window, the n-th best value T is a lower bound of the n-th
+-- best overall (_top_users_threshold), so only customers whose all-time
+-- value is at least T and the pending ones can be in the first n rows or
+-- rank above one of them (_top_users_above).  A row's rank counts the
+-- customers with a strictly higher value, all of which are candidates; ties
+-- at the n-th value are all candidates too, so the order by
+-- customer_identifier among them is the same.  When every customer was
+-- taken before n were found, or n is null, every customer active in the
+-- window is ranked (_top_users_reads_totals picks how).  One snapshot for
+-- every statement (STABLE): the rollups, the watermark and the zone agree.
+CREATE FUNCTION analytics.top_users(since timestamptz, until timestamptz,
+                                    metric text DEFAULT 'cost', n integer DEFAULT 10)
+RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
+               requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+DECLARE
+    d0 date;
+    d1 date;
+    pending text[];
+    threshold numeric;
+    from_totals boolean;
+BEGIN
+    IF metric IS NULL OR metric NOT IN ('cost', 'requests', 'tokens') THEN
+        PERFORM analytics._argument_error('metric', metric, 'cost, requests or tokens');
+    END IF;
+    IF n < 0 THEN
+        PERFORM analytics._argument_error('n', n::text, 'a number of rows, at least 0, or null for all');
+    END IF;
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
+    IF n IS NOT NULL THEN
+        pending := analytics._top_users_pending(d0, d1);
+        threshold := analytics._top_users_threshold(d0, d1, metric, n, pending);
+        IF threshold IS NOT NULL THEN
+            RETURN QUERY SELECT * FROM analytics._top_users_above(d0, d1, metric, n, pending, threshold);
+            RETURN;
+        END IF;
+    END IF;
+    from_totals := analytics._top_users_reads_totals(d0, d1);
+    RETURN QUERY
+    SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
+                                             WHEN 'requests' THEN a.requests
+                                             ELSE a.total_tokens END DESC),
+           a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
+      FROM analytics._usage_window_all(d0, d1, from_totals) a
+      JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
+     ORDER BY 1, a.customer_identifier
+     LIMIT n;
+END;
+$$;
+COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
+    'The n customers with the most cost, requests or tokens over the calendar days (rollup time zone) overlapping [since, until); null n means all.';
 
 CREATE VIEW analytics.top_users AS
 SELECT t.rank, t.customer_identifier, t.name, t.email, t.requests, t.total_tokens, t.cost
@@ -575,10 +513,7 @@ BEGIN
         PERFORM analytics._argument_error('bucket', bucket, 'day, week or month');
     END IF;
     -- One snapshot for every statement (STABLE).
-    SELECT (coalesce(since, '-infinity') AT TIME ZONE s.timezone)::date,
-           ((coalesce(until, 'infinity') AT TIME ZONE s.timezone) - interval '1 microsecond')::date + 1
-      INTO d0, d1
-      FROM analytics.rollup_state s;
+    SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
     IF bucket = 'day' THEN
         RETURN QUERY
         SELECT a.day, a.active_users, a.requests, a.cost

@@ -75,6 +75,13 @@ GRANT EXECUTE ON FUNCTION
     analytics._customer_top_model(text, text[], bigint[]),
     analytics.top_users(timestamptz, timestamptz, text, integer),
     analytics._usage_window(text[], date, date, boolean),
+    analytics._window_days(timestamptz, timestamptz),
+    analytics._top_users_metric(text, boolean),
+    analytics._top_users_pending(date, date),
+    analytics._top_users_threshold(date, date, text, integer, text[]),
+    analytics._top_users_above(date, date, text, integer, text[], numeric),
+    analytics._top_users_reads_totals(date, date),
+    analytics._usage_window_all(date, date, boolean),
     analytics.active_users(timestamptz, timestamptz, text),
     analytics.customer_logs(text, timestamptz, timestamptz, integer)
     TO analytics_reader;
