@@ -36,7 +36,6 @@ sub analytics_node
 	$node->append_conf('postgresql.conf', <<"CONF");
 shared_preload_libraries = 'analytics'
 max_worker_processes = 16
-max_connections = 30
 log_statement = none
 $conf
 CONF

@@ -13,7 +13,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = analytics_node('budget_stress');
+my $node = analytics_node('budget_stress', conf => 'max_connections = 30');
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION analytics;
