@@ -70,33 +70,16 @@ done
 passed=$(grep -cE '\.\.\. ok' installcheck.log || true)
 failed=$(grep -cE '\.\.\. FAILED' installcheck.log || true)
 
-# TAP tests: one make call each (prove_installcheck empties tmp_check/ at
-# its start), so that each counts once and a failure shows its own logs.
-for t in "${taps[@]}"; do
-	[ -e "$t" ] || continue
-	echo "== $t"
-	if run_as make -s PG_CONFIG="$PG_CONFIG" REGRESS= ISOLATION= PROVE_TESTS="$t" installcheck; then
-		passed=$((passed + 1))
-	else
-		failed=$((failed + 1))
-		status=1
-		for f in tmp_check/log/*; do
-			[ -f "$f" ] || continue
-			echo "== $f (tail)"
-			tail -60 "$f"
-		done
-	fi
-done
-
-# test/upgrade.sh starts from the released versions listed in test/releases,
-# built from their commits.  The work copy has no .git (and git refuses a
+# The upgrade test (test/t/NNN_upgrade.pl) starts from the released versions
+# listed in test/releases, built from their commits.  The work copy has no
+# .git (and git refuses a
 # repository another user owns), so their trees are extracted here, as the
 # invoking user, into tmp_release/VERSION (kept between runs while the commit
 # is the same, so their builds are too).
 extract_releases() {
 	local version commit dir
 	if ! git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-		echo "test/upgrade.sh builds the released versions from git, but $ROOT has no usable .git: run from a clone with full history" >&2
+		echo "the upgrade test builds the released versions from git, but $ROOT has no usable .git: run from a clone with full history" >&2
 		return 1
 	fi
 	while read -r version commit; do
@@ -116,14 +99,36 @@ extract_releases() {
 		chown -R "$RUN_AS" "$WORK/tmp_release"
 	fi
 }
+# TAP tests: one make call each (prove_installcheck empties tmp_check/ at
+# its start), so that each counts once and a failure shows its own logs.
+for t in "${taps[@]}"; do
+	[ -e "$t" ] || continue
+	echo "== $t"
+	case "$t" in
+	*_upgrade.pl)
+		if ! extract_releases; then
+			failed=$((failed + 1))
+			status=1
+			continue
+		fi
+		;;
+	esac
+	if run_as make -s PG_CONFIG="$PG_CONFIG" REGRESS= ISOLATION= PROVE_TESTS="$t" installcheck; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		status=1
+		for f in tmp_check/log/*; do
+			[ -f "$f" ] || continue
+			echo "== $f (tail)"
+			tail -60 "$f"
+		done
+	fi
+done
+
 for t in "${shells[@]}"; do
 	[ -e "$t" ] || continue
 	echo "== $t"
-	if [ "$t" = test/upgrade.sh ] && ! extract_releases; then
-		failed=$((failed + 1))
-		status=1
-		continue
-	fi
 	if run_as env PGBIN="$PGBIN" bash "$t"; then
 		passed=$((passed + 1))
 	else

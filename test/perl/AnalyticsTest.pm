@@ -17,7 +17,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(
-  analytics_node wait_until kill9_server log_offset log_since psql_verbose
+  analytics_node wait_until kill9_server set_install_path log_offset log_since psql_verbose
   run_timed wait_timed read_timed
   $USAGE_MISMATCHES $VIEW_MISMATCHES $USERS_MISMATCHES);
 
@@ -93,6 +93,18 @@ sub kill9_server
 	return 1;
 }
 
+# set_install_path(NODE, PATH): run the node's data directory with the
+# binaries of another installation from now on (undef: the ones on PATH);
+# the node must be stopped.  PostgreSQL::Test::Cluster takes the path only
+# in new(), so this sets the field that new() sets.
+sub set_install_path
+{
+	my ($node, $path) = @_;
+	die 'set_install_path: the node runs' if defined $node->{_pid};
+	$node->{_install_path} = $path;
+	return;
+}
+
 # log_offset(NODE): the current size of the server log.
 sub log_offset
 {
@@ -108,7 +120,8 @@ sub log_since
 }
 
 # psql_verbose(NODE, DB, SQL[, USER]): run SQL with VERBOSITY=verbose (errors
-# carry their SQLSTATE); returns (exit status, stdout and stderr together).
+# carry their SQLSTATE); returns (exit status, stdout and stderr together,
+# without trailing newlines).
 sub psql_verbose
 {
 	my ($node, $db, $sql, $user) = @_;
@@ -119,6 +132,7 @@ sub psql_verbose
 		(defined $user ? ('-U', $user) : ()), '-d', $db, '-c', $sql);
 	IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err);
 	my $ret = $? >> 8;
+	s/\n+\z// for $out, $err;
 	return ($ret, join("\n", grep { $_ ne '' } $out, $err));
 }
 
