@@ -2,19 +2,21 @@
 # The whole test suite: set up (packages, build, install), then, as an
 # unprivileged user on a writable copy of the tree, `make installcheck`
 # (pg_regress and isolation specs against temporary instances that preload
-# the library; then the TAP tests test/t/NNN_name.pl, one make call each,
-# on clusters of their own) and the shell tests under test/.  Prints the
-# diffs or the TAP logs of a failure, ends with "N passed, M failed" (every
-# regression test, spec, TAP script and shell test counts one) and exits
-# non-zero on a failure.
+# the library, the worker off; then the TAP tests test/t/NNN_name.pl, one
+# make call each, on clusters of their own: worker, stress, stalls, fuzzing,
+# upgrade).  Prints the diffs or the TAP logs of a failure, ends with "N
+# passed, M failed" (every regression test, spec and TAP script counts one)
+# and exits non-zero on a failure.
 #
 #   bash scripts/test.sh              everything
 #   bash scripts/test.sh NAME...      only the named tests: regression tests
 #                                     (test/sql/NAME.sql), isolation specs
-#                                     (test/specs/NAME.spec), TAP tests
+#                                     (test/specs/NAME.spec) and TAP tests
 #                                     (test/t/NNN_NAME.pl, named with or
-#                                     without the NNN_ prefix) and shell
-#                                     tests (test/NAME.sh)
+#                                     without the NNN_ prefix)
+#
+# FUZZ_SEED, FUZZ_SECONDS, FUZZ_MAX (test/t/040_fuzz.pl) and STALL_BULK_LOGS
+# (test/t/030_stall.pl) pass through to the tests.
 set -euo pipefail
 # One suite at a time per machine: the library is installed system-wide.
 exec 9>/tmp/analytics-install.lock
@@ -33,13 +35,12 @@ status=0
 # failure in one still runs the other.
 export PATH="$PGBIN:$PATH"
 : >installcheck.log
-only_regress=() only_iso=() only_sh=() only_tap=()
+only_regress=() only_iso=() only_tap=()
 for name in "$@"; do
 	tap=(test/t/[0-9][0-9][0-9]_"${name#[0-9][0-9][0-9]_}".pl)
 	if [ -f "test/sql/$name.sql" ]; then only_regress+=("$name")
 	elif [ -f "test/specs/$name.spec" ]; then only_iso+=("$name")
 	elif [ -f "${tap[0]}" ]; then only_tap+=("${tap[0]}")
-	elif [ -f "test/$name.sh" ]; then only_sh+=("$name")
 	else echo "no test named $name" >&2; exit 2
 	fi
 done
@@ -52,7 +53,6 @@ installcheck_part() {
 		status=1
 	fi
 }
-shells=(test/*.sh)
 taps=(test/t/*.pl)
 if [ $# -eq 0 ]; then
 	installcheck_part "ISOLATION=" "TAP_TESTS="
@@ -60,8 +60,6 @@ if [ $# -eq 0 ]; then
 else
 	[ ${#only_regress[@]} -eq 0 ] || installcheck_part "ISOLATION=" "TAP_TESTS=" "REGRESS=${only_regress[*]}"
 	[ ${#only_iso[@]} -eq 0 ] || installcheck_part "REGRESS=" "TAP_TESTS=" "ISOLATION=${only_iso[*]}"
-	shells=()
-	for n in "${only_sh[@]}"; do shells+=("test/$n.sh"); done
 	taps=("${only_tap[@]}")
 fi
 for f in regression.diffs output_iso/regression.diffs; do
@@ -69,6 +67,11 @@ for f in regression.diffs output_iso/regression.diffs; do
 done
 passed=$(grep -cE '\.\.\. ok' installcheck.log || true)
 failed=$(grep -cE '\.\.\. FAILED' installcheck.log || true)
+# A make call that failed before any test ran (a missing expected file, a
+# server that did not start) still counts as a failure.
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	failed=1
+fi
 
 # The upgrade test (test/t/NNN_upgrade.pl) starts from the released versions
 # listed in test/releases, built from their commits.  The work copy has no
@@ -123,17 +126,6 @@ for t in "${taps[@]}"; do
 			echo "== $f (tail)"
 			tail -60 "$f"
 		done
-	fi
-done
-
-for t in "${shells[@]}"; do
-	[ -e "$t" ] || continue
-	echo "== $t"
-	if run_as env PGBIN="$PGBIN" bash "$t"; then
-		passed=$((passed + 1))
-	else
-		failed=$((failed + 1))
-		status=1
 	fi
 done
 
