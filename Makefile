@@ -32,6 +32,12 @@ REGRESS_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check \
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=tmp_check_iso \
 	--temp-config=$(srcdir)/test/analytics.conf
+# Process-level tests (worker lifecycle and crash, stress, stalls, fuzzing):
+# TAP scripts test/t/NNN_name.pl on clusters of their own, sharing
+# test/perl/AnalyticsTest.pm (PROVE_FLAGS is set after the include of PGXS,
+# which empties it).
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 EXTRA_CLEAN = $(DATA_built) tmp_check tmp_check_iso results output_iso \
 	regression.diffs regression.out
@@ -39,6 +45,8 @@ EXTRA_CLEAN = $(DATA_built) tmp_check tmp_check_iso results output_iso \
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+PROVE_FLAGS = -I $(srcdir)/test/perl
 
 all: check-released check-rollup-columns
 

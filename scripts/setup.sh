@@ -20,7 +20,7 @@ fi
 export RUN_AS
 
 PACKAGES=(postgresql-15 postgresql-server-dev-15
-	libjson-c-dev pkg-config make gcc rsync)
+	libjson-c-dev pkg-config make gcc rsync libipc-run-perl)
 missing=()
 for p in "${PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -2,14 +2,21 @@
 # The whole test suite: set up (packages, build, install), then, as an
 # unprivileged user on a writable copy of the tree, `make installcheck`
 # (pg_regress and isolation specs against temporary instances that preload
-# the library) and the shell tests under test/ (crash, stress).  Prints the
-# diffs of a failure and exits non-zero.
+# the library, the worker off; then the TAP tests test/t/NNN_name.pl, one
+# make call each, on clusters of their own: worker, stress, stalls, fuzzing,
+# upgrade).  Prints the diffs or the TAP logs of a failure, ends with "N
+# passed, M failed" (every regression test, spec and TAP script counts one)
+# and exits non-zero on a failure.
 #
 #   bash scripts/test.sh              everything
 #   bash scripts/test.sh NAME...      only the named tests: regression tests
 #                                     (test/sql/NAME.sql), isolation specs
-#                                     (test/specs/NAME.spec) and shell tests
-#                                     (test/NAME.sh)
+#                                     (test/specs/NAME.spec) and TAP tests
+#                                     (test/t/NNN_NAME.pl, named with or
+#                                     without the NNN_ prefix)
+#
+# FUZZ_SEED, FUZZ_SECONDS, FUZZ_MAX (test/t/040_fuzz.pl) and STALL_BULK_LOGS
+# (test/t/030_stall.pl) pass through to the tests.
 set -euo pipefail
 # One suite at a time per machine: the library is installed system-wide.
 exec 9>/tmp/analytics-install.lock
@@ -28,11 +35,12 @@ status=0
 # failure in one still runs the other.
 export PATH="$PGBIN:$PATH"
 : >installcheck.log
-only_regress=() only_iso=() only_sh=()
+only_regress=() only_iso=() only_tap=()
 for name in "$@"; do
+	tap=(test/t/[0-9][0-9][0-9]_"${name#[0-9][0-9][0-9]_}".pl)
 	if [ -f "test/sql/$name.sql" ]; then only_regress+=("$name")
 	elif [ -f "test/specs/$name.spec" ]; then only_iso+=("$name")
-	elif [ -f "test/$name.sh" ]; then only_sh+=("$name")
+	elif [ -f "${tap[0]}" ]; then only_tap+=("${tap[0]}")
 	else echo "no test named $name" >&2; exit 2
 	fi
 done
@@ -45,31 +53,36 @@ installcheck_part() {
 		status=1
 	fi
 }
-shells=(test/*.sh)
+taps=(test/t/*.pl)
 if [ $# -eq 0 ]; then
-	installcheck_part "ISOLATION="
-	installcheck_part "REGRESS="
+	installcheck_part "ISOLATION=" "TAP_TESTS="
+	installcheck_part "REGRESS=" "TAP_TESTS="
 else
-	[ ${#only_regress[@]} -eq 0 ] || installcheck_part "ISOLATION=" "REGRESS=${only_regress[*]}"
-	[ ${#only_iso[@]} -eq 0 ] || installcheck_part "REGRESS=" "ISOLATION=${only_iso[*]}"
-	shells=()
-	for n in "${only_sh[@]}"; do shells+=("test/$n.sh"); done
+	[ ${#only_regress[@]} -eq 0 ] || installcheck_part "ISOLATION=" "TAP_TESTS=" "REGRESS=${only_regress[*]}"
+	[ ${#only_iso[@]} -eq 0 ] || installcheck_part "REGRESS=" "TAP_TESTS=" "ISOLATION=${only_iso[*]}"
+	taps=("${only_tap[@]}")
 fi
 for f in regression.diffs output_iso/regression.diffs; do
 	[ -f "$f" ] && { echo "== $f"; cat "$f"; }
 done
 passed=$(grep -cE '\.\.\. ok' installcheck.log || true)
 failed=$(grep -cE '\.\.\. FAILED' installcheck.log || true)
+# A make call that failed before any test ran (a missing expected file, a
+# server that did not start) still counts as a failure.
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	failed=1
+fi
 
-# test/upgrade.sh starts from the released versions listed in test/releases,
-# built from their commits.  The work copy has no .git (and git refuses a
+# The upgrade test (test/t/NNN_upgrade.pl) starts from the released versions
+# listed in test/releases, built from their commits.  The work copy has no
+# .git (and git refuses a
 # repository another user owns), so their trees are extracted here, as the
 # invoking user, into tmp_release/VERSION (kept between runs while the commit
 # is the same, so their builds are too).
 extract_releases() {
 	local version commit dir
 	if ! git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-		echo "test/upgrade.sh builds the released versions from git, but $ROOT has no usable .git: run from a clone with full history" >&2
+		echo "the upgrade test builds the released versions from git, but $ROOT has no usable .git: run from a clone with full history" >&2
 		return 1
 	fi
 	while read -r version commit; do
@@ -89,19 +102,30 @@ extract_releases() {
 		chown -R "$RUN_AS" "$WORK/tmp_release"
 	fi
 }
-for t in "${shells[@]}"; do
+# TAP tests: one make call each (prove_installcheck empties tmp_check/ at
+# its start), so that each counts once and a failure shows its own logs.
+for t in "${taps[@]}"; do
 	[ -e "$t" ] || continue
 	echo "== $t"
-	if [ "$t" = test/upgrade.sh ] && ! extract_releases; then
-		failed=$((failed + 1))
-		status=1
-		continue
-	fi
-	if run_as env PGBIN="$PGBIN" bash "$t"; then
+	case "$t" in
+	*_upgrade.pl)
+		if ! extract_releases; then
+			failed=$((failed + 1))
+			status=1
+			continue
+		fi
+		;;
+	esac
+	if run_as make -s PG_CONFIG="$PG_CONFIG" REGRESS= ISOLATION= PROVE_TESTS="$t" installcheck; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))
 		status=1
+		for f in tmp_check/log/*; do
+			[ -f "$f" ] || continue
+			echo "== $f (tail)"
+			tail -60 "$f"
+		done
 	fi
 done
 

@@ -1,7 +1,7 @@
 -- Budgets (SPEC section 4): the insert trigger's rules and SQLSTATEs, markup,
 -- period arithmetic for every budget_duration, total budgets, blocked
 -- customers, record mode, check_budget(), and the multi-row INSERT and COPY
--- paths.  Concurrency is in specs/budget_*.spec and test/budget_stress.sh.
+-- paths.  Concurrency is in specs/budget_*.spec and t/020_budget_stress.pl.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS analytics CASCADE;
 CREATE EXTENSION analytics;

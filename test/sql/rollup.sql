@@ -1,5 +1,5 @@
 -- The fold-in: usage_daily equals the same GROUP BY over the raw logs,
--- whoever folds (the background worker also runs in this instance), and
+-- folded by hand (the background worker is off in the test instances), and
 -- purge_logs, delete_customer and set_timezone keep it so.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS analytics CASCADE;

@@ -397,7 +397,7 @@ COMMIT;
 
 -- 7. The real fold-in from here on: new logs, some on (customer, day)
 -- pairs that have rollup rows and some not, pending, then folded by
--- rollup_now() (the background worker may fold them first).  Recorded even
+-- rollup_now().  Recorded even
 -- for the blocked and budgeted customers.
 SET analytics.budget_enforcement = record;
 INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens,

@@ -1,6 +1,5 @@
-#!/bin/bash
-# Fuzzer for JSON ingest (SPEC section 14), on a throwaway cluster that
-# preloads the library (the rollup worker folds what the fuzzer records).
+# Fuzzer for JSON ingest (SPEC section 14), on a cluster that preloads the
+# library (the rollup worker folds what the fuzzer records).
 #
 # A PL/pgSQL driver inside the server mutates valid payloads (byte flips,
 # \u0000, lone surrogates, raw control characters, extreme numbers, long
@@ -16,51 +15,25 @@
 #   FUZZ_SEED     random seed, a number in [-1, 1] (default: drawn and printed)
 #   FUZZ_SECONDS  time to fuzz (default 35)
 #   FUZZ_MAX      stop after this many payloads (default: no limit)
-# Needs PGBIN; runs as an unprivileged user.
-set -euo pipefail
+use strict;
+use warnings;
 
-PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
-SEED="${FUZZ_SEED:-$(awk -v r="$RANDOM$RANDOM" 'BEGIN { srand(r); printf "%.6f", rand() * 2 - 1 }')}"
-SECONDS_TO_RUN="${FUZZ_SECONDS:-35}"
-MAX="${FUZZ_MAX:-0}"
-DIR="$(mktemp -d /tmp/analytics-fuzz.XXXXXX)"
-DATA="$DIR/data"
-LOG="$DIR/server.log"
-PORT=$((58000 + $$ % 2000))
+use AnalyticsTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
 
-cleanup() {
-	"$PGBIN/pg_ctl" -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
+my $seed    = $ENV{FUZZ_SEED} // sprintf('%.6f', rand() * 2 - 1);
+my $seconds = $ENV{FUZZ_SECONDS} // 35;
+my $max     = $ENV{FUZZ_MAX} // 0;
 
-fail() {
-	echo "fuzz.sh FAILED (seed $SEED): $*"
-	echo "--- server log (tail)"
-	tail -30 "$LOG" 2>/dev/null || true
-	exit 1
-}
+diag "fuzz seed $seed for ${seconds}s (FUZZ_SEED, FUZZ_SECONDS, FUZZ_MAX to change)";
+my $node = analytics_node('fuzz', conf => "analytics.rollup_interval = '500ms'");
+$node->safe_psql('postgres', 'CREATE DATABASE fuzz');
+$node->safe_psql('fuzz', 'CREATE EXTENSION analytics');
 
-q() {
-	"$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres -d fuzz "$@"
-}
-
-echo "== fuzz seed $SEED for ${SECONDS_TO_RUN}s (FUZZ_SEED, FUZZ_SECONDS, FUZZ_MAX to change)"
-"$PGBIN/initdb" -D "$DATA" -A trust -U postgres >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$DIR'
-shared_preload_libraries = 'analytics'
-analytics.rollup_interval = '500ms'
-max_worker_processes = 16
-fsync = off
-EOF
-"$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 30 start >/dev/null || fail "server did not start"
-"$PGBIN/psql" -X -q -h "$DIR" -p "$PORT" -U postgres -d postgres -c "CREATE DATABASE fuzz" >/dev/null
-q -c "CREATE EXTENSION analytics"
-
-q >/dev/null 2>"$DIR/setup.err" <<'SQL' || fail "could not create the driver: $(cat "$DIR/setup.err")"
+my ($ret, $out, $err) = $node->psql('fuzz', <<'SQL');
 CREATE SCHEMA fuzz;
 CREATE TABLE fuzz.corpus (kind text, payload text, response text);
 -- Valid payloads: every field of ingest, OpenAI requests with completions
@@ -277,34 +250,38 @@ BEGIN
   RAISE NOTICE 'calls %, payloads %', calls, payloads;
 END $$;
 SQL
+is($ret, 0, 'the driver was created') or BAIL_OUT("could not create the driver: $err");
 
-start=$(date +%s.%N)
-q -c "CALL fuzz.run($SEED, $SECONDS_TO_RUN, $MAX)" 2>"$DIR/run.err" || fail "the driver failed: $(cat "$DIR/run.err")"
-end=$(date +%s.%N)
-read -r calls payloads < <(sed -n 's/.*calls \([0-9]*\), payloads \([0-9]*\).*/\1 \2/p' "$DIR/run.err")
-[ -n "${payloads:-}" ] || fail "the driver printed no totals: $(cat "$DIR/run.err")"
-echo "$calls calls, $payloads payloads in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s:" \
-	"$(awk -v a="$start" -v b="$end" -v n="$payloads" 'BEGIN { printf "%.0f", n / (b - a) }') payloads/s"
-echo "-- outcomes (function, SQLSTATE or ok, calls, first message)"
-q -F ' ' -c "SELECT what, sqlstate, n, coalesce(sample, '') FROM fuzz.outcomes ORDER BY what, sqlstate" | sed 's/^/   /'
-q -c "SELECT 'logs ' || (SELECT count(*) FROM analytics.logs) || ', customers ' || (SELECT count(*) FROM analytics.customers)" | sed 's/^/   /'
+my $start = time;
+($ret, $out, $err) = $node->psql('fuzz', "CALL fuzz.run($seed, $seconds, $max)");
+my $end = time;
+is($ret, 0, "the driver ran (seed $seed)") or BAIL_OUT("the driver failed: $err");
+my ($calls, $payloads) = $err =~ /calls (\d+), payloads (\d+)/;
+ok(defined $payloads, 'the driver printed its totals') or BAIL_OUT("no totals: $err");
+diag sprintf('%d calls, %d payloads in %.1f s: %.0f payloads/s',
+	$calls, $payloads, $end - $start, $payloads / ($end - $start));
+diag '-- outcomes (function, SQLSTATE or ok, calls, first message)';
+diag "   $_"
+  for split /\n/,
+  $node->safe_psql('fuzz',
+	"SELECT what, sqlstate, n, coalesce(sample, '') FROM fuzz.outcomes ORDER BY what, sqlstate",
+	extra_params => [ '-F', ' ' ]);
+diag '   '
+  . $node->safe_psql('fuzz',
+	"SELECT 'logs ' || (SELECT count(*) FROM analytics.logs) || ', customers ' || (SELECT count(*) FROM analytics.customers)"
+  );
 
-bad="$(q -c "SELECT count(*) FROM fuzz.bad")"
-if [ "$bad" != 0 ]; then
-	q -c "SELECT what, sqlstate, left(message, 300), left(payload, 300) FROM fuzz.bad LIMIT 10"
-	fail "$bad calls broke the contract"
-fi
-if grep -E 'terminated by signal|PANIC|TRAP|server process .* exited with exit code [^0]' "$LOG"; then
-	fail "the server log shows a crash"
-fi
-q -c "SELECT analytics.rollup_now()" >/dev/null 2>"$DIR/rollup.err" || fail "rollup_now() failed: $(cat "$DIR/rollup.err")"
-mismatches="$(q -c "
-WITH usr AS (SELECT customer_identifier, requests, cost FROM analytics.users),
-raw_usr AS (SELECT c.customer_identifier, count(l.id), coalesce(sum(l.cost), 0)
-              FROM analytics.customers c LEFT JOIN analytics.logs l USING (customer_identifier)
-             GROUP BY 1)
-SELECT (SELECT count(*) FROM (SELECT * FROM usr EXCEPT ALL SELECT * FROM raw_usr) a)
-     + (SELECT count(*) FROM (SELECT * FROM raw_usr EXCEPT ALL SELECT * FROM usr) a)" 2>&1)" ||
-	fail "analytics.users or the raw GROUP BY failed: $mismatches"
-[ "$mismatches" = 0 ] || fail "analytics.users differs from the GROUP BY over the raw logs in $mismatches rows"
-echo "fuzz.sh passed (seed $SEED)"
+is($node->safe_psql('fuzz', 'SELECT count(*) FROM fuzz.bad'), '0', "no call broke the contract (seed $seed)")
+  or diag $node->safe_psql('fuzz',
+	'SELECT what, sqlstate, left(message, 300), left(payload, 300) FROM fuzz.bad LIMIT 10');
+my @crashes = grep { /terminated by signal|PANIC|TRAP|server process .* exited with exit code [^0]/ }
+  split /\n/, log_since($node, 0);
+ok(!@crashes, 'the server log shows no crash') or diag join("\n", @crashes);
+($ret, $out, $err) = $node->psql('fuzz', 'SELECT analytics.rollup_now()');
+is($ret, 0, 'rollup_now() succeeds') or diag $err;
+($ret, $out, $err) = $node->psql('fuzz', $USERS_MISMATCHES);
+is($ret, 0, 'analytics.users and the raw GROUP BY can be read') or diag $err;
+is($out, '0', 'analytics.users equals the GROUP BY over the raw logs');
+
+$node->stop;
+done_testing();
