@@ -394,7 +394,7 @@ single_row() {
 # delete_customer and purge_logs.  Figures: each change's time (< 1 s) and
 # the least pgbench second while the load and the changes run (partial
 # first and last seconds left out) over the offered rate (≥ 0.5×).
-# test/stall.sh asserts the same scenario, scaled down.
+# test/t/030_stall.pl asserts the same scenario, scaled down.
 
 NSTALL=$(awk -v s="$SCALE" 'BEGIN { n = 3000000 * s; printf "%d", (n < 1000000 ? 1000000 : n) }')
 
