@@ -75,6 +75,7 @@
 #include "changes.h"
 #include "logs.h"
 #include "privs.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(logs_before_insert);
 PG_FUNCTION_INFO_V1(logs_guard);
@@ -861,6 +862,7 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 Datum
 logs_before_insert(PG_FUNCTION_ARGS)
 {
+	worker_note_log_written();
 	return privs_call_as_owner(logs_before_insert_as_owner, fcinfo);
 }
 
