@@ -76,6 +76,11 @@ COMMENT ON COLUMN analytics.rollup_set_aside.sqlstate IS 'SQLSTATE of the error 
 COMMENT ON COLUMN analytics.rollup_set_aside.error IS 'Message of that error (at most 1000 bytes).';
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_set_aside', '');
 
+CREATE FUNCTION analytics._worker_status(OUT last_served timestamptz, OUT waiting_since timestamptz)
+    AS 'MODULE_PATHNAME', 'worker_database_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics._worker_status() IS
+    'When a rollup worker last finished a pass in this database, and since when committed logs wait for one (null: none wait); read by analytics.status.';
+
 CREATE OR REPLACE VIEW analytics.status AS
 SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
@@ -89,11 +94,16 @@ SELECT s.watermark,
        s.retained_from,
        s.last_error,
        s.last_error_at,
-       (SELECT pg_catalog.count(*) FROM analytics.rollup_set_aside) AS logs_set_aside
-  FROM analytics.rollup_state s;
+       (SELECT pg_catalog.count(*) FROM analytics.rollup_set_aside) AS logs_set_aside,
+       w.last_served,
+       w.waiting_since
+  FROM analytics.rollup_state s, analytics._worker_status() w;
 COMMENT ON COLUMN analytics.status.last_error IS 'SQLSTATE and message of the last failed pass of the background worker; null when none failed. Compare last_error_at with last_pass.';
 COMMENT ON COLUMN analytics.status.last_error_at IS 'When the last failed pass of the background worker ended.';
 COMMENT ON COLUMN analytics.status.logs_set_aside IS 'Logs the rollup could not fold in and does not count (listed in analytics.rollup_set_aside).';
+COMMENT ON COLUMN analytics.status.last_served IS 'When a rollup worker last finished a pass in this database (null: none since the server started, or the database is not served: analytics.databases).';
+COMMENT ON COLUMN analytics.status.waiting_since IS 'Since when logs committed here wait for a worker''s pass; null when none wait. Lagging well behind now() means too few workers for the databases (analytics.max_workers).';
+COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup worker is connected to this database now (workers come when there are logs to fold and leave when idle: see last_served).';
 
 -- The rollup columns are written from one definition (sql/rollup_columns.tsv):
 -- the functions that list them, as the pieces define them.
@@ -848,6 +858,7 @@ GRANT EXECUTE ON FUNCTION
     analytics.period_spend(text),
     analytics.check_budget(text),
     analytics._pending_usage(),
+    analytics._worker_status(),
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),
     analytics.current_period(timestamptz, text, timestamptz),

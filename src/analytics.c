@@ -24,6 +24,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "common/hashfn.h"
+#include "postmaster/postmaster.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -43,6 +44,8 @@ int			analytics_budget_enforcement = BUDGET_ENFORCEMENT_REJECT;
 int			analytics_rollup_interval = 500;
 bool		analytics_worker_enabled = true;
 int			analytics_max_clock_skew = 300;
+int			analytics_max_workers = 2;
+char	   *analytics_databases = NULL;
 
 bool		analytics_delete_allowed = false;
 
@@ -111,11 +114,32 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("analytics.max_workers",
+							"Most rollup workers running at once on this server, for all databases.",
+							"The launcher hands databases with logs to fold to at most this many "
+							"workers (and never more than max_worker_processes minus one).",
+							&analytics_max_workers,
+							2,
+							1, MAX_BACKENDS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("analytics.databases",
+							   "The databases the rollup workers serve, as a comma-separated list.",
+							   "Empty (the default): every database that has the extension.",
+							   &analytics_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   worker_check_databases, NULL, NULL);
+
 	MarkGUCPrefixReserved("analytics");
 
 	changes_init();
 	customers_init();
 	prices_init();
+	worker_init();
 	CacheRegisterRelcacheCallback(analytics_version_relcache_callback, (Datum) 0);
 	RegisterXactCallback(analytics_xact_callback, NULL);
 

@@ -27,6 +27,12 @@ extern int	analytics_max_clock_skew;
 /* analytics.worker_enabled: run the rollup worker on this node */
 extern bool analytics_worker_enabled;
 
+/* analytics.max_workers: rollup workers running at once, for all databases */
+extern int	analytics_max_workers;
+
+/* analytics.databases: the databases served (empty: all with the extension) */
+extern char *analytics_databases;
+
 /*
  * Set (inside PG_TRY, reset in PG_FINALLY and at transaction end) by the
  * functions that may remove logs or customers: purge_logs() and

@@ -46,6 +46,7 @@
 #include "logs.h"
 #include "prices.h"
 #include "privs.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(logs_before_insert);
 PG_FUNCTION_INFO_V1(logs_guard);
@@ -407,6 +408,7 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 Datum
 logs_before_insert(PG_FUNCTION_ARGS)
 {
+	worker_note_log_written();
 	return privs_call_as_owner(logs_before_insert_as_owner, fcinfo);
 }
 

@@ -25,6 +25,11 @@ CREATE FUNCTION analytics.set_timezone(timezone text) RETURNS void
 COMMENT ON FUNCTION analytics.set_timezone(text) IS
     'Sets the time zone whose calendar days rollups and budget periods use, and rebuilds usage_daily from the retained raw logs (days of purged logs stay as they were), then usage_customer_day, usage_day and usage_customer from usage_daily.';
 
+CREATE FUNCTION analytics._worker_status(OUT last_served timestamptz, OUT waiting_since timestamptz)
+    AS 'MODULE_PATHNAME', 'worker_database_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics._worker_status() IS
+    'When a rollup worker last finished a pass in this database, and since when committed logs wait for one (null: none wait); read by analytics.status.';
+
 CREATE VIEW analytics.status AS
 SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
@@ -38,19 +43,23 @@ SELECT s.watermark,
        s.retained_from,
        s.last_error,
        s.last_error_at,
-       (SELECT pg_catalog.count(*) FROM analytics.rollup_set_aside) AS logs_set_aside
-  FROM analytics.rollup_state s;
+       (SELECT pg_catalog.count(*) FROM analytics.rollup_set_aside) AS logs_set_aside,
+       w.last_served,
+       w.waiting_since
+  FROM analytics.rollup_state s, analytics._worker_status() w;
 COMMENT ON VIEW analytics.status IS 'Progress of the rollup and whether its background worker runs in this database.';
 COMMENT ON COLUMN analytics.status.watermark IS 'Every log with id at most this is counted in usage_daily.';
 COMMENT ON COLUMN analytics.status.logs_pending IS 'Logs above the watermark, not folded in yet (views still count them, from the raw logs).';
 COMMENT ON COLUMN analytics.status.last_pass IS 'When the last fold-in pass (worker or rollup_now) committed.';
 COMMENT ON COLUMN analytics.status.last_pass_folded IS 'How many logs the last pass folded in.';
-COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup background worker is connected to this database.';
+COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup worker is connected to this database now (workers come when there are logs to fold and leave when idle: see last_served).';
 COMMENT ON COLUMN analytics.status.timezone IS 'Time zone whose calendar days the rollups use.';
 COMMENT ON COLUMN analytics.status.retained_from IS 'Rollup days from here on are backed by raw logs; earlier days include purged logs. Null: nothing purged yet.';
 COMMENT ON COLUMN analytics.status.last_error IS 'SQLSTATE and message of the last failed pass of the background worker; null when none failed. Compare last_error_at with last_pass.';
 COMMENT ON COLUMN analytics.status.last_error_at IS 'When the last failed pass of the background worker ended.';
 COMMENT ON COLUMN analytics.status.logs_set_aside IS 'Logs the rollup could not fold in and does not count (listed in analytics.rollup_set_aside).';
+COMMENT ON COLUMN analytics.status.last_served IS 'When a rollup worker last finished a pass in this database (null: none since the server started, or the database is not served: analytics.databases).';
+COMMENT ON COLUMN analytics.status.waiting_since IS 'Since when logs committed here wait for a worker''s pass; null when none wait. Lagging well behind now() means too few workers for the databases (analytics.max_workers).';
 
 -- Rebuild usage_customer_day, usage_day and usage_customer from usage_daily
 -- (set_timezone calls it after refolding usage_daily by the new zone's

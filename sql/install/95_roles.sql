@@ -64,6 +64,7 @@ GRANT EXECUTE ON FUNCTION
     analytics.period_spend(text),
     analytics.check_budget(text),
     analytics._pending_usage(),
+    analytics._worker_status(),
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),
     analytics.current_period(timestamptz, text, timestamptz),
