@@ -112,7 +112,7 @@ PGDLLEXPORT void worker_rollup_main(Datum main_arg);
 /* A database without the extension is looked at again after this. */
 #define WORKER_ABSENT_RECHECK_MS	300000
 /* A database waiting for ALTER EXTENSION UPDATE is looked at again after this. */
-#define WORKER_OUTDATED_RECHECK_MS	10000
+#define WORKER_OUTDATED_RECHECK_MS	5000
 /* Back-off after a failed pass: this, times the failures in a row, capped. */
 #define WORKER_ERROR_DELAY_MS		1000
 #define WORKER_ERROR_DELAY_MAX_MS	60000
