@@ -36,7 +36,8 @@
 #include "changes.h"
 #include "customers.h"
 #include "prices.h"
-#include "worker.h"
+#include "launcher.h"
+#include "pool.h"
 
 PG_MODULE_MAGIC;
 
@@ -132,19 +133,19 @@ _PG_init(void)
 							   "",
 							   PGC_SIGHUP,
 							   GUC_LIST_INPUT,
-							   worker_check_databases, NULL, NULL);
+							   launcher_check_databases, NULL, NULL);
 
 	MarkGUCPrefixReserved("analytics");
 
 	changes_init();
 	customers_init();
 	prices_init();
-	worker_init();
+	pool_init();
 	CacheRegisterRelcacheCallback(analytics_version_relcache_callback, (Datum) 0);
 	RegisterXactCallback(analytics_xact_callback, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
-		worker_register_launcher();
+		launcher_register();
 }
 
 /*

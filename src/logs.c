@@ -44,9 +44,9 @@
 #include "budget.h"
 #include "customers.h"
 #include "logs.h"
+#include "pool.h"
 #include "prices.h"
 #include "privs.h"
-#include "worker.h"
 
 PG_FUNCTION_INFO_V1(logs_before_insert);
 PG_FUNCTION_INFO_V1(logs_guard);
@@ -408,8 +408,11 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 Datum
 logs_before_insert(PG_FUNCTION_ARGS)
 {
-	worker_note_log_written();
-	return privs_call_as_owner(logs_before_insert_as_owner, fcinfo);
+	Datum		result = privs_call_as_owner(logs_before_insert_as_owner, fcinfo);
+
+	/* The log passed: its commit makes the database due for a pass. */
+	pool_note_log_written();
+	return result;
 }
 
 /*

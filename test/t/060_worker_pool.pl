@@ -12,6 +12,7 @@ use warnings;
 use AnalyticsTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use IPC::Run;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
@@ -115,6 +116,55 @@ is($node->safe_psql('d3', 'SELECT last_served IS NULL AND waiting_since IS NULL 
 $node->append_conf('postgresql.conf', "analytics.databases = ''");
 $node->reload;
 ok(defined $all_folded->(10, 'd3'), 'served again once analytics.databases is empty');
+
+# 5. A database marked as having logs that then loses the extension: a
+# worker looks, finds none, and is not started again and again.
+my $d5 = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'd5'");
+$node->append_conf('postgresql.conf', "analytics.worker_enabled = off");
+$node->reload;
+ok(wait_until($node, 'postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'analytics rollup'", 10),
+	'workers off');
+$node->safe_psql('d5', $logs_sql->(10, 2));
+$node->safe_psql('d5', 'DROP EXTENSION analytics CASCADE');
+my $starts_from = length(slurp_file($node->logfile));
+$node->append_conf('postgresql.conf', "analytics.worker_enabled = on\nlog_min_messages = debug1");
+$node->reload;
+usleep(3_000_000);
+$node->append_conf('postgresql.conf', "log_min_messages = warning");
+$node->reload;
+my $starts = () = substr(slurp_file($node->logfile), $starts_from)
+  =~ /starting background worker process "analytics rollup worker for database $d5"/g;
+ok($starts >= 1 && $starts <= 2, "a marked database without the extension is looked at, not in a loop ($starts starts in 3 s)");
+
+# 6. A launcher that restarts counts the workers of the one before: with
+# analytics.max_workers = 1 and logs coming all the time, never two workers.
+$node->append_conf('postgresql.conf', "analytics.max_workers = 1");
+$node->reload;
+my $writer = IPC::Run::start(
+	[ 'bash', '-c', 'for i in $(seq 1 60); do echo "$0;"; sleep 0.1; done | "$@" >/dev/null 2>&1',
+	  $logs_sql->(5, 3), $node->installed_command('psql'), '-X', '-q',
+	  '-h', $node->host, '-p', $node->port, '-d', 'd1' ]);
+ok(wait_until($node, 'postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'analytics rollup' AND datname = 'd1'", 10),
+	'a worker serves d1');
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'analytics launcher'");
+my $most = 0;
+for (1 .. 30)
+{
+	my $n = $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'analytics rollup'");
+	$most = $n if $n > $most;
+	usleep(100_000);
+}
+$writer->finish;
+is($most, 1, 'after the launcher restarts, still one worker with analytics.max_workers = 1');
+ok(wait_until($node, 'postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'analytics launcher'", 10),
+	'the launcher came back');
+ok(defined $all_folded->(15, 'd1'), 'and d1 is folded');
+ok($exact->('d1'), 'd1 equals the raw GROUP BY');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/could not start|ERROR:/, 'no worker start failures or errors in the server log');
