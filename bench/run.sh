@@ -332,8 +332,10 @@ pending_sampler() {
 
 single_row() {
 	local rep tps sampler lag_status="" max_lag=0 lag_tps=0 maxp
+	# Workers come when logs are committed and leave when idle: whether one
+	# served the database is read after the runs (last_served).
 	if has $W analytics.status; then
-		lag_status="$(q $W -c "SELECT worker_running FROM analytics.status")"
+		lag_status=measured
 	fi
 	# Each rep: plain, ours, ours with every customer under a budget.
 	for rep in $(seq 1 "$REPS"); do
@@ -377,11 +379,12 @@ single_row() {
 	else
 		local met
 		met="$(awk -v l="$max_lag" 'BEGIN { print (l <= 2 ? "yes" : "NO") }')"
+		lag_status="$(q $W -c "SELECT last_served > now() - interval '1 minute' FROM analytics.status")"
 		if [ "$lag_status" != t ]; then
 			met="NO"
 		fi
 		row "$figure" "$max_lag s" "" "" "≤ 2 s of ingest" "$met" \
-			"max logs_pending ${lag_pending:-0} at $(printf '%.0f' "$lag_tps") logs/s, sampled every 0.5 s; worker_running = $lag_status"
+			"max logs_pending ${lag_pending:-0} at $(printf '%.0f' "$lag_tps") logs/s, sampled every 0.5 s; served by a worker in the last minute = $lag_status"
 	fi
 }
 
