@@ -49,7 +49,8 @@ GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_custom
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
-    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside
+    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
+    analytics.rollup_gaps
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
