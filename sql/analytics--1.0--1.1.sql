@@ -97,6 +97,28 @@ COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_t
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_gaps', '');
 COMMENT ON COLUMN analytics.rollup_state.watermark IS 'Every log with id at most this and outside rollup_gaps is counted in usage_daily.';
 
+-- The ids of the logs inside a gap that the caller's snapshot sees (those
+-- committed since the fold recorded the gap), or null.  One index range
+-- scan per gap, each planned on its own: a join of the gaps with the logs
+-- is costed from a guess of the gaps' size (the table is small and rarely
+-- analyzed), which can be enough to JIT-compile a query that reads nothing.
+CREATE FUNCTION analytics._rollup_gap_ids() RETURNS bigint[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    g record;
+    ids bigint[];
+BEGIN
+    FOR g IN SELECT r.lo, r.hi FROM analytics.rollup_gaps r LOOP
+        ids := ids OPERATOR(pg_catalog.||)
+               ARRAY(SELECT l.id FROM analytics.logs l
+                      WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi);
+    END LOOP;
+    RETURN CASE WHEN pg_catalog.cardinality(ids) OPERATOR(pg_catalog.>) 0 THEN ids END;
+END;
+$$;
+COMMENT ON FUNCTION analytics._rollup_gap_ids() IS
+    'Internal: the ids of the logs inside a rollup gap that the caller sees (null: none).';
+
 -- The lifetime spend counts the logs inside a gap too.
 CREATE OR REPLACE FUNCTION analytics._budget_total_raw(ident text, use_counter boolean)
 RETURNS numeric LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
@@ -117,10 +139,9 @@ BEGIN
          + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
              WHERE l.customer_identifier OPERATOR(pg_catalog.=) ident
                AND l.id OPERATOR(pg_catalog.>) (SELECT s.watermark FROM analytics.rollup_state s))
-         + (SELECT coalesce(sum(l.cost), 0) FROM analytics.rollup_gaps g
-              JOIN analytics.logs l
-                ON l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi
-             WHERE l.customer_identifier OPERATOR(pg_catalog.=) ident)
+         + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
+             WHERE l.id OPERATOR(pg_catalog.=) ANY (analytics._rollup_gap_ids())
+               AND l.customer_identifier OPERATOR(pg_catalog.=) ident)
       INTO v;
     RETURN v;
 END;
@@ -136,9 +157,7 @@ SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
          WHERE l.id OPERATOR(pg_catalog.>) s.watermark)
        OPERATOR(pg_catalog.+)
-       (SELECT pg_catalog.count(*) FROM analytics.rollup_gaps g
-          JOIN analytics.logs l
-            ON l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi) AS logs_pending,
+       COALESCE(pg_catalog.cardinality(analytics._rollup_gap_ids()), 0) AS logs_pending,
        s.last_pass,
        s.last_pass_folded,
        EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
@@ -297,9 +316,7 @@ DECLARE
     gap_ids bigint[];
 BEGIN
     SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
-    SELECT pg_catalog.array_agg(l.id) INTO gap_ids
-      FROM analytics.rollup_gaps g
-      JOIN analytics.logs l ON l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi;
+    gap_ids := analytics._rollup_gap_ids();
     RETURN QUERY EXECUTE $q$
         SELECT l.customer_identifier,
                (l.created_at AT TIME ZONE $2)::date,
@@ -391,12 +408,12 @@ COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
 -- The customers with pending logs in the days [d0, d1) and a customers row
 -- (like every customer of usage_customer: the ranking joins customers).
 -- Empty without reading the pending logs when no log is above the
--- watermark (max(id) reads one index entry) and no gap is recorded.
+-- watermark (max(id) reads one index entry) and none inside a gap.
 CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
 RETURNS text[] LANGUAGE sql STABLE AS $$
 SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
                           > (SELECT s.watermark FROM analytics.rollup_state s), false)
-                 OR EXISTS (SELECT 1 FROM analytics.rollup_gaps)
+                 OR analytics._rollup_gap_ids() IS NOT NULL
             THEN ARRAY(SELECT DISTINCT p.customer_identifier
                          FROM analytics._pending_customer_day() p
                          JOIN analytics.customers c
@@ -928,6 +945,7 @@ GRANT EXECUTE ON FUNCTION
     analytics.period_spend(text),
     analytics.check_budget(text),
     analytics._pending_usage(),
+    analytics._rollup_gap_ids(),
     analytics._worker_status(),
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),

@@ -6,18 +6,20 @@
  *	  functions that must serialize with it: purge_logs(), delete_customer()
  *	  and set_timezone().
  *
- * A log is folded in when its id is at most rollup_state.watermark: its
- * counts are then in the rollups, written by one statement (fold_sql below)
- * in the transaction that moved the watermark.  The other half, the reader
- * of the logs not folded in yet, is sql/install/41_rollup_pending.sql; the
- * rollup columns of both are generated from sql/rollup_columns.tsv.
+ * A log is folded in when its id is at most rollup_state.watermark and
+ * outside every range of rollup_gaps: its counts are then in the rollups,
+ * written by one statement (fold_sql below) in the transaction that moved
+ * the watermark or shrank the gap.  The other half, the reader of the logs
+ * not folded in yet, is sql/install/41_rollup_pending.sql; the rollup
+ * columns of both are generated from sql/rollup_columns.tsv.
  *
  * The protocol (why each committed log is folded exactly once: read the
- * sequence's last value, WaitForLockers, then fold under the rollup_state
- * row lock) and the lock order of every function here are in src/README.md,
- * "How a log is counted exactly once".  In short: the wait for writers
- * comes before the row lock, and table locks (or the customer's change
- * lock) come before the row lock, except where the lock-order table says.
+ * sequence's last value and the transactions writing logs, wait for none of
+ * them, then under the rollup_state row lock fold what one snapshot sees and
+ * record what it does not see as gaps) and the lock order of every function
+ * here are in src/README.md, "How a log is counted exactly once".  Table
+ * locks (or the customer's change lock) come before the row lock, except
+ * where the lock-order table says.
  *
  *-------------------------------------------------------------------------
  */

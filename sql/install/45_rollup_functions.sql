@@ -35,9 +35,7 @@ SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
          WHERE l.id OPERATOR(pg_catalog.>) s.watermark)
        OPERATOR(pg_catalog.+)
-       (SELECT pg_catalog.count(*) FROM analytics.rollup_gaps g
-          JOIN analytics.logs l
-            ON l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi) AS logs_pending,
+       COALESCE(pg_catalog.cardinality(analytics._rollup_gap_ids()), 0) AS logs_pending,
        s.last_pass,
        s.last_pass_folded,
        EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a

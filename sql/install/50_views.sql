@@ -254,12 +254,12 @@ COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
 -- The customers with pending logs in the days [d0, d1) and a customers row
 -- (like every customer of usage_customer: the ranking joins customers).
 -- Empty without reading the pending logs when no log is above the
--- watermark (max(id) reads one index entry) and no gap is recorded.
+-- watermark (max(id) reads one index entry) and none inside a gap.
 CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
 RETURNS text[] LANGUAGE sql STABLE AS $$
 SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
                           > (SELECT s.watermark FROM analytics.rollup_state s), false)
-                 OR EXISTS (SELECT 1 FROM analytics.rollup_gaps)
+                 OR analytics._rollup_gap_ids() IS NOT NULL
             THEN ARRAY(SELECT DISTINCT p.customer_identifier
                          FROM analytics._pending_customer_day() p
                          JOIN analytics.customers c

@@ -65,6 +65,7 @@ GRANT EXECUTE ON FUNCTION
     analytics.period_spend(text),
     analytics.check_budget(text),
     analytics._pending_usage(),
+    analytics._rollup_gap_ids(),
     analytics._worker_status(),
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),
