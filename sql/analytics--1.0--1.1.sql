@@ -76,6 +76,77 @@ COMMENT ON COLUMN analytics.rollup_set_aside.sqlstate IS 'SQLSTATE of the error 
 COMMENT ON COLUMN analytics.rollup_set_aside.error IS 'Message of that error (at most 1000 bytes).';
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_set_aside', '');
 
+-- The ids at most the watermark that the fold did not see committed: the
+-- watermark does not wait for the transactions writing logs (rollup.c,
+-- src/README.md "How a log is counted exactly once").  A range is recorded
+-- with the transactions that could still commit an id of it; the fold
+-- counts the logs of a range as they commit, and drops the range once all
+-- of them have ended.  Ranges are disjoint.
+CREATE TABLE analytics.rollup_gaps (
+    lo bigint PRIMARY KEY,
+    hi bigint NOT NULL,
+    lockers bigint[] NOT NULL,
+    server_started timestamptz NOT NULL,
+    CONSTRAINT range_order CHECK (lo <= hi)
+);
+COMMENT ON TABLE analytics.rollup_gaps IS 'Ranges of log ids at most the rollup watermark whose logs were not seen committed yet: not counted in usage_daily; the views count those that have committed since.';
+COMMENT ON COLUMN analytics.rollup_gaps.lo IS 'First id of the range.';
+COMMENT ON COLUMN analytics.rollup_gaps.hi IS 'Last id of the range.';
+COMMENT ON COLUMN analytics.rollup_gaps.lockers IS 'Virtual transaction ids ((backend id << 32) | local id) of the transactions writing logs when the range was recorded; the range is dropped once all have ended.';
+COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_time() when the range was recorded: lockers name transactions of that server run.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_gaps', '');
+COMMENT ON COLUMN analytics.rollup_state.watermark IS 'Every log with id at most this and outside rollup_gaps is counted in usage_daily.';
+
+-- The ids of the logs inside a gap that the caller's snapshot sees (those
+-- committed since the fold recorded the gap), or null.  One index range
+-- scan per gap, each planned on its own: a join of the gaps with the logs
+-- is costed from a guess of the gaps' size (the table is small and rarely
+-- analyzed), which can be enough to JIT-compile a query that reads nothing.
+CREATE FUNCTION analytics._rollup_gap_ids() RETURNS bigint[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    g record;
+    ids bigint[];
+BEGIN
+    FOR g IN SELECT r.lo, r.hi FROM analytics.rollup_gaps r LOOP
+        ids := ids OPERATOR(pg_catalog.||)
+               ARRAY(SELECT l.id FROM analytics.logs l
+                      WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi);
+    END LOOP;
+    RETURN CASE WHEN pg_catalog.cardinality(ids) OPERATOR(pg_catalog.>) 0 THEN ids END;
+END;
+$$;
+COMMENT ON FUNCTION analytics._rollup_gap_ids() IS
+    'Internal: the ids of the logs inside a rollup gap that the caller sees (null: none).';
+
+-- The lifetime spend counts the logs inside a gap too.
+CREATE OR REPLACE FUNCTION analytics._budget_total_raw(ident text, use_counter boolean)
+RETURNS numeric LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    v numeric;
+BEGIN
+    IF use_counter THEN
+        SELECT c.spend INTO v FROM analytics.budget_counters c
+         WHERE c.customer_identifier OPERATOR(pg_catalog.=) ident
+           AND c.period_start OPERATOR(pg_catalog.=) '-infinity'
+           AND c.period_end OPERATOR(pg_catalog.=) 'infinity';
+        IF FOUND THEN
+            RETURN v;
+        END IF;
+    END IF;
+    SELECT (SELECT coalesce(sum(u.cost), 0) FROM analytics.usage_daily u
+             WHERE u.customer_identifier OPERATOR(pg_catalog.=) ident)
+         + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
+             WHERE l.customer_identifier OPERATOR(pg_catalog.=) ident
+               AND l.id OPERATOR(pg_catalog.>) (SELECT s.watermark FROM analytics.rollup_state s))
+         + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
+             WHERE l.id OPERATOR(pg_catalog.=) ANY (analytics._rollup_gap_ids())
+               AND l.customer_identifier OPERATOR(pg_catalog.=) ident)
+      INTO v;
+    RETURN v;
+END;
+$$;
+
 CREATE FUNCTION analytics._worker_status(OUT last_served timestamptz, OUT waiting_since timestamptz)
     AS 'MODULE_PATHNAME', 'worker_database_status' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION analytics._worker_status() IS
@@ -84,7 +155,9 @@ COMMENT ON FUNCTION analytics._worker_status() IS
 CREATE OR REPLACE VIEW analytics.status AS
 SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
-         WHERE l.id OPERATOR(pg_catalog.>) s.watermark) AS logs_pending,
+         WHERE l.id OPERATOR(pg_catalog.>) s.watermark)
+       OPERATOR(pg_catalog.+)
+       COALESCE(pg_catalog.cardinality(analytics._rollup_gap_ids()), 0) AS logs_pending,
        s.last_pass,
        s.last_pass_folded,
        EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
@@ -96,7 +169,8 @@ SELECT s.watermark,
        s.last_error_at,
        (SELECT pg_catalog.count(*) FROM analytics.rollup_set_aside) AS logs_set_aside,
        w.last_served,
-       w.waiting_since
+       w.waiting_since,
+       (SELECT pg_catalog.count(*) FROM analytics.rollup_gaps) AS gaps
   FROM analytics.rollup_state s, analytics._worker_status() w;
 COMMENT ON COLUMN analytics.status.last_error IS 'SQLSTATE and message of the last failed pass of the background worker; null when none failed. Compare last_error_at with last_pass.';
 COMMENT ON COLUMN analytics.status.last_error_at IS 'When the last failed pass of the background worker ended.';
@@ -104,6 +178,9 @@ COMMENT ON COLUMN analytics.status.logs_set_aside IS 'Logs the rollup could not 
 COMMENT ON COLUMN analytics.status.last_served IS 'When a rollup worker last finished a pass in this database (null: none since the server started, or the database is not served: analytics.databases).';
 COMMENT ON COLUMN analytics.status.waiting_since IS 'Since when logs committed here wait for a worker''s pass; null when none wait. Lagging well behind now() means too few workers for the databases (analytics.max_workers).';
 COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup worker is connected to this database now (workers come when there are logs to fold and leave when idle: see last_served).';
+COMMENT ON COLUMN analytics.status.watermark IS 'Every log with id at most this and outside the gaps is counted in usage_daily.';
+COMMENT ON COLUMN analytics.status.logs_pending IS 'Logs not folded in yet: above the watermark, or inside a gap and committed since the last pass (views still count them, from the raw logs).';
+COMMENT ON COLUMN analytics.status.gaps IS 'Ranges of ids below the watermark not seen committed yet (analytics.rollup_gaps): transactions that were writing logs when a pass ran. Many that stay mean a transaction left open.';
 
 -- The rollup columns are written from one definition (sql/rollup_columns.tsv):
 -- the functions that list them, as the pieces define them.
@@ -236,8 +313,10 @@ LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
 DECLARE
     wm bigint;
     tz text;
+    gap_ids bigint[];
 BEGIN
     SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
+    gap_ids := analytics._rollup_gap_ids();
     RETURN QUERY EXECUTE $q$
         SELECT l.customer_identifier,
                (l.created_at AT TIME ZONE $2)::date,
@@ -256,12 +335,16 @@ BEGIN
                pg_catalog.max(l.created_at) AS last_seen
                -- end rollup columns
           FROM analytics.logs l
-         WHERE l.id OPERATOR(pg_catalog.>) $1
+         WHERE $q$ || CASE WHEN gap_ids IS NULL THEN 'l.id OPERATOR(pg_catalog.>) $1'
+                           ELSE '(l.id OPERATOR(pg_catalog.>) $1 OR l.id OPERATOR(pg_catalog.=) ANY ($3))'
+                      END || $q$
            AND l.customer_identifier IS NOT NULL
          GROUP BY 1, 2, 3$q$
-    USING wm, tz;
+    USING wm, tz, gap_ids;
 END;
 $$;
+COMMENT ON FUNCTION analytics._pending_usage() IS
+    'Internal: the logs not folded in yet (above the rollup watermark or inside a gap), aggregated per customer, day and model like usage_daily.';
 
 CREATE OR REPLACE FUNCTION analytics._pending_customer_day()
 RETURNS TABLE (
@@ -290,6 +373,8 @@ SELECT p.customer_identifier, p.day,
   FROM analytics._pending_usage() p
  GROUP BY p.customer_identifier, p.day
 $$;
+COMMENT ON FUNCTION analytics._pending_customer_day() IS
+    'Internal: the logs not folded in yet per customer and day, and whether the customer had no rollup row for that day yet.';
 
 -- top_users in named pieces, and the window's days shared with active_users.
 
@@ -323,11 +408,12 @@ COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
 -- The customers with pending logs in the days [d0, d1) and a customers row
 -- (like every customer of usage_customer: the ranking joins customers).
 -- Empty without reading the pending logs when no log is above the
--- watermark (max(id) reads one index entry).
+-- watermark (max(id) reads one index entry) and none inside a gap.
 CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
 RETURNS text[] LANGUAGE sql STABLE AS $$
 SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
                           > (SELECT s.watermark FROM analytics.rollup_state s), false)
+                 OR analytics._rollup_gap_ids() IS NOT NULL
             THEN ARRAY(SELECT DISTINCT p.customer_identifier
                          FROM analytics._pending_customer_day() p
                          JOIN analytics.customers c
@@ -336,7 +422,7 @@ SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
             ELSE '{}' END
 $$;
 COMMENT ON FUNCTION analytics._top_users_pending(date, date) IS
-    'Internal: the customers with logs above the rollup watermark in the days [d0, d1).';
+    'Internal: the customers with logs not folded in yet in the days [d0, d1).';
 
 -- Step one of the threshold top-n (see top_users): the window values of the
 -- k customers with the highest all-time value plus the pending ones; when n
@@ -843,7 +929,8 @@ GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_custom
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
-    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside
+    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
+    analytics.rollup_gaps
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
@@ -858,6 +945,7 @@ GRANT EXECUTE ON FUNCTION
     analytics.period_spend(text),
     analytics.check_budget(text),
     analytics._pending_usage(),
+    analytics._rollup_gap_ids(),
     analytics._worker_status(),
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),

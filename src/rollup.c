@@ -6,18 +6,20 @@
  *	  functions that must serialize with it: purge_logs(), delete_customer()
  *	  and set_timezone().
  *
- * A log is folded in when its id is at most rollup_state.watermark: its
- * counts are then in the rollups, written by one statement (fold_sql below)
- * in the transaction that moved the watermark.  The other half, the reader
- * of the logs not folded in yet, is sql/install/41_rollup_pending.sql; the
- * rollup columns of both are generated from sql/rollup_columns.tsv.
+ * A log is folded in when its id is at most rollup_state.watermark and
+ * outside every range of rollup_gaps: its counts are then in the rollups,
+ * written by one statement (fold_sql below) in the transaction that moved
+ * the watermark or shrank the gap.  The other half, the reader of the logs
+ * not folded in yet, is sql/install/41_rollup_pending.sql; the rollup
+ * columns of both are generated from sql/rollup_columns.tsv.
  *
  * The protocol (why each committed log is folded exactly once: read the
- * sequence's last value, WaitForLockers, then fold under the rollup_state
- * row lock) and the lock order of every function here are in src/README.md,
- * "How a log is counted exactly once".  In short: the wait for writers
- * comes before the row lock, and table locks (or the customer's change
- * lock) come before the row lock, except where the lock-order table says.
+ * sequence's last value and the transactions writing logs, wait for none of
+ * them, then under the rollup_state row lock fold what one snapshot sees and
+ * record what it does not see as gaps) and the lock order of every function
+ * here are in src/README.md, "How a log is counted exactly once".  Table
+ * locks (or the customer's change lock) come before the row lock, except
+ * where the lock-order table says.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,10 +35,13 @@
 #include "pgtime.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/lsyscache.h"
+#include "utils/hsearch.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "analytics.h"
@@ -56,9 +61,23 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
  * rollups").  Parameters: logs with id in ($1, $2], created at or after $4,
  * by calendar day in time zone $3; $5 true adds them to the coarser rollups
  * too; $6 true when rollup_set_aside is empty (the planner folds it into the
- * plan, so the usual fold has no anti-join).  The column lists come from
+ * plan, so the usual fold has no anti-join); $7 which logs of the range
+ * (RollupSource: all of them, those inside a recorded gap, read from the
+ * gaps through the primary key, or those outside every gap; the planner
+ * drops the branch not taken).  The column lists come from
  * sql/rollup_columns.tsv (scripts/rollup_columns.sh).
  */
+
+/*
+ * Whether the id expression ID lies inside a recorded gap: the gaps are
+ * disjoint, so only the one with the greatest lo <= ID can hold it (one
+ * backward probe of the primary key per id).
+ */
+#define ROLLUP_IN_GAP(ID) \
+"EXISTS (SELECT 1 FROM (SELECT g.hi FROM analytics.rollup_gaps g" \
+"                        WHERE g.lo OPERATOR(pg_catalog.<=) " ID \
+"                        ORDER BY g.lo DESC LIMIT 1) g" \
+"         WHERE g.hi OPERATOR(pg_catalog.>=) " ID ")"
 
 /* The markers of the generated lists must stay on lines of their own. */
 /* clang-format off */
@@ -81,9 +100,16 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
 "    pg_catalog.min(l.created_at) AS first_seen," \
 "    pg_catalog.max(l.created_at) AS last_seen" \
 /* end rollup columns */ \
-"    FROM analytics.logs l" \
-"   WHERE l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2" \
-"     AND l.created_at OPERATOR(pg_catalog.>=) $4" \
+"    FROM (SELECT l.* FROM analytics.logs l" \
+"           WHERE $7 OPERATOR(pg_catalog.<>) 1" \
+"             AND l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2" \
+"             AND ($7 OPERATOR(pg_catalog.=) 0 OR NOT " ROLLUP_IN_GAP("l.id") ")" \
+"          UNION ALL" \
+"          SELECT l.* FROM analytics.rollup_gaps g JOIN analytics.logs l" \
+"              ON l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi" \
+"           WHERE $7 OPERATOR(pg_catalog.=) 1" \
+"             AND l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2) l" \
+"   WHERE l.created_at OPERATOR(pg_catalog.>=) $4" \
 "     AND l.customer_identifier IS NOT NULL" \
 "     AND ($6 OR NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a" \
 "                            WHERE a.log_id OPERATOR(pg_catalog.=) l.id))" \
@@ -280,6 +306,48 @@ FOLD_CUSTOMER_DAY_SRC "," FOLD_CUSTOMER_DAY "," FOLD_DAY "," FOLD_CUSTOMER
 " SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
 /* clang-format on */
 
+/*
+ * The gaps rewritten after a fold chunk, in the snapshot of its fold
+ * statements.  $1: the lo of the settled gaps (every locker ended before
+ * the snapshot was taken); $2: the id up to which the gap logs are folded
+ * (below a log set aside, everything of the gaps); $3, $4: the range
+ * (W, hi] the chunk folded; $5: the lockers of the pass; $6 true records
+ * the range's unseen ids as new gaps; $7: the server's start time.
+ * settled: dropped whole (their logs seen were folded just now, and what
+ * is left unseen never commits).  old: the other gaps with a log folded
+ * just now; ranges: those and the new range, each rewritten as the pieces
+ * of it holding no log seen now (lag over the ids of the range, one index
+ * range scan each).
+ */
+static const char *gaps_sql =
+"WITH settled AS ("
+"  DELETE FROM analytics.rollup_gaps g"
+"   WHERE g.lo OPERATOR(pg_catalog.=) ANY ($1) AND g.hi OPERATOR(pg_catalog.<=) $2),"
+" old AS ("
+"  DELETE FROM analytics.rollup_gaps g"
+"   WHERE g.lo OPERATOR(pg_catalog.<=) $2"
+"     AND NOT (g.lo OPERATOR(pg_catalog.=) ANY ($1) AND g.hi OPERATOR(pg_catalog.<=) $2)"
+"     AND EXISTS (SELECT 1 FROM analytics.logs l"
+"                  WHERE l.id OPERATOR(pg_catalog.>=) g.lo"
+"                    AND l.id OPERATOR(pg_catalog.<=) LEAST(g.hi, $2))"
+"  RETURNING g.lo, g.hi, g.lockers, g.server_started),"
+" ranges AS ("
+"  SELECT o.lo, o.hi, LEAST(o.hi, $2) AS upto, o.lockers, o.server_started FROM old o"
+"  UNION ALL"
+"  SELECT $3 OPERATOR(pg_catalog.+) 1, $4, $4, $5, $7 WHERE $6)"
+" INSERT INTO analytics.rollup_gaps (lo, hi, lockers, server_started)"
+" SELECT u.lo, u.hi, r.lockers, r.server_started"
+"   FROM ranges r CROSS JOIN LATERAL ("
+"     SELECT COALESCE(pg_catalog.lag(l.id) OVER (ORDER BY l.id) OPERATOR(pg_catalog.+) 1, r.lo) AS lo,"
+"            l.id OPERATOR(pg_catalog.-) 1 AS hi"
+"       FROM analytics.logs l"
+"      WHERE l.id OPERATOR(pg_catalog.>=) r.lo AND l.id OPERATOR(pg_catalog.<=) r.upto"
+"     UNION ALL"
+"     SELECT COALESCE(pg_catalog.max(l.id) OPERATOR(pg_catalog.+) 1, r.lo), r.hi"
+"       FROM analytics.logs l"
+"      WHERE l.id OPERATOR(pg_catalog.>=) r.lo AND l.id OPERATOR(pg_catalog.<=) r.upto) u"
+"  WHERE u.lo OPERATOR(pg_catalog.<=) u.hi";
+
 /* The rollup state, read under the row lock. */
 typedef struct RollupState
 {
@@ -289,21 +357,75 @@ typedef struct RollupState
 	TimestampTz retained_from;
 } RollupState;
 
+/* Which logs of its id range a fold statement reads ($7 of fold_sql). */
+typedef enum RollupSource
+{
+	ROLLUP_SOURCE_ALL = 0,		/* every log of the range */
+	ROLLUP_SOURCE_GAPS = 1,		/* those inside a recorded gap */
+	ROLLUP_SOURCE_OUTSIDE = 2	/* those outside every recorded gap */
+} RollupSource;
+
+/* What a fold statement folds, but for its id range. */
+typedef struct RollupFold
+{
+	const char *tz;				/* the calendar days of this time zone */
+	TimestampTz since;			/* logs created at or after this */
+	bool		summaries;		/* the coarser rollups too */
+	RollupSource source;
+	Snapshot	snapshot;		/* every statement reads it (or each its own:
+								 * InvalidSnapshot) */
+} RollupFold;
+
+/* The recorded gaps, as a fold chunk found them under the row lock. */
+typedef struct RollupGaps
+{
+	int64		count;
+	int64		min_lo;
+	int64		max_hi;
+	Datum		settled;		/* int8[]: the lo of each settled gap */
+} RollupGaps;
+
+/*
+ * spi_run_in
+ *		Run one parameterized statement through SPI (connected by the
+ *		caller) and check its result code.  With a snapshot, the statement
+ *		reads that snapshot (its command id advanced, so it sees what the
+ *		transaction wrote before it); without, one of its own.
+ */
+static void
+spi_run_in(Snapshot snapshot, const char *sql, int nargs, Oid *argtypes,
+		   Datum *values, const char *nulls, int expected)
+{
+	int			rc;
+
+	if (snapshot == InvalidSnapshot)
+		rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	else
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
+											  CURSOR_OPT_CUSTOM_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		rc = SPI_execute_snapshot(plan, values, nulls, snapshot,
+								  InvalidSnapshot, false, true, 0);
+		SPI_freeplan(plan);
+	}
+	if (rc != expected)
+		elog(ERROR, "SPI statement returned %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+}
+
 /*
  * spi_run
- *		Run one parameterized statement through SPI (connected by the
- *		caller) and check its result code.
+ *		spi_run_in() with a snapshot of the statement's own.
  */
 static void
 spi_run(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		const char *nulls, int expected)
 {
-	int			rc;
-
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_with_args returned %s for \"%s\"",
-			 SPI_result_code_string(rc), sql);
+	spi_run_in(InvalidSnapshot, sql, nargs, argtypes, values, nulls, expected);
 }
 
 /*
@@ -323,7 +445,8 @@ rollup_logs_relid(void)
 /*
  * rollup_require_read_committed
  *		Refuse to run the fold-in (or what must serialize with it) under a
- *		transaction snapshot: it must see logs committed after the wait.
+ *		transaction snapshot: it must see the logs committed since the pass
+ *		began.
  */
 void
 rollup_require_read_committed(const char *what)
@@ -332,7 +455,7 @@ rollup_require_read_committed(const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("%s cannot run under REPEATABLE READ or SERIALIZABLE isolation", what),
-				 errdetail("The rollup must see the logs committed after it waited for their writers."),
+				 errdetail("The rollup must see the logs committed after it read the transactions writing them."),
 				 errhint("Call it in a READ COMMITTED transaction.")));
 }
 
@@ -367,57 +490,231 @@ rollup_lock_state(RollupState *state)
 
 /*
  * rollup_fold_range
- *		Fold logs with id in (lo, hi] created at or after since into
- *		usage_daily by day in time zone tz, and into the coarser rollups when
- *		summaries is true; return the number of logs with a customer folded.
- *		Inside SPI, with the rollup_state row locked.
+ *		Fold the logs of fold->source with id in (lo, hi] (see RollupFold);
+ *		return the number of logs with a customer folded.  Inside SPI, with
+ *		the rollup_state row locked.
  */
 static int64
-rollup_fold_range(int64 lo, int64 hi, const char *tz, TimestampTz since,
-				  bool summaries)
+rollup_fold_range(int64 lo, int64 hi, const RollupFold *fold)
 {
-	Oid			argtypes[6] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, BOOLOID, BOOLOID};
-	Datum		values[6];
+	Oid			argtypes[7] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, BOOLOID,
+	BOOLOID, INT4OID};
+	Datum		values[7];
 	bool		isnull;
 
-	spi_run("SELECT NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside)",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	spi_run_in(fold->snapshot, "SELECT NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside)",
+			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	values[0] = Int64GetDatum(lo);
 	values[1] = Int64GetDatum(hi);
-	values[2] = CStringGetTextDatum(tz);
-	values[3] = TimestampTzGetDatum(since);
-	values[4] = BoolGetDatum(summaries);
-	spi_run(fold_sql, 6, argtypes, values, NULL, SPI_OK_SELECT);
+	values[2] = CStringGetTextDatum(fold->tz);
+	values[3] = TimestampTzGetDatum(fold->since);
+	values[4] = BoolGetDatum(fold->summaries);
+	values[6] = Int32GetDatum((int32) fold->source);
+	spi_run_in(fold->snapshot, fold_sql, 7, argtypes, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
- * rollup_settle
- *		Steps 1 and 2 of a pass: read the last id handed out by the logs
- *		identity sequence and wait until every transaction that may hold an
- *		id up to it has ended.  Returns that id (0 when none was ever handed
- *		out).  Inside SPI, in a READ COMMITTED transaction; locks nothing
- *		beyond the sequence's AccessShareLock.
+ * rollup_vxid_encode, rollup_vxid_decode
+ *		A virtual transaction id as one bigint of rollup_gaps.lockers:
+ *		(backend id << 32) | local transaction id.
  */
-int64
-rollup_settle(void)
+static int64
+rollup_vxid_encode(VirtualTransactionId vxid)
+{
+	return (int64) (((uint64) (uint32) vxid.backendId << 32) |
+					(uint64) vxid.localTransactionId);
+}
+
+static VirtualTransactionId
+rollup_vxid_decode(int64 locker)
+{
+	VirtualTransactionId vxid;
+
+	vxid.backendId = (BackendId) (int32) ((uint64) locker >> 32);
+	vxid.localTransactionId = (LocalTransactionId) ((uint64) locker & 0xFFFFFFFF);
+	return vxid;
+}
+
+/*
+ * rollup_settle
+ *		Step 1 of a pass: read the last id handed out by the logs identity
+ *		sequence (pass->target), then the transactions that hold a lock on
+ *		analytics.logs conflicting with ShareLock - every transaction that
+ *		may still commit an id up to it (pass->lockers, allocated in cxt,
+ *		which must outlive the pass's transactions).  Waits for nobody.
+ *		Inside SPI, in a READ COMMITTED transaction; locks nothing beyond the
+ *		sequence's AccessShareLock.
+ */
+void
+rollup_settle(RollupPass *pass, MemoryContext cxt)
 {
 	bool		isnull;
 	Datum		d;
 	LOCKTAG		tag;
+	VirtualTransactionId *vxids;
+	int			n;
+
+	pass->target = 0;
+	pass->nlockers = 0;
+	pass->lockers = NULL;
+	pass->folded = 0;
+	pass->first = true;
 
 	spi_run("SELECT pg_catalog.pg_sequence_last_value('analytics.logs_id_seq'::pg_catalog.regclass)",
 			0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
-		return 0;
+		return;
+	pass->target = DatumGetInt64(d);
 
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, rollup_logs_relid());
-	WaitForLockers(tag, ShareLock, false);
+	vxids = GetLockConflicts(&tag, ShareLock, &n);
+	pass->lockers = MemoryContextAlloc(cxt, sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		pass->lockers[i] = rollup_vxid_encode(vxids[i]);
+	pass->nlockers = n;
+}
 
-	return DatumGetInt64(d);
+/*
+ * rollup_locker_ended
+ *		Whether the transaction a gap recorded as a locker has ended, without
+ *		waiting.  started is the server start time the gap was recorded in:
+ *		after a restart a recorded vxid names nobody, or a newer transaction
+ *		of the same backend slot, except a recovered prepared transaction's
+ *		(InvalidBackendId, xid), which stays valid; a regular one that is
+ *		still running must then be a prepared transaction recovered at the
+ *		start, so it counts as ended once none of those remain in this
+ *		database (recovered_prepared: whether one does).
+ */
+static bool
+rollup_locker_ended(int64 locker, TimestampTz started, bool recovered_prepared)
+{
+	VirtualTransactionId vxid = rollup_vxid_decode(locker);
+
+	if (!VirtualTransactionIdIsValid(vxid))
+		return true;
+	if (started != PgStartTime && vxid.backendId != InvalidBackendId)
+		return !recovered_prepared;
+	return VirtualXactLock(vxid, false);
+}
+
+/*
+ * rollup_read_gaps
+ *		Read the recorded gaps and find the settled ones: those whose every
+ *		locker has ended (rollup_locker_ended).  Must run before the fold
+ *		statements take their snapshot: a locker that ended before it is
+ *		visible to it when it committed.  Inside SPI, with the rollup_state
+ *		row locked (only its holder changes the gaps).
+ */
+static void
+rollup_read_gaps(RollupGaps *gaps)
+{
+	SPITupleTable *rows;
+	uint64		nrows;
+	bool		recovered_prepared;
+	HTAB	   *ended;
+	HASHCTL		ctl;
+	Datum	   *settled;
+	int			nsettled = 0;
+	bool		isnull;
+
+	gaps->count = 0;
+	gaps->min_lo = PG_INT64_MAX;
+	gaps->max_hi = 0;
+	spi_run("SELECT lo, hi, lockers, server_started, "
+			"EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts p "
+			"         WHERE p.database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+			"           AND p.prepared OPERATOR(pg_catalog.<) pg_catalog.pg_postmaster_start_time()) "
+			"FROM analytics.rollup_gaps",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	settled = palloc(sizeof(Datum) * Max(nrows, 1));
+	if (nrows > 0)
+	{
+		recovered_prepared = DatumGetBool(SPI_getbinval(rows->vals[0], rows->tupdesc, 5, &isnull));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(int64) + sizeof(bool);
+		ctl.hcxt = CurrentMemoryContext;
+		ended = hash_create("analytics gap lockers", 64, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		HeapTuple	tuple = rows->vals[r];
+		int64		lo = DatumGetInt64(SPI_getbinval(tuple, rows->tupdesc, 1, &isnull));
+		int64		hi = DatumGetInt64(SPI_getbinval(tuple, rows->tupdesc, 2, &isnull));
+		ArrayType  *lockers = DatumGetArrayTypeP(SPI_getbinval(tuple, rows->tupdesc, 3, &isnull));
+		TimestampTz started = DatumGetTimestampTz(SPI_getbinval(tuple, rows->tupdesc, 4, &isnull));
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+		bool		all_ended = true;
+
+		gaps->count++;
+		gaps->min_lo = Min(gaps->min_lo, lo);
+		gaps->max_hi = Max(gaps->max_hi, hi);
+		deconstruct_array(lockers, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &elems, &nulls, &nelems);
+		for (int i = 0; i < nelems && all_ended; i++)
+		{
+			int64		locker = nulls[i] ? 0 : DatumGetInt64(elems[i]);
+			bool		found;
+			char	   *entry = hash_search(ended, &locker, HASH_ENTER, &found);
+
+			if (!found)
+				entry[sizeof(int64)] = rollup_locker_ended(locker, started,
+														   recovered_prepared);
+			all_ended = entry[sizeof(int64)];
+		}
+		if (all_ended)
+			settled[nsettled++] = Int64GetDatum(lo);
+	}
+	if (nrows > 0)
+		hash_destroy(ended);
+	gaps->settled = PointerGetDatum(construct_array(settled, nsettled, INT8OID,
+													sizeof(int64), FLOAT8PASSBYVAL,
+													TYPALIGN_DOUBLE));
+}
+
+/*
+ * rollup_rewrite_gaps
+ *		After a fold chunk, in its snapshot: drop the settled gaps, take the
+ *		logs folded just now out of the others (those up to gaps_done), and
+ *		record the unseen ids of the range (lo, hi] the chunk folded as new
+ *		gaps with the pass's lockers (gaps_sql).  A pass that found no
+ *		locker records none: every transaction that drew an id up to its
+ *		target had ended before the snapshot, so an id it does not see
+ *		never commits.  Inside SPI, with the rollup_state row locked.
+ */
+static void
+rollup_rewrite_gaps(const RollupGaps *gaps, int64 gaps_done, int64 lo,
+					int64 hi, const RollupPass *pass, Snapshot snapshot)
+{
+	Oid			argtypes[7] = {INT8ARRAYOID, INT8OID, INT8OID, INT8OID,
+	INT8ARRAYOID, BOOLOID, TIMESTAMPTZOID};
+	Datum		values[7];
+	Datum	   *lockers;
+	bool		record = pass->nlockers > 0 && hi > lo;
+
+	if (gaps->count == 0 && !record)
+		return;
+	lockers = palloc(sizeof(Datum) * Max(pass->nlockers, 1));
+	for (int i = 0; i < pass->nlockers; i++)
+		lockers[i] = Int64GetDatum(pass->lockers[i]);
+	values[0] = gaps->settled;
+	values[1] = Int64GetDatum(gaps_done);
+	values[2] = Int64GetDatum(lo);
+	values[3] = Int64GetDatum(hi);
+	values[4] = PointerGetDatum(construct_array(lockers, pass->nlockers, INT8OID,
+												sizeof(int64), FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[5] = BoolGetDatum(record);
+	values[6] = TimestampTzGetDatum(PgStartTime);
+	spi_run_in(snapshot, gaps_sql, 7, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -439,16 +736,16 @@ rollup_error_is_data(int sqlerrcode)
 
 /*
  * rollup_try_fold
- *		rollup_fold_range(lo, hi, tz, since, summaries) in a subtransaction.
- *		On success adds the logs folded to *folded and returns true.  When
- *		the statement fails for its data (rollup_error_is_data), undoes it
- *		and returns false with the error in *error; any other error is
- *		raised again after the subtransaction is rolled back.  Inside SPI,
- *		with the rollup_state row locked.
+ *		rollup_fold_range(lo, hi, fold) in a subtransaction.  On success adds
+ *		the logs folded to *folded and returns true.  When the statement
+ *		fails for its data (rollup_error_is_data), undoes it and returns
+ *		false with the error in *error; any other error is raised again
+ *		after the subtransaction is rolled back.  Inside SPI, with the
+ *		rollup_state row locked.
  */
 static bool
-rollup_try_fold(int64 lo, int64 hi, const char *tz, TimestampTz since,
-				bool summaries, int64 *folded, ErrorData **error)
+rollup_try_fold(int64 lo, int64 hi, const RollupFold *fold, int64 *folded,
+				ErrorData **error)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -458,7 +755,7 @@ rollup_try_fold(int64 lo, int64 hi, const char *tz, TimestampTz since,
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		*folded += rollup_fold_range(lo, hi, tz, since, summaries);
+		*folded += rollup_fold_range(lo, hi, fold);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -487,11 +784,11 @@ rollup_try_fold(int64 lo, int64 hi, const char *tz, TimestampTz since,
  *		Record that log id cannot be folded (error says why): it goes to
  *		analytics.rollup_set_aside, which the fold skips from then on, and a
  *		WARNING goes to the server log.  The log's customer is created if it
- *		is missing, as the fold would have.  Inside SPI, with the
- *		rollup_state row locked.
+ *		is missing, as the fold would have.  Reads snapshot (see
+ *		spi_run_in).  Inside SPI, with the rollup_state row locked.
  */
 static void
-rollup_set_aside(int64 id, ErrorData *error)
+rollup_set_aside(int64 id, ErrorData *error, Snapshot snapshot)
 {
 	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
@@ -509,32 +806,30 @@ rollup_set_aside(int64 id, ErrorData *error)
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(unpack_sql_state(error->sqlerrcode));
 	values[2] = CStringGetTextDatum(message);
-	spi_run("INSERT INTO analytics.customers (customer_identifier) "
-			"SELECT l.customer_identifier FROM analytics.logs l "
-			"WHERE l.id OPERATOR(pg_catalog.=) $1 "
-			"ON CONFLICT (customer_identifier) DO NOTHING",
-			1, argtypes, values, NULL, SPI_OK_INSERT);
-	spi_run("INSERT INTO analytics.rollup_set_aside (log_id, customer_identifier, sqlstate, error) "
-			"SELECT l.id, l.customer_identifier, $2, $3 FROM analytics.logs l "
-			"WHERE l.id OPERATOR(pg_catalog.=) $1",
-			3, argtypes, values, NULL, SPI_OK_INSERT);
+	spi_run_in(snapshot, "INSERT INTO analytics.customers (customer_identifier) "
+			   "SELECT l.customer_identifier FROM analytics.logs l "
+			   "WHERE l.id OPERATOR(pg_catalog.=) $1 "
+			   "ON CONFLICT (customer_identifier) DO NOTHING",
+			   1, argtypes, values, NULL, SPI_OK_INSERT);
+	spi_run_in(snapshot, "INSERT INTO analytics.rollup_set_aside (log_id, customer_identifier, sqlstate, error) "
+			   "SELECT l.id, l.customer_identifier, $2, $3 FROM analytics.logs l "
+			   "WHERE l.id OPERATOR(pg_catalog.=) $1",
+			   3, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /*
  * rollup_fold_guarded
- *		Fold the logs with id in (lo, hi] (rollup_fold_range's other
- *		arguments as given) so that no log can stop it: a fold statement
- *		that fails for its data is halved until a prefix folds (kept, and
- *		the rest is tried again) or a single log fails, which is set aside
- *		(rollup_set_aside).  At most one log is set aside per call, so a
- *		transaction holds a bounded number of subtransactions (about
- *		2 log2(hi - lo)).  Returns the id up to which every log is folded or
- *		set aside: hi, or the id of the log set aside.  Inside SPI, with the
- *		rollup_state row locked.
+ *		Fold the logs of fold->source with id in (lo, hi] so that no log can
+ *		stop it: a fold statement that fails for its data is halved until a
+ *		prefix folds (kept, and the rest is tried again) or a single log
+ *		fails, which is set aside (rollup_set_aside).  At most one log is set
+ *		aside per call, so a transaction holds a bounded number of
+ *		subtransactions (about 2 log2(hi - lo)).  Returns the id up to which
+ *		every log is folded or set aside: hi, or the id of the log set aside.
+ *		Inside SPI, with the rollup_state row locked.
  */
 static int64
-rollup_fold_guarded(int64 lo, int64 hi, const char *tz, TimestampTz since,
-					bool summaries, int64 *folded)
+rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
 {
 	int64		end = hi;
 
@@ -542,7 +837,7 @@ rollup_fold_guarded(int64 lo, int64 hi, const char *tz, TimestampTz since,
 	{
 		ErrorData  *error = NULL;
 
-		if (rollup_try_fold(lo, end, tz, since, summaries, folded, &error))
+		if (rollup_try_fold(lo, end, fold, folded, &error))
 		{
 			lo = end;
 			end = hi;
@@ -550,7 +845,7 @@ rollup_fold_guarded(int64 lo, int64 hi, const char *tz, TimestampTz since,
 		}
 		if (end == lo + 1)
 		{
-			rollup_set_aside(end, error);
+			rollup_set_aside(end, error, fold->snapshot);
 			FreeErrorData(error);
 			return end;
 		}
@@ -562,44 +857,60 @@ rollup_fold_guarded(int64 lo, int64 hi, const char *tz, TimestampTz since,
 
 /*
  * rollup_fold_chunk
- *		Step 3 of a pass, for one chunk: lock the rollup_state row, fold the
- *		logs with id in (watermark, min(watermark + ROLLUP_CHUNK_IDS,
- *		target)] (rollup_fold_guarded: a log that cannot be folded is set
- *		aside and ends the chunk) and move the watermark as far as that
- *		went, adding the number of logs folded to *pass_folded (recorded as
- *		last_pass_folded).  target must come from rollup_settle() in this
- *		transaction or an earlier one; another fold may have gone past it
- *		meanwhile, and the watermark never moves back.  The first chunk of a
- *		pass records the pass even when there is nothing to fold.  Returns
- *		whether ids up to target remain.  Inside SPI; the row lock is held
- *		until the end of the transaction.
+ *		Step 2 of a pass, for one chunk (src/README.md, "How a log is counted
+ *		exactly once"): lock the rollup_state row, find the settled gaps,
+ *		then in one fresh snapshot fold the logs seen inside the recorded
+ *		gaps and those with id in (watermark, min(watermark +
+ *		ROLLUP_CHUNK_IDS, target)] (rollup_fold_guarded: a log that cannot
+ *		be folded is set aside and ends the chunk), rewrite the gaps and
+ *		move the watermark as far as that went, adding the number of logs
+ *		folded to pass->folded (recorded as last_pass_folded).  pass comes
+ *		from rollup_settle() in this transaction or an earlier one; another
+ *		fold may have gone past its target meanwhile, and the watermark never
+ *		moves back.  The first chunk of a pass records the pass even when
+ *		there is nothing to fold.  Returns whether more remains.  Inside SPI;
+ *		the row lock is held until the end of the transaction.
  */
 bool
-rollup_fold_chunk(int64 target, int64 *pass_folded, bool first)
+rollup_fold_chunk(RollupPass *pass)
 {
 	RollupState state;
+	RollupGaps	gaps;
+	RollupFold	fold;
 	int64		hi;
+	int64		gaps_done = 0;
 	Oid			argtypes[2] = {INT8OID, INT8OID};
 	Datum		values[2];
 
 	rollup_lock_state(&state);
-	if (state.watermark >= target)
-	{
-		if (!first)
-			return false;
-		hi = state.watermark;
-	}
-	else
+	if (state.watermark >= pass->target && !pass->first)
+		return false;
+	pass->first = false;
+	rollup_read_gaps(&gaps);
+
+	fold.tz = state.timezone;
+	fold.since = DT_NOBEGIN;
+	fold.summaries = true;
+	fold.source = ROLLUP_SOURCE_GAPS;
+	fold.snapshot = RegisterSnapshot(GetLatestSnapshot());
+	if (gaps.count > 0)
+		gaps_done = rollup_fold_guarded(gaps.min_lo - 1, gaps.max_hi, &fold,
+										&pass->folded);
+	hi = state.watermark;
+	fold.source = ROLLUP_SOURCE_ALL;
+	if (gaps_done >= gaps.max_hi && state.watermark < pass->target)
 		hi = rollup_fold_guarded(state.watermark,
-								 Min(state.watermark + ROLLUP_CHUNK_IDS, target),
-								 state.timezone, DT_NOBEGIN, true, pass_folded);
+								 Min(state.watermark + ROLLUP_CHUNK_IDS, pass->target),
+								 &fold, &pass->folded);
+	rollup_rewrite_gaps(&gaps, gaps_done, state.watermark, hi, pass, fold.snapshot);
+	UnregisterSnapshot(fold.snapshot);
 
 	values[0] = Int64GetDatum(hi);
-	values[1] = Int64GetDatum(*pass_folded);
+	values[1] = Int64GetDatum(pass->folded);
 	spi_run("UPDATE analytics.rollup_state SET watermark = $1, "
 			"last_pass = pg_catalog.now(), last_pass_folded = $2",
 			2, argtypes, values, NULL, SPI_OK_UPDATE);
-	return hi < target;
+	return hi < pass->target || gaps_done < gaps.max_hi;
 }
 
 /*
@@ -611,13 +922,12 @@ rollup_fold_chunk(int64 target, int64 *pass_folded, bool first)
 int64
 rollup_fold_all(void)
 {
-	int64		target = rollup_settle();
-	int64		folded = 0;
-	bool		first = true;
+	RollupPass	pass;
 
-	while (rollup_fold_chunk(target, &folded, first))
-		first = false;
-	return folded;
+	rollup_settle(&pass, CurrentMemoryContext);
+	while (rollup_fold_chunk(&pass))
+		;
+	return pass.folded;
 }
 
 /*
@@ -699,9 +1009,10 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 		analytics_delete_allowed = true;
 		PG_TRY();
 		{
-			spi_run("DELETE FROM analytics.logs "
-					"WHERE created_at OPERATOR(pg_catalog.<) $1 "
-					"AND id OPERATOR(pg_catalog.<=) $2",
+			spi_run("DELETE FROM analytics.logs l "
+					"WHERE l.created_at OPERATOR(pg_catalog.<) $1 "
+					"AND l.id OPERATOR(pg_catalog.<=) $2 "
+					"AND NOT " ROLLUP_IN_GAP("l.id"),
 					2, argtypes, values, NULL, SPI_OK_DELETE);
 			deleted = SPI_processed;
 		}
@@ -822,6 +1133,7 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	TimestampTz new_from = 0;
 	int64		lo;
 	int64		refolded = 0;
+	RollupFold	fold;
 	bool		isnull;
 
 	if (PG_ARGISNULL(0))
@@ -887,10 +1199,23 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 				1, delargtypes, &first_day, NULL, SPI_OK_DELETE);
 	}
 
-	/* Fold the retained logs again, chunk by chunk, by the new zone's days. */
+	/*
+	 * Fold the retained logs again, chunk by chunk, by the new zone's days:
+	 * those below the watermark but inside a recorded gap are not counted
+	 * yet (the next fold counts them, by the new zone's days).
+	 */
+	spi_run("SELECT EXISTS (SELECT 1 FROM analytics.rollup_gaps)", 0, NULL,
+			NULL, NULL, SPI_OK_SELECT);
+	fold.tz = canonical;
+	fold.since = since;
+	fold.summaries = false;
+	fold.source = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull))
+		? ROLLUP_SOURCE_OUTSIDE : ROLLUP_SOURCE_ALL;
+	fold.snapshot = InvalidSnapshot;
 	for (lo = 0; lo < state.watermark;)
 		lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
-								 canonical, since, false, &refolded);
+								 &fold, &refolded);
 
 	/*
 	 * Per-customer totals do not depend on the zone, but active days and the

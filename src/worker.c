@@ -225,16 +225,17 @@ worker_lock_extension(void)
 
 /*
  * worker_pass
- *		One fold-in pass: the wait for writers and the first chunk in one
- *		transaction, each further chunk in a transaction of its own.  Stops
- *		between chunks when it should yield (worker_yielded is then set).
+ *		One fold-in pass: reading the writers in progress and the first
+ *		chunk in one transaction, each further chunk in a transaction of its
+ *		own.  Stops between chunks when it should yield (worker_yielded is
+ *		then set).
  *		Called outside any transaction; errors propagate.
  */
 static void
 worker_pass(void)
 {
-	int64		target = 0;
-	int64		folded = 0;
+	MemoryContext pass_context = CurrentMemoryContext;
+	RollupPass	pass;
 	bool		first = true;
 	bool		more;
 
@@ -250,13 +251,10 @@ worker_pass(void)
 		}
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (first)
-		{
-			pgstat_report_activity(STATE_RUNNING, "analytics rollup: waiting for writers");
-			target = rollup_settle();
-		}
 		pgstat_report_activity(STATE_RUNNING, "analytics rollup: folding logs in");
-		more = rollup_fold_chunk(target, &folded, first);
+		if (first)
+			rollup_settle(&pass, pass_context);
+		more = rollup_fold_chunk(&pass);
 		first = false;
 		SPI_finish();
 		PopActiveSnapshot();

@@ -97,6 +97,9 @@ BEGIN
          + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
              WHERE l.customer_identifier OPERATOR(pg_catalog.=) ident
                AND l.id OPERATOR(pg_catalog.>) (SELECT s.watermark FROM analytics.rollup_state s))
+         + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
+             WHERE l.id OPERATOR(pg_catalog.=) ANY (analytics._rollup_gap_ids())
+               AND l.customer_identifier OPERATOR(pg_catalog.=) ident)
       INTO v;
     RETURN v;
 END;

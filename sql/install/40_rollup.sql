@@ -1,9 +1,10 @@
 -- Piece 40: rollup tables, folded in from analytics.logs by rollup.c.
 --
--- A log is "folded in" when its id is at most rollup_state.watermark: its
--- counts are then in usage_daily, committed in the same transaction that
--- moved the watermark.  Views read usage_daily plus the logs above the
--- watermark (41_rollup_pending.sql).  Only logs with a customer_identifier
+-- A log is "folded in" when its id is at most rollup_state.watermark and
+-- outside every range of rollup_gaps: its counts are then in usage_daily,
+-- committed in the same transaction that moved the watermark or shrank the
+-- gap.  Views read usage_daily plus the logs above the watermark or inside
+-- a gap (41_rollup_pending.sql).  Only logs with a customer_identifier
 -- are rolled up.  The rollup columns are defined once, in
 -- sql/rollup_columns.tsv: the lists between "rollup columns" markers are
 -- written from it (make rollup-columns).
@@ -20,7 +21,7 @@ CREATE TABLE analytics.rollup_state (
 );
 COMMENT ON TABLE analytics.rollup_state IS 'Progress of the rollup: one row.';
 COMMENT ON COLUMN analytics.rollup_state.singleton IS 'Always true: the table has one row.';
-COMMENT ON COLUMN analytics.rollup_state.watermark IS 'Every log with id at most this is counted in usage_daily.';
+COMMENT ON COLUMN analytics.rollup_state.watermark IS 'Every log with id at most this and outside rollup_gaps is counted in usage_daily.';
 COMMENT ON COLUMN analytics.rollup_state.last_pass IS 'When the last fold-in pass committed.';
 COMMENT ON COLUMN analytics.rollup_state.last_pass_folded IS 'How many logs the last pass folded in.';
 COMMENT ON COLUMN analytics.rollup_state.timezone IS 'Time zone whose calendar days the rollups use (analytics.set_timezone).';
@@ -29,6 +30,26 @@ COMMENT ON COLUMN analytics.rollup_state.last_error IS 'SQLSTATE and message of 
 COMMENT ON COLUMN analytics.rollup_state.last_error_at IS 'When the last failed pass of the background worker ended.';
 INSERT INTO analytics.rollup_state DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_state', '');
+
+-- The ids at most the watermark that the fold did not see committed: the
+-- watermark does not wait for the transactions writing logs (rollup.c,
+-- src/README.md "How a log is counted exactly once").  A range is recorded
+-- with the transactions that could still commit an id of it; the fold
+-- counts the logs of a range as they commit, and drops the range once all
+-- of them have ended.  Ranges are disjoint.
+CREATE TABLE analytics.rollup_gaps (
+    lo bigint PRIMARY KEY,
+    hi bigint NOT NULL,
+    lockers bigint[] NOT NULL,
+    server_started timestamptz NOT NULL,
+    CONSTRAINT range_order CHECK (lo <= hi)
+);
+COMMENT ON TABLE analytics.rollup_gaps IS 'Ranges of log ids at most the rollup watermark whose logs were not seen committed yet: not counted in usage_daily; the views count those that have committed since.';
+COMMENT ON COLUMN analytics.rollup_gaps.lo IS 'First id of the range.';
+COMMENT ON COLUMN analytics.rollup_gaps.hi IS 'Last id of the range.';
+COMMENT ON COLUMN analytics.rollup_gaps.lockers IS 'Virtual transaction ids ((backend id << 32) | local id) of the transactions writing logs when the range was recorded; the range is dropped once all have ended.';
+COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_time() when the range was recorded: lockers name transactions of that server run.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_gaps', '');
 
 CREATE TABLE analytics.usage_daily (
     customer_identifier text NOT NULL

@@ -1,20 +1,45 @@
 -- Piece 41: the pending-log reader, the other half of the fold (rollup.c).
 --
--- The logs above rollup_state.watermark are not folded in yet; the views
--- count them from the raw logs, aggregated like the rollups, so that a view
--- equals the same GROUP BY over the raw logs at any moment.  _usage_live and
+-- The logs above rollup_state.watermark, and those inside a range of
+-- rollup_gaps, are not folded in yet; the views count them from the raw
+-- logs, aggregated like the rollups, so that a view equals the same GROUP
+-- BY over the raw logs at any moment.  _usage_live and
 -- _usage_customer_day_live are the rollups plus these pending logs, in the
--- rollups' shapes.  One snapshot must read the watermark and the rollups:
--- see src/README.md, "How the views stay exact".
+-- rollups' shapes.  One snapshot must read the watermark, the gaps and the
+-- rollups: see src/README.md, "How the views stay exact".
 
--- The logs not folded in yet (id above the watermark, with a customer),
--- aggregated like usage_daily (the same aggregates as the fold's).  plpgsql
--- so that the watermark is a known value when the query is planned: the
--- planner then reads the few pending logs through the primary key (or all
--- logs, when nothing is folded) instead of guessing.  STABLE: both
--- statements run in the caller's snapshot, so the watermark read here
--- matches the usage_daily the caller reads.  EXECUTE passes the values as
--- parameters; nothing is pasted in.
+-- The ids of the logs inside a gap that the caller's snapshot sees (those
+-- committed since the fold recorded the gap), or null.  One index range
+-- scan per gap, each planned on its own: a join of the gaps with the logs
+-- is costed from a guess of the gaps' size (the table is small and rarely
+-- analyzed), which can be enough to JIT-compile a query that reads nothing.
+CREATE FUNCTION analytics._rollup_gap_ids() RETURNS bigint[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    g record;
+    ids bigint[];
+BEGIN
+    FOR g IN SELECT r.lo, r.hi FROM analytics.rollup_gaps r LOOP
+        ids := ids OPERATOR(pg_catalog.||)
+               ARRAY(SELECT l.id FROM analytics.logs l
+                      WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi);
+    END LOOP;
+    RETURN CASE WHEN pg_catalog.cardinality(ids) OPERATOR(pg_catalog.>) 0 THEN ids END;
+END;
+$$;
+COMMENT ON FUNCTION analytics._rollup_gap_ids() IS
+    'Internal: the ids of the logs inside a rollup gap that the caller sees (null: none).';
+
+-- The logs not folded in yet (id above the watermark or inside a gap, with
+-- a customer), aggregated like usage_daily (the same aggregates as the
+-- fold's).  plpgsql so that the watermark and the ids of the logs in gaps
+-- (a few: those committed since the last fold) are known values when the
+-- query is planned: the planner then reads the few pending logs through the
+-- primary key (or all logs, when nothing is folded) instead of guessing.
+-- STABLE: every statement runs in the caller's snapshot, so the watermark
+-- and gaps read here match the usage_daily the caller reads.  EXECUTE
+-- passes the values as parameters; only one of two fixed conditions is
+-- pasted in.
 CREATE FUNCTION analytics._pending_usage()
 RETURNS TABLE (
     customer_identifier text, day date, model text,
@@ -36,8 +61,10 @@ LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
 DECLARE
     wm bigint;
     tz text;
+    gap_ids bigint[];
 BEGIN
     SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
+    gap_ids := analytics._rollup_gap_ids();
     RETURN QUERY EXECUTE $q$
         SELECT l.customer_identifier,
                (l.created_at AT TIME ZONE $2)::date,
@@ -56,14 +83,16 @@ BEGIN
                pg_catalog.max(l.created_at) AS last_seen
                -- end rollup columns
           FROM analytics.logs l
-         WHERE l.id OPERATOR(pg_catalog.>) $1
+         WHERE $q$ || CASE WHEN gap_ids IS NULL THEN 'l.id OPERATOR(pg_catalog.>) $1'
+                           ELSE '(l.id OPERATOR(pg_catalog.>) $1 OR l.id OPERATOR(pg_catalog.=) ANY ($3))'
+                      END || $q$
            AND l.customer_identifier IS NOT NULL
          GROUP BY 1, 2, 3$q$
-    USING wm, tz;
+    USING wm, tz, gap_ids;
 END;
 $$;
 COMMENT ON FUNCTION analytics._pending_usage() IS
-    'Internal: the logs above the rollup watermark, aggregated per customer, day and model like usage_daily.';
+    'Internal: the logs not folded in yet (above the rollup watermark or inside a gap), aggregated per customer, day and model like usage_daily.';
 
 -- usage_daily plus the logs not folded in yet, in the shape of usage_daily.
 -- A (customer, day, model) may appear twice, once folded and once pending:
@@ -153,7 +182,7 @@ SELECT p.customer_identifier, p.day,
  GROUP BY p.customer_identifier, p.day
 $$;
 COMMENT ON FUNCTION analytics._pending_customer_day() IS
-    'Internal: the logs above the rollup watermark per customer and day, and whether the customer had no rollup row for that day yet.';
+    'Internal: the logs not folded in yet per customer and day, and whether the customer had no rollup row for that day yet.';
 
 -- usage_customer_day plus the logs not folded in yet, in its shape.  A
 -- (customer, day) may appear twice: callers sum.

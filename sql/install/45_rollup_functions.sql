@@ -33,7 +33,9 @@ COMMENT ON FUNCTION analytics._worker_status() IS
 CREATE VIEW analytics.status AS
 SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
-         WHERE l.id OPERATOR(pg_catalog.>) s.watermark) AS logs_pending,
+         WHERE l.id OPERATOR(pg_catalog.>) s.watermark)
+       OPERATOR(pg_catalog.+)
+       COALESCE(pg_catalog.cardinality(analytics._rollup_gap_ids()), 0) AS logs_pending,
        s.last_pass,
        s.last_pass_folded,
        EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
@@ -45,11 +47,12 @@ SELECT s.watermark,
        s.last_error_at,
        (SELECT pg_catalog.count(*) FROM analytics.rollup_set_aside) AS logs_set_aside,
        w.last_served,
-       w.waiting_since
+       w.waiting_since,
+       (SELECT pg_catalog.count(*) FROM analytics.rollup_gaps) AS gaps
   FROM analytics.rollup_state s, analytics._worker_status() w;
 COMMENT ON VIEW analytics.status IS 'Progress of the rollup and whether its background worker runs in this database.';
-COMMENT ON COLUMN analytics.status.watermark IS 'Every log with id at most this is counted in usage_daily.';
-COMMENT ON COLUMN analytics.status.logs_pending IS 'Logs above the watermark, not folded in yet (views still count them, from the raw logs).';
+COMMENT ON COLUMN analytics.status.watermark IS 'Every log with id at most this and outside the gaps is counted in usage_daily.';
+COMMENT ON COLUMN analytics.status.logs_pending IS 'Logs not folded in yet: above the watermark, or inside a gap and committed since the last pass (views still count them, from the raw logs).';
 COMMENT ON COLUMN analytics.status.last_pass IS 'When the last fold-in pass (worker or rollup_now) committed.';
 COMMENT ON COLUMN analytics.status.last_pass_folded IS 'How many logs the last pass folded in.';
 COMMENT ON COLUMN analytics.status.worker_running IS 'Whether a rollup worker is connected to this database now (workers come when there are logs to fold and leave when idle: see last_served).';
@@ -60,6 +63,7 @@ COMMENT ON COLUMN analytics.status.last_error_at IS 'When the last failed pass o
 COMMENT ON COLUMN analytics.status.logs_set_aside IS 'Logs the rollup could not fold in and does not count (listed in analytics.rollup_set_aside).';
 COMMENT ON COLUMN analytics.status.last_served IS 'When a rollup worker last finished a pass in this database (null: none since the server started, or the database is not served: analytics.databases).';
 COMMENT ON COLUMN analytics.status.waiting_since IS 'Since when logs committed here wait for a worker''s pass; null when none wait. Lagging well behind now() means too few workers for the databases (analytics.max_workers).';
+COMMENT ON COLUMN analytics.status.gaps IS 'Ranges of ids below the watermark not seen committed yet (analytics.rollup_gaps): transactions that were writing logs when a pass ran. Many that stay mean a transaction left open.';
 
 -- Rebuild usage_customer_day, usage_day and usage_customer from usage_daily
 -- (set_timezone calls it after refolding usage_daily by the new zone's

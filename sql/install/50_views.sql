@@ -2,8 +2,8 @@
 --
 -- Every figure is real time: it reads analytics.usage_daily (the logs folded
 -- in, including those purge_logs() removed since) plus the logs above
--- rollup_state.watermark (not folded in yet), so it equals the same GROUP BY
--- over the raw logs at any moment.  The watermark and the time zone are read
+-- rollup_state.watermark or inside a range of rollup_gaps (not folded in
+-- yet), so it equals the same GROUP BY over the raw logs at any moment.  The watermark and the time zone are read
 -- by uncorrelated subqueries of the same statement that reads the rollups
 -- and the logs: one snapshot sees both sides of a fold-in or neither, and
 -- rollup_state is read once per statement, not once per row.  No function
@@ -254,11 +254,12 @@ COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
 -- The customers with pending logs in the days [d0, d1) and a customers row
 -- (like every customer of usage_customer: the ranking joins customers).
 -- Empty without reading the pending logs when no log is above the
--- watermark (max(id) reads one index entry).
+-- watermark (max(id) reads one index entry) and none inside a gap.
 CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
 RETURNS text[] LANGUAGE sql STABLE AS $$
 SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
                           > (SELECT s.watermark FROM analytics.rollup_state s), false)
+                 OR analytics._rollup_gap_ids() IS NOT NULL
             THEN ARRAY(SELECT DISTINCT p.customer_identifier
                          FROM analytics._pending_customer_day() p
                          JOIN analytics.customers c
@@ -267,7 +268,7 @@ SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
             ELSE '{}' END
 $$;
 COMMENT ON FUNCTION analytics._top_users_pending(date, date) IS
-    'Internal: the customers with logs above the rollup watermark in the days [d0, d1).';
+    'Internal: the customers with logs not folded in yet in the days [d0, d1).';
 
 -- Step one of the threshold top-n (see top_users): the window values of the
 -- k customers with the highest all-time value plus the pending ones; when n

@@ -49,7 +49,8 @@ GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_custom
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
-    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside
+    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
+    analytics.rollup_gaps
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
@@ -64,6 +65,7 @@ GRANT EXECUTE ON FUNCTION
     analytics.period_spend(text),
     analytics.check_budget(text),
     analytics._pending_usage(),
+    analytics._rollup_gap_ids(),
     analytics._worker_status(),
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),

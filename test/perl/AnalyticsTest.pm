@@ -221,8 +221,8 @@ SELECT (SELECT count(*) FROM (SELECT * FROM dau EXCEPT ALL SELECT * FROM raw_dau
      + (SELECT count(*) FROM (SELECT * FROM usr EXCEPT ALL SELECT * FROM raw_usr) a)
      + (SELECT count(*) FROM (SELECT * FROM raw_usr EXCEPT ALL SELECT * FROM usr) a)};
 
-# Rows where usage_daily plus the logs above the watermark differ from the
-# GROUP BY over all raw logs.
+# Rows where usage_daily plus the logs not folded yet (above the watermark
+# or inside a gap) differ from the GROUP BY over all raw logs.
 our $USAGE_MISMATCHES = q{
 WITH tail AS (
   SELECT customer_identifier, (created_at AT TIME ZONE 'UTC')::date AS day, model,
@@ -230,7 +230,9 @@ WITH tail AS (
          sum(prompt_tokens) AS prompt_tokens, sum(cost) AS cost,
          count(latency) AS latency_count, coalesce(sum(latency), 0) AS latency_sum
     FROM analytics.logs
-   WHERE id > (SELECT watermark FROM analytics.rollup_state) AND customer_identifier IS NOT NULL
+   WHERE (id > (SELECT watermark FROM analytics.rollup_state)
+          OR EXISTS (SELECT 1 FROM analytics.rollup_gaps g WHERE id BETWEEN g.lo AND g.hi))
+     AND customer_identifier IS NOT NULL
    GROUP BY 1, 2, 3),
 combined AS (
   SELECT customer_identifier, day, model, sum(requests) AS requests, sum(errors) AS errors,

@@ -22,8 +22,8 @@
 #     scenario really overlapped);
 #   - purge_logs returns without error and deletes exactly the logs older
 #     than 400 days.  It is not held to 1 s: it folds the pending logs in
-#     first, and a fold waits for the transactions writing logs (the bulk
-#     load among them) so that no log is counted before it commits (§5);
+#     first, a fold that takes time with the logs pending (the bulk load's
+#     uncommitted ones become gaps, folded once it commits: §5);
 #     SPEC §8 requires only that it does not stall the writers, which the
 #     pgbench check below covers while it runs;
 #   - the pgbench seconds considered are those whose whole interval
