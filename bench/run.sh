@@ -462,7 +462,7 @@ stall() {
 	read -r launch ret rc <"$TMP/stall-purge.time"
 	row "no global stall: purge_logs during the bulk load (info)" \
 		"$(awk -v a="$launch" -v b="$ret" 'BEGIN { printf "%.3f s", b - a }')$([ "$rc" = 0 ] || echo ", error")" "" "" "—" "—" \
-		"folds first, so it waits for the load; it must not stall writers (next row)"
+		"folds first (the load's uncommitted logs become gaps, not waited for); it must not stall writers (next row)"
 	# The seconds wholly inside [load launch + 0.2 s, last return - 0.2 s].
 	ret="$(cat "$TMP"/stall-*.time | awk '$2 > m { m = $2 } END { printf "%.3f", m }')"
 	read -r launch _ _ <"$TMP/stall-bulk.time"
