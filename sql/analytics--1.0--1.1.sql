@@ -93,28 +93,23 @@ COMMENT ON TABLE analytics.rollup_gaps IS 'Ranges of log ids at most the rollup 
 COMMENT ON COLUMN analytics.rollup_gaps.lo IS 'First id of the range.';
 COMMENT ON COLUMN analytics.rollup_gaps.hi IS 'Last id of the range.';
 COMMENT ON COLUMN analytics.rollup_gaps.lockers IS 'Virtual transaction ids ((backend id << 32) | local id) of the transactions writing logs when the range was recorded; the range is dropped once all have ended.';
-COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_time() when the range was recorded: lockers name transactions of that server run.';
+COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_time() when the range was recorded (for diagnosis: after a restart, a restore or a promotion the lockers may name nobody, or a newer transaction, which only makes the gap wait longer; while a prepared transaction holds a lock on logs no gap is dropped).';
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_gaps', '');
 COMMENT ON COLUMN analytics.rollup_state.watermark IS 'Every log with id at most this and outside rollup_gaps is counted in usage_daily.';
 
 -- The ids of the logs inside a gap that the caller's snapshot sees (those
--- committed since the fold recorded the gap), or null.  One index range
--- scan per gap, each planned on its own: a join of the gaps with the logs
--- is costed from a guess of the gaps' size (the table is small and rarely
--- analyzed), which can be enough to JIT-compile a query that reads nothing.
+-- committed since the fold recorded the gap), or null.  One statement, one
+-- index range scan per gap (LATERAL keeps the gaps outside: a join the other
+-- way round reads every gap for every log); jit off, since the gaps table is
+-- rarely analyzed and a guess of its size can make a query that reads
+-- nothing look worth compiling.
 CREATE FUNCTION analytics._rollup_gap_ids() RETURNS bigint[]
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
-DECLARE
-    g record;
-    ids bigint[];
-BEGIN
-    FOR g IN SELECT r.lo, r.hi FROM analytics.rollup_gaps r LOOP
-        ids := ids OPERATOR(pg_catalog.||)
-               ARRAY(SELECT l.id FROM analytics.logs l
-                      WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi);
-    END LOOP;
-    RETURN CASE WHEN pg_catalog.cardinality(ids) OPERATOR(pg_catalog.>) 0 THEN ids END;
-END;
+LANGUAGE sql STABLE SET search_path = pg_catalog, analytics SET jit = off AS $$
+SELECT CASE WHEN pg_catalog.count(x.id) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.array_agg(x.id) END
+  FROM analytics.rollup_gaps g CROSS JOIN LATERAL (
+       SELECT l.id FROM analytics.logs l
+        WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi
+       OFFSET 0) x
 $$;
 COMMENT ON FUNCTION analytics._rollup_gap_ids() IS
     'Internal: the ids of the logs inside a rollup gap that the caller sees (null: none).';

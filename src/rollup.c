@@ -35,9 +35,11 @@
 #include "pgtime.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/elog.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/hsearch.h"
 #include "utils/resowner.h"
@@ -105,10 +107,12 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
 "             AND l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2" \
 "             AND ($7 OPERATOR(pg_catalog.=) 0 OR NOT " ROLLUP_IN_GAP("l.id") ")" \
 "          UNION ALL" \
-"          SELECT l.* FROM analytics.rollup_gaps g JOIN analytics.logs l" \
-"              ON l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi" \
-"           WHERE $7 OPERATOR(pg_catalog.=) 1" \
-"             AND l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2) l" \
+"          SELECT x.* FROM analytics.rollup_gaps g CROSS JOIN LATERAL (" \
+"              SELECT l.* FROM analytics.logs l" \
+"               WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi" \
+"                 AND l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2" \
+"              OFFSET 0) x" \
+"           WHERE $7 OPERATOR(pg_catalog.=) 1) l" \
 "   WHERE l.created_at OPERATOR(pg_catalog.>=) $4" \
 "     AND l.customer_identifier IS NOT NULL" \
 "     AND ($6 OR NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a" \
@@ -539,6 +543,23 @@ rollup_vxid_decode(int64 locker)
 }
 
 /*
+ * rollup_locks_logs_for_writing
+ *		Whether this transaction holds a lock on analytics.logs (tag) that
+ *		writing takes: RowExclusiveLock or a stronger one.
+ */
+static bool
+rollup_locks_logs_for_writing(LOCKTAG tag)
+{
+	LOCKMODE	modes[] = {RowExclusiveLock, ShareRowExclusiveLock, ExclusiveLock,
+	AccessExclusiveLock};
+
+	for (int i = 0; i < lengthof(modes); i++)
+		if (LockHeldByMe(&tag, modes[i]))
+			return true;
+	return false;
+}
+
+/*
  * rollup_settle
  *		Step 1 of a pass: read the last id handed out by the logs identity
  *		sequence (pass->target), then the transactions that hold a lock on
@@ -570,34 +591,60 @@ rollup_settle(RollupPass *pass, MemoryContext cxt)
 		return;
 	pass->target = DatumGetInt64(d);
 
+	/* Ids are handed out in order only one at a time (CACHE 1). */
+	spi_run("SELECT s.seqcache FROM pg_catalog.pg_sequence s "
+			"WHERE s.seqrelid OPERATOR(pg_catalog.=) 'analytics.logs_id_seq'::pg_catalog.regclass",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1 &&
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("analytics.logs_id_seq must have CACHE 1"),
+				 errdetail("With a cache, sessions hand out ids out of order and the rollup could miss logs."),
+				 errhint("Run ALTER SEQUENCE analytics.logs_id_seq CACHE 1.")));
+
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, rollup_logs_relid());
 	vxids = GetLockConflicts(&tag, ShareLock, &n);
-	pass->lockers = MemoryContextAlloc(cxt, sizeof(int64) * Max(n, 1));
+	pass->lockers = MemoryContextAlloc(cxt, sizeof(int64) * (n + 1));
 	for (int i = 0; i < n; i++)
 		pass->lockers[i] = rollup_vxid_encode(vxids[i]);
+
+	/*
+	 * GetLockConflicts leaves out this transaction: when it writes logs too
+	 * (a fold called from a statement that is inserting a log, or from a
+	 * trigger), an id it drew may not be in the table yet, so it is a writer
+	 * in progress like the others.
+	 */
+	if (rollup_locks_logs_for_writing(tag))
+	{
+		VirtualTransactionId mine;
+
+		GET_VXID_FROM_PGPROC(mine, *MyProc);
+		pass->lockers[n++] = rollup_vxid_encode(mine);
+	}
 	pass->nlockers = n;
 }
 
 /*
  * rollup_locker_ended
  *		Whether the transaction a gap recorded as a locker has ended, without
- *		waiting.  started is the server start time the gap was recorded in:
- *		after a restart a recorded vxid names nobody, or a newer transaction
- *		of the same backend slot, except a recovered prepared transaction's
- *		(InvalidBackendId, xid), which stays valid; a regular one that is
- *		still running must then be a prepared transaction recovered at the
- *		start, so it counts as ended once none of those remain in this
- *		database (recovered_prepared: whether one does).
+ *		waiting.  prepared_writer: a prepared transaction holds a lock on
+ *		analytics.logs in this database.  A transaction prepared before a
+ *		crash restart or a promotion comes back under another virtual id
+ *		((InvalidBackendId, xid)), and pg_postmaster_start_time() need not
+ *		change, so while such a transaction may be the owner of a gap no
+ *		locker counts as ended: the gaps wait (their logs seen are still
+ *		folded) until it commits or rolls back.
  */
 static bool
-rollup_locker_ended(int64 locker, TimestampTz started, bool recovered_prepared)
+rollup_locker_ended(int64 locker, bool prepared_writer)
 {
 	VirtualTransactionId vxid = rollup_vxid_decode(locker);
 
+	if (prepared_writer)
+		return false;
 	if (!VirtualTransactionIdIsValid(vxid))
 		return true;
-	if (started != PgStartTime && vxid.backendId != InvalidBackendId)
-		return !recovered_prepared;
 	return VirtualXactLock(vxid, false);
 }
 
@@ -614,7 +661,7 @@ rollup_read_gaps(RollupGaps *gaps)
 {
 	SPITupleTable *rows;
 	uint64		nrows;
-	bool		recovered_prepared;
+	bool		prepared_writer;
 	HTAB	   *ended;
 	HASHCTL		ctl;
 	Datum	   *settled;
@@ -625,9 +672,13 @@ rollup_read_gaps(RollupGaps *gaps)
 	gaps->min_lo = PG_INT64_MAX;
 	gaps->max_hi = 0;
 	spi_run("SELECT lo, hi, lockers, server_started, "
-			"EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts p "
-			"         WHERE p.database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
-			"           AND p.prepared OPERATOR(pg_catalog.<) pg_catalog.pg_postmaster_start_time()) "
+			"EXISTS (SELECT 1 FROM pg_catalog.pg_locks k "
+			"         WHERE k.locktype OPERATOR(pg_catalog.=) 'relation' "
+			"           AND k.relation OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass "
+			"           AND k.database OPERATOR(pg_catalog.=) "
+			"               (SELECT d.oid FROM pg_catalog.pg_database d "
+			"                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
+			"           AND k.pid IS NULL) "
 			"FROM analytics.rollup_gaps",
 			0, NULL, NULL, NULL, SPI_OK_SELECT);
 	rows = SPI_tuptable;
@@ -635,7 +686,7 @@ rollup_read_gaps(RollupGaps *gaps)
 	settled = palloc(sizeof(Datum) * Max(nrows, 1));
 	if (nrows > 0)
 	{
-		recovered_prepared = DatumGetBool(SPI_getbinval(rows->vals[0], rows->tupdesc, 5, &isnull));
+		prepared_writer = DatumGetBool(SPI_getbinval(rows->vals[0], rows->tupdesc, 5, &isnull));
 		ctl.keysize = sizeof(int64);
 		ctl.entrysize = sizeof(int64) + sizeof(bool);
 		ctl.hcxt = CurrentMemoryContext;
@@ -648,7 +699,6 @@ rollup_read_gaps(RollupGaps *gaps)
 		int64		lo = DatumGetInt64(SPI_getbinval(tuple, rows->tupdesc, 1, &isnull));
 		int64		hi = DatumGetInt64(SPI_getbinval(tuple, rows->tupdesc, 2, &isnull));
 		ArrayType  *lockers = DatumGetArrayTypeP(SPI_getbinval(tuple, rows->tupdesc, 3, &isnull));
-		TimestampTz started = DatumGetTimestampTz(SPI_getbinval(tuple, rows->tupdesc, 4, &isnull));
 		Datum	   *elems;
 		bool	   *nulls;
 		int			nelems;
@@ -666,8 +716,7 @@ rollup_read_gaps(RollupGaps *gaps)
 			char	   *entry = hash_search(ended, &locker, HASH_ENTER, &found);
 
 			if (!found)
-				entry[sizeof(int64)] = rollup_locker_ended(locker, started,
-														   recovered_prepared);
+				entry[sizeof(int64)] = rollup_locker_ended(locker, prepared_writer);
 			all_ended = entry[sizeof(int64)];
 		}
 		if (all_ended)
@@ -856,6 +905,24 @@ rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
 }
 
 /*
+ * rollup_record_pass
+ *		Move the watermark to hi and record the pass (last_pass,
+ *		last_pass_folded).  Inside SPI, with the rollup_state row locked.
+ */
+static void
+rollup_record_pass(int64 hi, int64 folded)
+{
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(hi);
+	values[1] = Int64GetDatum(folded);
+	spi_run("UPDATE analytics.rollup_state SET watermark = $1, "
+			"last_pass = pg_catalog.now(), last_pass_folded = $2",
+			2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
  * rollup_fold_chunk
  *		Step 2 of a pass, for one chunk (src/README.md, "How a log is counted
  *		exactly once"): lock the rollup_state row, find the settled gaps,
@@ -879,13 +946,30 @@ rollup_fold_chunk(RollupPass *pass)
 	RollupFold	fold;
 	int64		hi;
 	int64		gaps_done = 0;
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		values[2];
+	int			guc_level;
 
 	rollup_lock_state(&state);
 	if (state.watermark >= pass->target && !pass->first)
 		return false;
 	pass->first = false;
+	if (pass->target == 0)
+	{
+		/*
+		 * No id was ever handed out: a fresh install, or a restore that has
+		 * not set the sequence yet (its gaps and rollups may be half loaded).
+		 * Record the pass, touch nothing else.
+		 */
+		rollup_record_pass(state.watermark, pass->folded);
+		return false;
+	}
+
+	/*
+	 * Planned from tables that are rarely analyzed (the gaps), the fold may
+	 * look costly enough to be JIT-compiled on every pass: never worth it.
+	 */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	rollup_read_gaps(&gaps);
 
 	fold.tz = state.timezone;
@@ -904,12 +988,9 @@ rollup_fold_chunk(RollupPass *pass)
 								 &fold, &pass->folded);
 	rollup_rewrite_gaps(&gaps, gaps_done, state.watermark, hi, pass, fold.snapshot);
 	UnregisterSnapshot(fold.snapshot);
+	AtEOXact_GUC(true, guc_level);
 
-	values[0] = Int64GetDatum(hi);
-	values[1] = Int64GetDatum(pass->folded);
-	spi_run("UPDATE analytics.rollup_state SET watermark = $1, "
-			"last_pass = pg_catalog.now(), last_pass_folded = $2",
-			2, argtypes, values, NULL, SPI_OK_UPDATE);
+	rollup_record_pass(hi, pass->folded);
 	return hi < pass->target || gaps_done < gaps.max_hi;
 }
 

@@ -48,7 +48,7 @@ COMMENT ON TABLE analytics.rollup_gaps IS 'Ranges of log ids at most the rollup 
 COMMENT ON COLUMN analytics.rollup_gaps.lo IS 'First id of the range.';
 COMMENT ON COLUMN analytics.rollup_gaps.hi IS 'Last id of the range.';
 COMMENT ON COLUMN analytics.rollup_gaps.lockers IS 'Virtual transaction ids ((backend id << 32) | local id) of the transactions writing logs when the range was recorded; the range is dropped once all have ended.';
-COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_time() when the range was recorded: lockers name transactions of that server run.';
+COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_time() when the range was recorded (for diagnosis: after a restart, a restore or a promotion the lockers may name nobody, or a newer transaction, which only makes the gap wait longer; while a prepared transaction holds a lock on logs no gap is dropped).';
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_gaps', '');
 
 CREATE TABLE analytics.usage_daily (
