@@ -54,6 +54,8 @@ PGDLLEXPORT void launcher_main(Datum main_arg);
 
 /* The longest the launcher sleeps, and how often it reads pg_database. */
 #define LAUNCHER_NAPTIME_MS			1000
+/* Delay before serving again a database whose worker never got connected. */
+#define LAUNCHER_RETRY_MS			2000
 /* How often the table-full warning may repeat. */
 #define LAUNCHER_FULL_WARNING_MS	60000
 
@@ -78,6 +80,7 @@ static int	launcher_ndbs = 0;
 static TimestampTz launcher_dbs_read = 0;
 static bool launcher_dbs_stale = true;
 static TimestampTz launcher_full_warned = 0;
+static bool launcher_start_warned = false;	/* until a worker starts again */
 
 /*
  * launcher_check_databases
@@ -214,13 +217,11 @@ launcher_read_databases(void)
 /*
  * launcher_start_worker
  *		Register a worker for the database of slot i; false when the server
- *		has no free worker slot (warned about once until one starts).  The
- *		caller holds the lock exclusively.
+ *		has no free worker slot.  The caller holds the lock exclusively.
  */
 static bool
 launcher_start_worker(HTAB *workers, int i)
 {
-	static bool warned = false;
 	BackgroundWorker worker;
 	Oid			dboid = pool_shared->dbs[i].dboid;
 	LauncherWorker *entry;
@@ -244,31 +245,23 @@ launcher_start_worker(HTAB *workers, int i)
 	ok = RegisterDynamicBackgroundWorker(&worker, &handle);
 	MemoryContextSwitchTo(old);
 	if (!ok)
-	{
-		if (!warned)
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("could not start an analytics rollup worker"),
-					 errdetail("Every background worker slot of the server is taken."),
-					 errhint("Raise max_worker_processes, or lower analytics.max_workers.")));
-		warned = true;
 		return false;
-	}
-	warned = false;
 	entry = hash_search(workers, &dboid, HASH_ENTER, NULL);
 	entry->handle = handle;
 	pool_shared->dbs[i].assigned = true;
+	pool_shared->dbs[i].connected = false;
 	return true;
 }
 
 /*
  * launcher_reap
  *		Forget the workers that stopped (their slots are no longer
- *		assigned; a worker that stopped in the middle of a pass marked its
- *		database itself, worker.c).  The caller holds the lock exclusively.
+ *		assigned; a worker that stopped in the middle of a visit marked its
+ *		database itself, worker.c; one that never got connected is retried
+ *		after LAUNCHER_RETRY_MS).  The caller holds the lock exclusively.
  */
 static void
-launcher_reap(HTAB *workers)
+launcher_reap(HTAB *workers, TimestampTz now)
 {
 	HASH_SEQ_STATUS status;
 	LauncherWorker *entry;
@@ -284,8 +277,19 @@ launcher_reap(HTAB *workers)
 		if (st != BGWH_STOPPED)
 			continue;
 		for (int i = 0; i < POOL_MAX_DATABASES; i++)
-			if (pool_shared->dbs[i].dboid == entry->dboid)
-				pool_shared->dbs[i].assigned = false;
+		{
+			PoolDatabase *db = &pool_shared->dbs[i];
+
+			if (db->dboid != entry->dboid)
+				continue;
+			db->assigned = false;
+			if (!db->connected)
+			{
+				/* It failed before it could say so itself: not at once again. */
+				db->retry_after = TimestampTzPlusMilliseconds(now, LAUNCHER_RETRY_MS);
+				db->next_visit = Max(db->next_visit, db->retry_after);
+			}
+		}
 		pfree(entry->handle);
 		hash_search(workers, &entry->dboid, HASH_REMOVE, NULL);
 	}
@@ -359,7 +363,8 @@ launcher_sync_slots(void)
 		db->state = POOL_DB_UNKNOWN;
 		db->assigned = false;
 		db->worker_pid = 0;
-		db->in_pass = false;
+		db->connected = false;
+		db->in_visit = false;
 		changed = true;
 	}
 	if (changed)
@@ -402,6 +407,7 @@ launcher_round(HTAB *workers)
 	int			waiting = 0;
 	int			room;
 	bool		full;
+	bool		start_failed = false;
 
 	if (launcher_dbs_stale ||
 		TimestampDifferenceExceeds(launcher_dbs_read, now, LAUNCHER_NAPTIME_MS))
@@ -411,7 +417,7 @@ launcher_round(HTAB *workers)
 
 	LWLockAcquire(pool_shared->lock, LW_EXCLUSIVE);
 	full = !launcher_sync_slots();
-	launcher_reap(workers);
+	launcher_reap(workers, now);
 
 	for (int i = 0; i < POOL_MAX_DATABASES; i++)
 	{
@@ -426,12 +432,13 @@ launcher_round(HTAB *workers)
 			running++;
 			continue;
 		}
-		dirty = pg_atomic_read_u32(&db->dirty) != 0;
-		if (dirty && db->retry_after > now)
+		if (db->retry_after > now)
 		{
+			/* A back-off: neither its logs nor a timer bring a worker yet. */
 			wake = Min(wake, db->retry_after);
-			dirty = false;
+			continue;
 		}
+		dirty = pg_atomic_read_u32(&db->dirty) != 0;
 		if (dirty)
 		{
 			since = (TimestampTz) pg_atomic_read_u64(&db->dirty_since);
@@ -455,18 +462,30 @@ launcher_round(HTAB *workers)
 	room = analytics_worker_enabled ? pool_effective_max_workers() - running : 0;
 	for (int c = 0; c < ncandidates; c++)
 	{
-		if (room > 0 && launcher_start_worker(workers, candidates[c].slot))
+		if (room > 0 && !start_failed)
 		{
-			room--;
-			running++;
+			if (launcher_start_worker(workers, candidates[c].slot))
+			{
+				room--;
+				running++;
+				continue;
+			}
+			start_failed = true;
 		}
-		else if (candidates[c].dirty)
+		if (candidates[c].dirty)
 			waiting++;
 	}
 	pg_atomic_write_u32(&pool_shared->waiting, (uint32) waiting);
 	pg_atomic_write_u32(&pool_shared->running, (uint32) running);
 	LWLockRelease(pool_shared->lock);
 
+	if (start_failed && !launcher_start_warned)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start an analytics rollup worker"),
+				 errdetail("Every background worker slot of the server is taken."),
+				 errhint("Raise max_worker_processes, or lower analytics.max_workers.")));
+	launcher_start_warned = start_failed;
 	if (full && TimestampDifferenceExceeds(launcher_full_warned, now, LAUNCHER_FULL_WARNING_MS))
 	{
 		ereport(WARNING,

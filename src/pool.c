@@ -32,6 +32,7 @@
 #include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/timestamp.h"
 
 #include "analytics.h"
@@ -51,6 +52,7 @@ static uint32 pool_my_generation = 0;
 static bool pool_my_known = false;
 /* Whether the current transaction wrote logs. */
 static bool pool_wrote_logs = false;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /*
  * pool_shmem_request
@@ -189,8 +191,10 @@ pool_mark_dirty(PoolDatabase *db, TimestampTz since)
 void
 pool_clear_dirty(PoolDatabase *db)
 {
-	pg_atomic_write_u32(&db->dirty, 0);
+	/* The time first: a mark set meanwhile then keeps its own time. */
 	pg_atomic_write_u64(&db->dirty_since, 0);
+	pg_write_barrier();
+	pg_atomic_write_u32(&db->dirty, 0);
 	pg_memory_barrier();
 }
 
@@ -262,14 +266,43 @@ pool_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * pool_process_utility
+ *		ProcessUtility hook: COMMIT PREPARED makes the logs of a prepared
+ *		transaction visible in a transaction of its own, which wrote no log:
+ *		mark the database at its commit all the same (the PREPARE marked it
+ *		too early for a pass to see them).  A mark for a transaction without
+ *		logs costs one empty pass.
+ */
+static void
+pool_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					 ProcessUtilityContext context, ParamListInfo params,
+					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
+		pool_wrote_logs = true;
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+								  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
+/*
  * pool_init
- *		Register the transaction callback that marks databases dirty; called
- *		by _PG_init in every backend.
+ *		Register the transaction callback that marks databases dirty, and
+ *		the hook that sees COMMIT PREPARED; called by _PG_init in every
+ *		backend.
  */
 void
 pool_init(void)
 {
 	RegisterXactCallback(pool_xact_callback, NULL);
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = pool_process_utility;
 }
 
 /*

@@ -45,7 +45,8 @@ typedef struct PoolDatabase
 	PoolDatabaseState state;
 	bool		assigned;		/* the launcher started a worker for it */
 	int			worker_pid;		/* its worker, while connected (0: none) */
-	bool		in_pass;		/* its worker is in the middle of a pass */
+	bool		connected;		/* the worker last started got connected */
+	bool		in_visit;		/* its worker is in the middle of a visit */
 } PoolDatabase;
 
 typedef struct PoolShared

@@ -7,13 +7,13 @@
  *
  * A visit:
  *
- *	check	in a transaction of its own, whether the extension exists and is
- *			at this library's version.  Without it, or at another version
- *			(the library was upgraded, ALTER EXTENSION UPDATE not run yet):
- *			clear the database's mark, note when to look again, leave (the
+ *	check	clear the database's mark (pool.c says why no commit is lost),
+ *			then in a transaction of its own check whether the extension
+ *			exists and is at this library's version.  Without it, or at
+ *			another version (the library was upgraded, ALTER EXTENSION
+ *			UPDATE not run yet): note when to look again and leave (the
  *			second case logged once).
- *	pass	set in_pass, clear the mark (pool.c says why no commit is lost),
- *			then one fold-in pass (rollup.c), each chunk in its own short
+ *	pass	one fold-in pass (rollup.c), each chunk in its own short
  *			transaction.  When databases with logs wait for a worker and this
  *			one has served WORKER_SLICE_MS, it stops between chunks and gives
  *			the database up with its logs left (pool_requeue): a backlog in
@@ -114,9 +114,9 @@ worker_finish_visit(PoolDatabaseState state, long next_visit_ms, bool passed, bo
 	LWLockAcquire(pool_shared->lock, LW_EXCLUSIVE);
 	db->state = state;
 	db->next_visit = TimestampTzPlusMilliseconds(now, next_visit_ms);
+	db->in_visit = false;
 	if (passed)
 	{
-		db->in_pass = false;
 		if (ok)
 		{
 			db->failures = 0;
@@ -138,28 +138,33 @@ worker_finish_visit(PoolDatabaseState state, long next_visit_ms, bool passed, bo
 /*
  * worker_at_exit
  *		before_shmem_exit callback: the database has no worker any more; one
- *		that ended in the middle of a pass is marked to be served again after
- *		WORKER_RESTART_DELAY_MS.  Wakes the launcher.
+ *		that ended in the middle of a visit (an error outside the pass's
+ *		PG_TRY, pg_terminate_backend) is marked to be served again after
+ *		WORKER_RESTART_DELAY_MS, not at once.  Wakes the launcher.
  */
 static void
 worker_at_exit(int code, Datum arg)
 {
 	PoolDatabase *db = worker_db;
-	bool		in_pass;
+	bool		in_visit;
 
 	if (db == NULL)
 		return;
 	if (LWLockHeldByMe(pool_shared->lock))
 		LWLockRelease(pool_shared->lock);
 	LWLockAcquire(pool_shared->lock, LW_EXCLUSIVE);
-	in_pass = db->in_pass;
-	db->in_pass = false;
-	db->worker_pid = 0;
-	if (in_pass)
+	in_visit = db->in_visit;
+	db->in_visit = false;
+	if (db->worker_pid == MyProcPid)
+		db->worker_pid = 0;
+	if (in_visit)
+	{
 		db->retry_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  WORKER_RESTART_DELAY_MS);
+		db->next_visit = Max(db->next_visit, db->retry_after);
+	}
 	LWLockRelease(pool_shared->lock);
-	if (in_pass)
+	if (in_visit)
 		pool_mark_dirty(db, GetCurrentTimestamp());
 	pool_wake_launcher();
 }
@@ -384,14 +389,21 @@ worker_visit(MemoryContext pass_context)
 	char		installed[NAMEDATALEN];
 	bool		ok;
 
-	LWLockAcquire(pool_shared->lock, LW_SHARED);
+	LWLockAcquire(pool_shared->lock, LW_EXCLUSIVE);
 	before = worker_db->state;
+	worker_db->in_visit = true;
 	LWLockRelease(pool_shared->lock);
+
+	/*
+	 * Clear the mark before the check and the pass read anything (pool.c):
+	 * an extension created, or logs committed, after this are seen by them,
+	 * or mark the database again.
+	 */
+	pool_clear_dirty(worker_db);
 
 	switch (worker_extension_state(installed, sizeof(installed)))
 	{
 		case WORKER_EXTENSION_ABSENT:
-			pool_clear_dirty(worker_db);
 			worker_finish_visit(POOL_DB_ABSENT, WORKER_ABSENT_RECHECK_MS, false, false);
 			return false;
 		case WORKER_EXTENSION_OUTDATED:
@@ -402,7 +414,6 @@ worker_visit(MemoryContext pass_context)
 						 errdetail("Database %u has analytics %s installed and the loaded library is version %s.",
 								   MyDatabaseId, installed, ANALYTICS_VERSION),
 						 errhint("Run ALTER EXTENSION analytics UPDATE in that database.")));
-			pool_clear_dirty(worker_db);
 			worker_finish_visit(POOL_DB_OUTDATED, WORKER_OUTDATED_RECHECK_MS, false, false);
 			return false;
 		case WORKER_EXTENSION_CURRENT:
@@ -412,11 +423,6 @@ worker_visit(MemoryContext pass_context)
 		ereport(LOG,
 				(errmsg("analytics rollup worker resumes: the extension is at version %s",
 						ANALYTICS_VERSION)));
-
-	LWLockAcquire(pool_shared->lock, LW_EXCLUSIVE);
-	worker_db->in_pass = true;
-	LWLockRelease(pool_shared->lock);
-	pool_clear_dirty(worker_db);
 
 	worker_yielded = false;
 	ok = worker_try_pass(pass_context);
@@ -484,7 +490,15 @@ worker_main(Datum main_arg)
 	if (worker_db == NULL)
 		proc_exit(0);			/* no longer served */
 	LWLockAcquire(pool_shared->lock, LW_EXCLUSIVE);
+	if (worker_db->worker_pid != 0)
+	{
+		/* A worker of a launcher before a restart serves it already. */
+		worker_db->connected = true;
+		LWLockRelease(pool_shared->lock);
+		proc_exit(0);
+	}
 	worker_db->worker_pid = MyProcPid;
+	worker_db->connected = true;
 	LWLockRelease(pool_shared->lock);
 	before_shmem_exit(worker_at_exit, (Datum) 0);
 

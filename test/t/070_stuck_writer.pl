@@ -121,9 +121,8 @@ ok(wait_until($node, $db, 'SELECT logs_pending = 0 AND gaps > 0 FROM analytics.s
 	'after a restart, the gap stays while the transaction is prepared');
 is(query($VIEW_MISMATCHES), '0', 'the views equal the raw GROUP BY while it is prepared');
 query("COMMIT PREPARED 'stuck_prepared'");
-query($logs_sql->(10, 13));
 ok(wait_until($node, $db, 'SELECT logs_pending = 0 AND gaps = 0 FROM analytics.status', 10),
-	'after COMMIT PREPARED, its log is folded and the gap dropped');
+	'after COMMIT PREPARED (and no other log), its log is folded and the gap dropped');
 is(query("SELECT sum(requests) FROM analytics.usage_daily WHERE customer_identifier = 'prepared'"),
 	'1', 'the prepared log is counted once');
 is(query('SELECT sum(requests) = (SELECT count(*) FROM analytics.logs) FROM analytics.usage_daily'),
@@ -160,7 +159,6 @@ query($logs_sql->(1000, 19));
 ok(wait_until($node, $db, 'SELECT logs_pending = 0 AND gaps > 0 FROM analytics.status', 10),
 	'after the crash restart, the gap stays while the transaction is prepared');
 query("COMMIT PREPARED 'crash_prepared'");
-query($logs_sql->(10, 23));
 ok(wait_until($node, $db, 'SELECT logs_pending = 0 AND gaps = 0 FROM analytics.status', 10),
 	'after COMMIT PREPARED, that log is folded too');
 is(query("SELECT sum(requests) FROM analytics.usage_daily WHERE customer_identifier = 'crashed'"),
