@@ -63,6 +63,7 @@ PGDLLEXPORT void launcher_main(Datum main_arg);
 typedef struct LauncherWorker
 {
 	Oid			dboid;			/* hash key */
+	int			slot;			/* its slot (kept while assigned) */
 	BackgroundWorkerHandle *handle;
 } LauncherWorker;
 
@@ -247,6 +248,7 @@ launcher_start_worker(HTAB *workers, int i)
 	if (!ok)
 		return false;
 	entry = hash_search(workers, &dboid, HASH_ENTER, NULL);
+	entry->slot = i;
 	entry->handle = handle;
 	pool_shared->dbs[i].assigned = true;
 	pool_shared->dbs[i].connected = false;
@@ -271,24 +273,19 @@ launcher_reap(HTAB *workers, TimestampTz now)
 	{
 		pid_t		pid;
 		BgwHandleStatus st = GetBackgroundWorkerPid(entry->handle, &pid);
+		PoolDatabase *db;
 
 		if (st == BGWH_POSTMASTER_DIED)
 			proc_exit(1);
 		if (st != BGWH_STOPPED)
 			continue;
-		for (int i = 0; i < POOL_MAX_DATABASES; i++)
+		db = &pool_shared->dbs[entry->slot];	/* an assigned slot is never freed */
+		db->assigned = false;
+		if (!db->connected)
 		{
-			PoolDatabase *db = &pool_shared->dbs[i];
-
-			if (db->dboid != entry->dboid)
-				continue;
-			db->assigned = false;
-			if (!db->connected)
-			{
-				/* It failed before it could say so itself: not at once again. */
-				db->retry_after = TimestampTzPlusMilliseconds(now, LAUNCHER_RETRY_MS);
-				db->next_visit = Max(db->next_visit, db->retry_after);
-			}
+			/* It failed before it could say so itself: not at once again. */
+			db->retry_after = TimestampTzPlusMilliseconds(now, LAUNCHER_RETRY_MS);
+			db->next_visit = Max(db->next_visit, db->retry_after);
 		}
 		pfree(entry->handle);
 		hash_search(workers, &entry->dboid, HASH_REMOVE, NULL);

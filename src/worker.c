@@ -463,6 +463,25 @@ worker_may_stay(bool had_logs, TimestampTz last_logs)
 }
 
 /*
+ * worker_check_signals
+ *		Between passes and while waiting: interrupts, a SIGHUP's new
+ *		settings, and leave when the worker was turned off or the server is
+ *		in recovery.
+ */
+static void
+worker_check_signals(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+	if (!analytics_worker_enabled || RecoveryInProgress())
+		proc_exit(0);
+}
+
+/*
  * worker_main
  *		Entry point of a worker; main_arg is the oid of the database to
  *		serve.  Serves it until it should give it up (see the file header).
@@ -513,15 +532,7 @@ worker_main(Datum main_arg)
 		MemoryContext old;
 		bool		stay;
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (!analytics_worker_enabled || RecoveryInProgress())
-			proc_exit(0);
-
+		worker_check_signals();
 		MemoryContextReset(pass_context);
 		old = MemoryContextSwitchTo(pass_context);
 		stay = worker_visit(pass_context);
@@ -541,12 +552,7 @@ worker_main(Datum main_arg)
 				proc_exit(0);
 			worker_sleep(pass_start);
 			pass_start = GetCurrentTimestamp();
-			CHECK_FOR_INTERRUPTS();
-			if (ConfigReloadPending)
-			{
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
-			}
+			worker_check_signals();
 			if (pg_atomic_read_u32(&worker_db->dirty) != 0)
 				break;
 		}
