@@ -38,6 +38,7 @@
 #include "prices.h"
 #include "launcher.h"
 #include "pool.h"
+#include "shards.h"
 
 PG_MODULE_MAGIC;
 
@@ -141,6 +142,7 @@ _PG_init(void)
 	customers_init();
 	prices_init();
 	pool_init();
+	shards_init();
 	CacheRegisterRelcacheCallback(analytics_version_relcache_callback, (Datum) 0);
 	RegisterXactCallback(analytics_xact_callback, NULL);
 

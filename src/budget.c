@@ -56,6 +56,7 @@
 #include "customers.h"
 #include "periods.h"
 #include "privs.h"
+#include "shards.h"
 
 PG_FUNCTION_INFO_V1(budget_billed);
 PG_FUNCTION_INFO_V1(budget_customers_changed);
@@ -380,7 +381,9 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 		 column_text(newtup, tupdesc, "total_budget") != NULL);
 
 	/* Wait for this customer's writers and hold off new ones: changes.c. */
+	shards_set_current(trigdata->tg_relation);
 	changes_begin(column_text(oldtup, tupdesc, "customer_identifier"));
+	shards_clear_current();
 	if (reset)
 	{
 		Oid			argtypes[1] = {TEXTOID};

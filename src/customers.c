@@ -51,6 +51,7 @@
 #include "changes.h"
 #include "customers.h"
 #include "periods.h"
+#include "shards.h"
 
 PG_FUNCTION_INFO_V1(customers_removing);
 
@@ -93,9 +94,6 @@ const char *const customers_setting_columns[CUSTOMERS_SETTINGS] = {
 	"period_budget", "budget_duration", "period_start", "total_budget",
 	"markup_percentage", "blocked"
 };
-
-/* Their column numbers (1-based), resolved with the OIDs. */
-static AttrNumber setting_attnums[CUSTOMERS_SETTINGS];
 
 static SPIPlanPtr customer_create_plan = NULL;
 
@@ -149,7 +147,8 @@ customers_forget(void)
 static void
 customers_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == customers_relid)
+	if (relid == InvalidOid || relid == customers_relid ||
+		shards_is_known(relid, "customers"))
 	{
 		customers_forget();
 		/* The relation may be gone (DROP EXTENSION): resolve it again. */
@@ -208,29 +207,20 @@ customers_init(void)
 
 /*
  * customers_resolve
- *		Resolve the OIDs of analytics.customers and analytics.logs, and the
- *		column numbers of the customer settings.
+ *		Resolve the OIDs of analytics.customers and analytics.logs.
  */
 static void
 customers_resolve(void)
 {
 	Oid			nsp;
-	Relation	rel;
-	TupleDesc	tupdesc;
-	int			i;
 
 	if (OidIsValid(customers_relid))
 		return;
 	nsp = get_namespace_oid("analytics", false);
 	logs_relid = get_relname_relid("logs", nsp);
-	rel = table_open(get_relname_relid("customers", nsp), AccessShareLock);
-	tupdesc = RelationGetDescr(rel);
-	for (i = 0; i < CUSTOMERS_SETTINGS; i++)
-		setting_attnums[i] = SPI_fnumber(tupdesc, customers_setting_columns[i]);
-	customers_relid = RelationGetRelid(rel);
-	table_close(rel, AccessShareLock);
-	if (!OidIsValid(logs_relid))
-		elog(ERROR, "analytics.logs not found");
+	customers_relid = get_relname_relid("customers", nsp);
+	if (!OidIsValid(logs_relid) || !OidIsValid(customers_relid))
+		elog(ERROR, "analytics.logs or analytics.customers not found");
 }
 
 /*
@@ -255,8 +245,8 @@ customers_changing(void)
 	 * another change resets the cached ones (customers_relcache_callback).
 	 */
 	customers_resolve();
-	logs = logs_relid;
-	customers = customers_relid;
+	logs = shards_current("logs");
+	customers = shards_current("customers");
 	LockRelationOid(logs, ShareRowExclusiveLock);
 	CacheInvalidateRelcacheByRelid(customers);
 	customers_forget();
@@ -270,16 +260,19 @@ customers_changing(void)
  *		into the customer cache's memory.
  */
 static bool
-customer_read(Datum ident, Snapshot snapshot, CustomerSettings *settings)
+customer_read(Oid relid, Datum ident, Snapshot snapshot, CustomerSettings *settings)
 {
 	Relation	rel;
+	AttrNumber	setting_attnums[CUSTOMERS_SETTINGS];
 	Relation	index;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	ScanKeyData key;
 	bool		found;
 
-	rel = table_open(customers_relid, AccessShareLock);
+	rel = table_open(relid, AccessShareLock);
+	for (int i = 0; i < CUSTOMERS_SETTINGS; i++)
+		setting_attnums[i] = SPI_fnumber(RelationGetDescr(rel), customers_setting_columns[i]);
 	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   index->rd_indcollation[0], F_TEXTEQ, ident);
@@ -323,6 +316,37 @@ customer_read(Datum ident, Snapshot snapshot, CustomerSettings *settings)
 }
 
 /*
+ * customer_create
+ *		Create the customer ident in the relation customers (the table, or
+ *		a customers shard on a Citus node) with default settings, unless a
+ *		concurrent transaction committed it first.
+ */
+static void
+customer_create(Oid customers, Datum ident)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {ident};
+	const char *sql = "INSERT INTO %s (customer_identifier) "
+		"VALUES ($1) ON CONFLICT (customer_identifier) DO NOTHING";
+	int			ret;
+
+	SPI_connect();
+	if (customers == customers_relid)
+		ret = SPI_execute_plan(analytics_prepare(&customer_create_plan,
+												 psprintf(sql, "analytics.customers"),
+												 1, argtypes),
+							   values, NULL, false, 0);
+	else
+		ret = SPI_execute_with_args(psprintf(sql,
+											 quote_qualified_identifier("analytics",
+																		get_rel_name(customers))),
+									1, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not create customer");
+	SPI_finish();
+}
+
+/*
  * customers_settings
  *		The settings of the customer ident (ident_str as a C string), those
  *		of the last committed change: covers the customer for this
@@ -332,7 +356,7 @@ customer_read(Datum ident, Snapshot snapshot, CustomerSettings *settings)
  *		the inserting transaction.
  */
 const CustomerSettings *
-customers_settings(const char *ident_str, Datum ident)
+customers_settings(const char *ident_str, Datum ident, Oid customers)
 {
 	HTAB	   *cache;
 	CustomerEntry *entry;
@@ -359,27 +383,16 @@ customers_settings(const char *ident_str, Datum ident)
 	 * commit, so the settings read now stay current until it ends.
 	 */
 	customers_resolve();
-	if (!customer_read(ident, GetLatestSnapshot(), &settings))
+	if (!customer_read(customers, ident, GetLatestSnapshot(), &settings))
 	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1] = {ident};
-		SPIPlanPtr	plan;
-
-		SPI_connect();
-		plan = analytics_prepare(&customer_create_plan,
-								 "INSERT INTO analytics.customers (customer_identifier) "
-								 "VALUES ($1) ON CONFLICT (customer_identifier) DO NOTHING",
-								 1, argtypes);
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not create customer");
-		SPI_finish();
+		customer_create(customers, ident);
 
 		/*
 		 * Either our row or one that a concurrent transaction committed
 		 * (ON CONFLICT waited for it): a fresh snapshot sees either.
 		 */
 		CommandCounterIncrement();
-		if (!customer_read(ident, GetLatestSnapshot(), &settings))
+		if (!customer_read(customers, ident, GetLatestSnapshot(), &settings))
 			elog(ERROR, "customer \"%s\" vanished while being created", ident_str);
 	}
 
@@ -410,6 +423,10 @@ customers_removing(PG_FUNCTION_ARGS)
 				 errhint("Use analytics.delete_customer(customer_identifier).")));
 	/* delete_customer() has already called changes_begin() per customer. */
 	if (!changes_per_customer())
+	{
+		shards_set_current(((TriggerData *) fcinfo->context)->tg_relation);
 		customers_changing();
+		shards_clear_current();
+	}
 	return PointerGetDatum(NULL);
 }

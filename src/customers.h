@@ -36,7 +36,7 @@ extern const char *const customers_setting_columns[CUSTOMERS_SETTINGS];
 
 extern void customers_init(void);
 extern const CustomerSettings *customers_settings(const char *ident_str,
-												  Datum ident);
+												  Datum ident, Oid customers);
 extern void customers_changing(void);
 
 #endif							/* ANALYTICS_CUSTOMERS_H */

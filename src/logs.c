@@ -47,6 +47,7 @@
 #include "pool.h"
 #include "prices.h"
 #include "privs.h"
+#include "shards.h"
 
 PG_FUNCTION_INFO_V1(logs_before_insert);
 PG_FUNCTION_INFO_V1(logs_guard);
@@ -55,6 +56,7 @@ PG_FUNCTION_INFO_V1(logs_guard);
 typedef struct LogsColumns
 {
 	Oid			relid;
+	int			id;
 	int			created_at;
 	int			customer_identifier;
 	int			model;
@@ -101,6 +103,7 @@ logs_columns_lookup(Relation rel)
 
 	if (logs_columns.relid == RelationGetRelid(rel))
 		return;
+	logs_columns.id = column_number(tupdesc, "id");
 	logs_columns.created_at = column_number(tupdesc, "created_at");
 	logs_columns.customer_identifier = column_number(tupdesc, "customer_identifier");
 	logs_columns.model = column_number(tupdesc, "model");
@@ -359,6 +362,7 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls;
 	bool		cost_given;
+	bool		on_shard;
 	Numeric		cost;
 
 	analytics_require_current("The insert trigger of analytics.logs");
@@ -379,6 +383,15 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 	logs_check_fields(values, nulls);
 	cost_given = logs_cost(values, nulls, &cost);
 
+	/* On a Citus shard the id is drawn here, on the shard's node. */
+	shards_set_current(trigdata->tg_relation);
+	on_shard = shards_is_shard(trigdata->tg_relation);
+	if (on_shard)
+	{
+		values[logs_columns.id] = Int64GetDatum(shards_next_log_id());
+		nulls[logs_columns.id] = false;
+	}
+
 	if (!nulls[logs_columns.customer_identifier])
 	{
 		Datum		ident = values[logs_columns.customer_identifier];
@@ -387,14 +400,16 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 
 		logs_check_customer_identifier(ident);
 		ident_str = TextDatumGetCString(ident);
-		settings = customers_settings(ident_str, ident);
+		settings = customers_settings(ident_str, ident,
+									  shards_colocated_relid(trigdata->tg_relation, "customers"));
 		if (budget_applies(settings))
 			budget_check_log(ident_str, settings,
 							 DatumGetTimestampTz(values[logs_columns.created_at]),
 							 cost);
 	}
 
-	if (cost_given)
+	shards_clear_current();
+	if (cost_given && !on_shard)
 		return PointerGetDatum(tuple);
 	return PointerGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }

@@ -8,18 +8,19 @@
 CREATE FUNCTION analytics.replace_on_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'model_prices' THEN
-        UPDATE analytics.model_prices
-           SET prompt_per_million = NEW.prompt_per_million,
-               completion_per_million = NEW.completion_per_million
-         WHERE model OPERATOR(pg_catalog.=) NEW.model;
-    ELSIF TG_TABLE_NAME = 'rollup_state' THEN
-        UPDATE analytics.rollup_state
-           SET (watermark, last_pass, last_pass_folded, timezone, retained_from,
-                last_error, last_error_at)
-             = (NEW.watermark, NEW.last_pass, NEW.last_pass_folded, NEW.timezone, NEW.retained_from,
-                NEW.last_error, NEW.last_error_at)
-         WHERE singleton;
+    -- On a Citus node the trigger fires on a shard, <table>_<shardid>:
+    -- update the relation the row goes to.
+    IF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'model_prices' THEN
+        EXECUTE pg_catalog.format('UPDATE %I.%I SET prompt_per_million = $1.prompt_per_million, '
+                                  'completion_per_million = $1.completion_per_million '
+                                  'WHERE model OPERATOR(pg_catalog.=) $1.model',
+                                  TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
+    ELSIF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'rollup_state' THEN
+        EXECUTE pg_catalog.format('UPDATE %I.%I SET (watermark, last_pass, last_pass_folded, timezone, '
+                                  'retained_from, last_error, last_error_at) '
+                                  '= ($1.watermark, $1.last_pass, $1.last_pass_folded, $1.timezone, '
+                                  '$1.retained_from, $1.last_error, $1.last_error_at) WHERE singleton',
+                                  TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
     ELSE
         RAISE EXCEPTION 'replace_on_insert is not meant for table %', TG_TABLE_NAME;
     END IF;

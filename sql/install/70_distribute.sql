@@ -1,0 +1,75 @@
+-- Piece 70: scale-out on Citus (SPEC section 9, src/README.md "Scale-out").
+--
+-- analytics.distribute() shards every per-customer table by
+-- customer_identifier, co-located with customers, and makes the price list
+-- a reference table.  Afterwards the triggers run on the shards, on the
+-- node that holds them (src/shards.c).
+
+-- The ids of logs written on a Citus node: drawn by the insert trigger on
+-- the node that holds the shard (src/shards.c), below the node's group id.
+-- Not used on a single node, where the identity of analytics.logs draws
+-- them.  CACHE 1, as the fold reads its last value.
+CREATE SEQUENCE analytics.log_ids AS bigint MAXVALUE 281474976710655 CACHE 1;
+COMMENT ON SEQUENCE analytics.log_ids IS
+    'Ids of logs written on this Citus node (the node''s group id is added above bit 48); unused on a single node.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.log_ids', '');
+
+CREATE FUNCTION analytics.distribute(shard_count integer DEFAULT 32) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    t text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'analytics.distribute() needs Citus'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The citus extension is not installed in this database.',
+                  HINT = 'Preload citus before analytics (shared_preload_libraries = ''citus,analytics''), CREATE EXTENSION citus, add the worker nodes, then call analytics.distribute() on the coordinator.';
+    END IF;
+    IF shard_count IS NULL OR shard_count OPERATOR(pg_catalog.<) 1
+       OR shard_count OPERATOR(pg_catalog.>) 1024 THEN
+        PERFORM analytics._argument_error('shard_count', shard_count::text, 'an integer from 1 to 1024');
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'analytics.distribute() runs on the coordinator'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Connect to the coordinator of the Citus cluster.';
+    END IF;
+    -- The triggers of the extension must run on the shards.
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.model_prices'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_reference_table('analytics.model_prices');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.customers'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_distributed_table('analytics.customers', 'customer_identifier',
+                                                    shard_count => shard_count, colocate_with => 'none');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass) THEN
+        -- Citus needs the distribution column in every unique key; the
+        -- fold reads logs by id.
+        ALTER TABLE analytics.logs DROP CONSTRAINT logs_pkey;
+        ALTER TABLE analytics.logs ADD CONSTRAINT logs_pkey PRIMARY KEY (customer_identifier, id);
+        CREATE INDEX logs_id ON analytics.logs (id);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.rollup_set_aside'::pg_catalog.regclass) THEN
+        ALTER TABLE analytics.rollup_set_aside DROP CONSTRAINT rollup_set_aside_pkey;
+        ALTER TABLE analytics.rollup_set_aside
+            ADD CONSTRAINT rollup_set_aside_pkey PRIMARY KEY (customer_identifier, log_id);
+    END IF;
+    FOREACH t IN ARRAY ARRAY['logs', 'budget_counters', 'usage_daily', 'usage_customer_day',
+                             'usage_customer', 'rollup_set_aside'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                        WHERE logicalrelid OPERATOR(pg_catalog.=) ('analytics.' OPERATOR(pg_catalog.||) t)::pg_catalog.regclass) THEN
+            PERFORM pg_catalog.create_distributed_table('analytics.' OPERATOR(pg_catalog.||) t,
+                                                        'customer_identifier',
+                                                        colocate_with => 'analytics.customers');
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION analytics.distribute(integer) IS
+    'Shards the per-customer tables by customer_identifier on a Citus cluster (co-located with customers) and makes model_prices a reference table; idempotent; on the coordinator.';

@@ -1,0 +1,336 @@
+/*-------------------------------------------------------------------------
+ *
+ * shards.c
+ *	  The extension's tables as one trigger invocation sees them.
+ *
+ * On a single node a trigger of analytics.logs reads and writes the
+ * extension's own tables.  After analytics.distribute() the triggers run
+ * on the Citus shards (citus.enable_unsafe_triggers), on the node that
+ * holds the shard, inside the transaction writing it: there the node's
+ * analytics.customers is an empty shell, and the customer's row lives in
+ * the customers shard co-located with the logs shard being written.  This
+ * file maps a shard (named <table>_<shardid>) to the co-located shard of
+ * another of the extension's tables through Citus' pg_dist_shard (same
+ * hash range), caches the answer per backend, and draws the ids of logs
+ * written on a cluster (src/README.md "Scale-out").
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "analytics.h"
+#include "shards.h"
+
+/* The tables a trigger invocation may reach, and so may map. */
+static const char *const shard_tables[] = {
+	"logs", "customers", "budget_counters", "usage_daily",
+	"usage_customer_day", "usage_customer", "rollup_set_aside"
+};
+#define SHARD_TABLES lengthof(shard_tables)
+
+/* One shard written by a trigger, with its co-located shards. */
+typedef struct ShardEntry
+{
+	Oid			relid;			/* key: the shard written */
+	Oid			colocated[SHARD_TABLES];	/* InvalidOid: not looked up */
+	char	   *names[SHARD_TABLES];	/* qualified, quoted names */
+} ShardEntry;
+
+static HTAB *shard_map = NULL;
+
+/* The relation whose trigger is running (shards_set_current). */
+static Oid	current_relid = InvalidOid;
+
+/* This node's Citus group id, shifted into an id's top bits; -1: unknown. */
+static int64 node_prefix = -1;
+
+/* Bits of an id drawn from a node's analytics.log_ids. */
+#define LOG_ID_BITS 48
+
+static int
+shard_table_index(const char *table)
+{
+	for (int i = 0; i < (int) SHARD_TABLES; i++)
+		if (strcmp(shard_tables[i], table) == 0)
+			return i;
+	elog(ERROR, "analytics.%s is not a table shards.c maps", table);
+	return -1;					/* keep compiler quiet */
+}
+
+static Oid
+analytics_relid(const char *table)
+{
+	Oid			relid = get_relname_relid(table, get_namespace_oid("analytics", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation analytics.%s does not exist", table);
+	return relid;
+}
+
+/*
+ * The shard id of a relation named <table>_<shardid> whose <table> is one
+ * of the extension's tables, or 0 when relid is not such a shard.
+ */
+static int64
+shard_id_of(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+	char	   *sep;
+	char	   *end;
+	int64		shardid;
+
+	if (name == NULL || (sep = strrchr(name, '_')) == NULL || sep[1] == '\0')
+		return 0;
+	for (end = sep + 1; *end; end++)
+		if (!isdigit((unsigned char) *end))
+			return 0;
+	*sep = '\0';
+	for (int i = 0; i < (int) SHARD_TABLES; i++)
+		if (strcmp(shard_tables[i], name) == 0)
+		{
+			shardid = strtoi64(sep + 1, NULL, 10);
+			return shardid;
+		}
+	return 0;
+}
+
+static void
+shards_relcache_callback(Datum arg, Oid relid)
+{
+	/* Shards come and go with moves; start afresh on any change. */
+	if (shard_map != NULL)
+	{
+		hash_destroy(shard_map);
+		shard_map = NULL;
+	}
+}
+
+static void
+shards_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		current_relid = InvalidOid;
+}
+
+/*
+ * shards_init
+ *		Register the cache's invalidation; from _PG_init.
+ */
+void
+shards_init(void)
+{
+	CacheRegisterRelcacheCallback(shards_relcache_callback, (Datum) 0);
+	RegisterXactCallback(shards_xact_callback, NULL);
+}
+
+/*
+ * shards_is_shard
+ *		Whether rel is a Citus shard of one of the extension's tables
+ *		rather than the table itself.
+ */
+bool
+shards_is_shard(Relation rel)
+{
+	return shard_id_of(RelationGetRelid(rel)) != 0;
+}
+
+/*
+ * Look up, through pg_dist_shard, the shard of analytics.<table> whose
+ * hash range is that of shard shardid.
+ */
+static void
+shard_lookup(ShardEntry *entry, int64 shardid, int i)
+{
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	char	   *name;
+	bool		isnull;
+	int64		colocated;
+	MemoryContext old;
+
+	values[0] = Int64GetDatum(shardid);
+	values[1] = CStringGetTextDatum(psprintf("analytics.%s", shard_tables[i]));
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT t.shardid FROM pg_catalog.pg_dist_shard s "
+							  "JOIN pg_catalog.pg_dist_shard t "
+							  "ON t.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue "
+							  "WHERE s.shardid OPERATOR(pg_catalog.=) $1 "
+							  "AND t.logicalrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass",
+							  2, argtypes, values, NULL, true, 2) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "no shard of analytics.%s is co-located with shard " INT64_FORMAT,
+			 shard_tables[i], shardid);
+	colocated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	name = psprintf("%s_" INT64_FORMAT, shard_tables[i], colocated);
+	entry->colocated[i] = analytics_relid(name);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	entry->names[i] = psprintf("analytics.%s", quote_identifier(name));
+	MemoryContextSwitchTo(old);
+}
+
+static ShardEntry *
+shard_entry(Oid relid, const char *table)
+{
+	int			i = shard_table_index(table);
+	int64		shardid = shard_id_of(relid);
+	ShardEntry *entry;
+	bool		found;
+
+	if (shardid == 0)
+		return NULL;
+	if (shard_map == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ShardEntry);
+		shard_map = hash_create("analytics shards", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	entry = hash_search(shard_map, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		memset(entry->colocated, 0, sizeof(entry->colocated));
+		memset(entry->names, 0, sizeof(entry->names));
+	}
+	if (!OidIsValid(entry->colocated[i]))
+		shard_lookup(entry, shardid, i);
+	return entry;
+}
+
+static Oid
+colocated_oid(Oid relid, const char *table)
+{
+	ShardEntry *entry = OidIsValid(relid) ? shard_entry(relid, table) : NULL;
+
+	if (entry == NULL)
+		return analytics_relid(table);
+	return entry->colocated[shard_table_index(table)];
+}
+
+/*
+ * shards_colocated_relid
+ *		The relation of analytics.<table> that goes with rel: the table
+ *		itself, or the shard co-located with the shard rel.
+ */
+Oid
+shards_colocated_relid(Relation rel, const char *table)
+{
+	return colocated_oid(RelationGetRelid(rel), table);
+}
+
+/*
+ * shards_colocated_name
+ *		The same relation's qualified name, for SQL.
+ */
+char *
+shards_colocated_name(Relation rel, const char *table)
+{
+	ShardEntry *entry = shard_entry(RelationGetRelid(rel), table);
+
+	if (entry == NULL)
+		return psprintf("analytics.%s", table);
+	return entry->names[shard_table_index(table)];
+}
+
+/*
+ * shards_set_current, shards_clear_current
+ *		Record the relation whose trigger runs, for code reached through
+ *		callbacks that do not carry it (the change protocol's global
+ *		fallback).
+ */
+void
+shards_set_current(Relation rel)
+{
+	current_relid = RelationGetRelid(rel);
+}
+
+void
+shards_clear_current(void)
+{
+	current_relid = InvalidOid;
+}
+
+/*
+ * shards_current
+ *		analytics.<table> as the running trigger sees it.
+ */
+Oid
+shards_current(const char *table)
+{
+	return colocated_oid(current_relid, table);
+}
+
+/*
+ * shards_is_known
+ *		Whether relid is analytics.<table> or a shard of it this backend
+ *		has mapped.
+ */
+bool
+shards_is_known(Oid relid, const char *table)
+{
+	HASH_SEQ_STATUS status;
+	ShardEntry *entry;
+	int			i = shard_table_index(table);
+	bool		known = false;
+
+	if (shard_map == NULL)
+		return false;
+	hash_seq_init(&status, shard_map);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->colocated[i] == relid)
+			known = true;
+	return known;
+}
+
+/*
+ * shards_next_log_id
+ *		The id of a log written to a shard: this node's Citus group id in
+ *		the top bits, the next value of analytics.log_ids below.  Drawn in
+ *		the insert trigger on the node holding the shard, while the writer
+ *		holds its lock on the shard: the fold's argument (src/README.md)
+ *		then holds per node.
+ */
+int64
+shards_next_log_id(void)
+{
+	int64		local;
+
+	if (node_prefix < 0)
+	{
+		bool		isnull;
+		int32		group;
+
+		SPI_connect();
+		if (SPI_execute("SELECT groupid FROM pg_catalog.pg_dist_local_group", true, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "this node has no Citus group id");
+		group = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+		if (group < 0 || group >= (1 << (63 - LOG_ID_BITS)))
+			elog(ERROR, "Citus group id %d is out of the range of log ids", group);
+		node_prefix = (int64) group << LOG_ID_BITS;
+	}
+	local = nextval_internal(analytics_relid("log_ids"), true);
+	if (local >= ((int64) 1 << LOG_ID_BITS))
+		ereport(ERROR,
+				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
+				 errmsg("analytics.log_ids reached its maximum on this node")));
+	return node_prefix | local;
+}

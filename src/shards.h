@@ -1,0 +1,25 @@
+/*-------------------------------------------------------------------------
+ *
+ * shards.h
+ *	  The extension's tables as one trigger invocation sees them: the
+ *	  tables themselves on a single node, or, on a Citus node, the shards
+ *	  co-located with the shard being written.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ANALYTICS_SHARDS_H
+#define ANALYTICS_SHARDS_H
+
+#include "utils/relcache.h"
+
+extern void shards_init(void);
+extern bool shards_is_shard(Relation rel);
+extern Oid	shards_colocated_relid(Relation rel, const char *table);
+extern char *shards_colocated_name(Relation rel, const char *table);
+extern void shards_set_current(Relation rel);
+extern void shards_clear_current(void);
+extern Oid	shards_current(const char *table);
+extern bool shards_is_known(Oid relid, const char *table);
+extern int64 shards_next_log_id(void);
+
+#endif							/* ANALYTICS_SHARDS_H */
