@@ -23,6 +23,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
+#include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -49,6 +50,11 @@ typedef struct ShardEntry
 } ShardEntry;
 
 static HTAB *shard_map = NULL;
+
+/* The logs relations of this node (shards_local_logs); NIL: not known. */
+static List *local_logs = NIL;
+static bool local_logs_known = false;
+static bool logs_distributed = false;
 
 /* The relation whose trigger is running (shards_set_current). */
 static Oid	current_relid = InvalidOid;
@@ -114,6 +120,12 @@ shards_relcache_callback(Datum arg, Oid relid)
 	{
 		hash_destroy(shard_map);
 		shard_map = NULL;
+	}
+	if (local_logs_known)
+	{
+		list_free(local_logs);
+		local_logs = NIL;
+		local_logs_known = false;
 	}
 }
 
@@ -311,6 +323,22 @@ shards_next_log_id(void)
 {
 	int64		local;
 
+	(void) shards_node_prefix();
+	local = nextval_internal(analytics_relid("log_ids"), true);
+	if (local >= ((int64) 1 << LOG_ID_BITS))
+		ereport(ERROR,
+				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
+				 errmsg("analytics.log_ids reached its maximum on this node")));
+	return node_prefix | local;
+}
+
+/*
+ * shards_node_prefix
+ *		This node's Citus group id shifted into the top bits of a log id.
+ */
+int64
+shards_node_prefix(void)
+{
 	if (node_prefix < 0)
 	{
 		bool		isnull;
@@ -327,10 +355,103 @@ shards_next_log_id(void)
 			elog(ERROR, "Citus group id %d is out of the range of log ids", group);
 		node_prefix = (int64) group << LOG_ID_BITS;
 	}
-	local = nextval_internal(analytics_relid("log_ids"), true);
-	if (local >= ((int64) 1 << LOG_ID_BITS))
-		ereport(ERROR,
-				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
-				 errmsg("analytics.log_ids reached its maximum on this node")));
-	return node_prefix | local;
+	return node_prefix;
+}
+
+/*
+ * Find this node's logs relations: analytics.logs itself when it is not
+ * distributed, else the shards of it whose placement is on this node.
+ */
+static void
+shards_find_local_logs(void)
+{
+	MemoryContext old;
+	List	   *found = NIL;
+	bool		distributed = false;
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_extension "
+					"WHERE extname OPERATOR(pg_catalog.=) 'citus')", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_extension");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		if (SPI_execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition "
+						"WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass)",
+						true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_dist_partition");
+		distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (distributed)
+	{
+		if (SPI_execute("SELECT r.oid FROM pg_catalog.pg_dist_shard s "
+						"JOIN pg_catalog.pg_dist_placement p "
+						"  ON p.shardid OPERATOR(pg_catalog.=) s.shardid "
+						"JOIN pg_catalog.pg_class r "
+						"  ON r.relname OPERATOR(pg_catalog.=) ('logs_' OPERATOR(pg_catalog.||) s.shardid) "
+						" AND r.relnamespace OPERATOR(pg_catalog.=) 'analytics'::pg_catalog.regnamespace "
+						"WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass "
+						"  AND p.groupid OPERATOR(pg_catalog.=) "
+						"      (SELECT groupid FROM pg_catalog.pg_dist_local_group) "
+						"ORDER BY s.shardid", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_dist_shard");
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		for (uint64 i = 0; i < SPI_processed; i++)
+			found = lappend_oid(found, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	  SPI_tuptable->tupdesc,
+																	  1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	if (!distributed)
+	{
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		found = list_make1_oid(analytics_relid("logs"));
+		MemoryContextSwitchTo(old);
+	}
+	local_logs = found;
+	logs_distributed = distributed;
+	local_logs_known = true;
+}
+
+/*
+ * shards_local_logs
+ *		The logs relations this node folds: analytics.logs on a single node,
+ *		the shards of it placed on this node after distribute() (none on a
+ *		coordinator without shards).  Cached until the next relcache
+ *		invalidation (Citus sends one when shards move).
+ */
+List *
+shards_local_logs(void)
+{
+	if (!local_logs_known)
+		shards_find_local_logs();
+	return local_logs;
+}
+
+/*
+ * shards_logs_distributed
+ *		Whether analytics.logs is distributed (analytics.distribute()).
+ */
+bool
+shards_logs_distributed(void)
+{
+	if (!local_logs_known)
+		shards_find_local_logs();
+	return logs_distributed;
+}
+
+/*
+ * shards_id_last
+ *		The greatest id of a log drawn on this node: on a Citus node the
+ *		end of its group's range, else the greatest bigint.
+ */
+int64
+shards_id_last(void)
+{
+	if (!shards_logs_distributed())
+		return PG_INT64_MAX;
+	(void) shards_node_prefix();
+	return node_prefix + (((int64) 1 << LOG_ID_BITS) - 1);
 }

@@ -10,6 +10,7 @@
 #ifndef ANALYTICS_SHARDS_H
 #define ANALYTICS_SHARDS_H
 
+#include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
 extern void shards_init(void);
@@ -21,5 +22,9 @@ extern void shards_clear_current(void);
 extern Oid	shards_current(const char *table);
 extern bool shards_is_known(Oid relid, const char *table);
 extern int64 shards_next_log_id(void);
+extern int64 shards_node_prefix(void);
+extern List *shards_local_logs(void);
+extern bool shards_logs_distributed(void);
+extern int64 shards_id_last(void);
 
 #endif							/* ANALYTICS_SHARDS_H */

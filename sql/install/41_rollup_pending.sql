@@ -212,3 +212,22 @@ COMMENT ON COLUMN analytics._usage_customer_day_live.prompt_tokens IS 'Sum of pr
 COMMENT ON COLUMN analytics._usage_customer_day_live.completion_tokens IS 'Sum of completion_tokens.';
 COMMENT ON COLUMN analytics._usage_customer_day_live.cost IS 'Sum of cost (USD, before markup).';
 -- end rollup columns
+
+-- The pending condition, node by node (src/pending.c): a log l is not
+-- folded in yet when
+--   (l.id > analytics._fold_watermark() AND l.id <= analytics._fold_id_last())
+--   OR l.id = ANY (analytics._fold_gap_ids())
+-- On a Citus cluster these run on the node of each shard task and read that
+-- node's state.
+CREATE FUNCTION analytics._fold_watermark() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_watermark' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_watermark() IS
+    'Internal: this node''s rollup watermark (the pending condition, src/pending.c).';
+CREATE FUNCTION analytics._fold_id_last() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_id_last' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_id_last() IS
+    'Internal: the greatest log id this node draws (the greatest bigint on a single node).';
+CREATE FUNCTION analytics._fold_gap_ids() RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'pending_gap_ids' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_gap_ids() IS
+    'Internal: the ids of this node''s logs inside a rollup gap that the caller sees (null: none).';
