@@ -650,18 +650,19 @@ $$;
 CREATE OR REPLACE FUNCTION analytics.replace_on_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'model_prices' THEN
-        UPDATE analytics.model_prices
-           SET prompt_per_million = NEW.prompt_per_million,
-               completion_per_million = NEW.completion_per_million
-         WHERE model OPERATOR(pg_catalog.=) NEW.model;
-    ELSIF TG_TABLE_NAME = 'rollup_state' THEN
-        UPDATE analytics.rollup_state
-           SET (watermark, last_pass, last_pass_folded, timezone, retained_from,
-                last_error, last_error_at)
-             = (NEW.watermark, NEW.last_pass, NEW.last_pass_folded, NEW.timezone, NEW.retained_from,
-                NEW.last_error, NEW.last_error_at)
-         WHERE singleton;
+    -- On a Citus node the trigger fires on a shard, <table>_<shardid>:
+    -- update the relation the row goes to.
+    IF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'model_prices' THEN
+        EXECUTE pg_catalog.format('UPDATE %I.%I SET prompt_per_million = $1.prompt_per_million, '
+                                  'completion_per_million = $1.completion_per_million '
+                                  'WHERE model OPERATOR(pg_catalog.=) $1.model',
+                                  TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
+    ELSIF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'rollup_state' THEN
+        EXECUTE pg_catalog.format('UPDATE %I.%I SET (watermark, last_pass, last_pass_folded, timezone, '
+                                  'retained_from, last_error, last_error_at) '
+                                  '= ($1.watermark, $1.last_pass, $1.last_pass_folded, $1.timezone, '
+                                  '$1.retained_from, $1.last_error, $1.last_error_at) WHERE singleton',
+                                  TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
     ELSE
         RAISE EXCEPTION 'replace_on_insert is not meant for table %', TG_TABLE_NAME;
     END IF;
@@ -677,6 +678,96 @@ $$;
 CREATE OR REPLACE FUNCTION analytics._budget_billed(raw numeric, markup numeric)
 RETURNS numeric AS 'MODULE_PATHNAME', 'budget_billed'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- Scale-out on Citus (SPEC §9): the pending condition node by node, the
+-- ids of logs written on a Citus node, analytics.distribute().
+-- The pending condition, node by node (src/pending.c): a log l is not
+-- folded in yet when
+--   (l.id > analytics._fold_watermark() AND l.id <= analytics._fold_id_last())
+--   OR l.id = ANY (analytics._fold_gap_ids())
+-- On a Citus cluster these run on the node of each shard task and read that
+-- node's state.
+CREATE FUNCTION analytics._fold_watermark() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_watermark' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_watermark() IS
+    'Internal: this node''s rollup watermark (the pending condition, src/pending.c).';
+CREATE FUNCTION analytics._fold_id_last() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_id_last' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_id_last() IS
+    'Internal: the greatest log id this node draws (the greatest bigint on a single node).';
+CREATE FUNCTION analytics._fold_gap_ids() RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'pending_gap_ids' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_gap_ids() IS
+    'Internal: the ids of this node''s logs inside a rollup gap that the caller sees (null: none).';
+
+-- The ids of logs written on a Citus node: drawn by the insert trigger on
+-- the node that holds the shard (src/shards.c), below the node's group id.
+-- Not used on a single node, where the identity of analytics.logs draws
+-- them.  CACHE 1, as the fold reads its last value.
+CREATE SEQUENCE analytics.log_ids AS bigint MAXVALUE 281474976710655 CACHE 1;
+COMMENT ON SEQUENCE analytics.log_ids IS
+    'Ids of logs written on this Citus node (the node''s group id is added above bit 48); unused on a single node.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.log_ids', '');
+
+CREATE FUNCTION analytics.distribute(shard_count integer DEFAULT 32) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    t text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'analytics.distribute() needs Citus'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The citus extension is not installed in this database.',
+                  HINT = 'Preload citus before analytics (shared_preload_libraries = ''citus,analytics''), CREATE EXTENSION citus, add the worker nodes, then call analytics.distribute() on the coordinator.';
+    END IF;
+    IF shard_count IS NULL OR shard_count OPERATOR(pg_catalog.<) 1
+       OR shard_count OPERATOR(pg_catalog.>) 1024 THEN
+        PERFORM analytics._argument_error('shard_count', shard_count::text, 'an integer from 1 to 1024');
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'analytics.distribute() runs on the coordinator'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Connect to the coordinator of the Citus cluster.';
+    END IF;
+    -- The triggers of the extension must run on the shards.
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.model_prices'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_reference_table('analytics.model_prices');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.customers'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_distributed_table('analytics.customers', 'customer_identifier',
+                                                    shard_count => shard_count, colocate_with => 'none');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass) THEN
+        -- Citus needs the distribution column in every unique key; the
+        -- fold reads logs by id.
+        ALTER TABLE analytics.logs DROP CONSTRAINT logs_pkey;
+        ALTER TABLE analytics.logs ADD CONSTRAINT logs_pkey PRIMARY KEY (customer_identifier, id);
+        CREATE INDEX logs_id ON analytics.logs (id);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.rollup_set_aside'::pg_catalog.regclass) THEN
+        ALTER TABLE analytics.rollup_set_aside DROP CONSTRAINT rollup_set_aside_pkey;
+        ALTER TABLE analytics.rollup_set_aside
+            ADD CONSTRAINT rollup_set_aside_pkey PRIMARY KEY (customer_identifier, log_id);
+    END IF;
+    FOREACH t IN ARRAY ARRAY['logs', 'budget_counters', 'usage_daily', 'usage_customer_day',
+                             'usage_customer', 'rollup_set_aside'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                        WHERE logicalrelid OPERATOR(pg_catalog.=) ('analytics.' OPERATOR(pg_catalog.||) t)::pg_catalog.regclass) THEN
+            PERFORM pg_catalog.create_distributed_table('analytics.' OPERATOR(pg_catalog.||) t,
+                                                        'customer_identifier',
+                                                        colocate_with => 'analytics.customers');
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION analytics.distribute(integer) IS
+    'Shards the per-customer tables by customer_identifier on a Citus cluster (co-located with customers) and makes model_prices a reference table; idempotent; on the coordinator.';
 
 -- Roles and privileges (SPEC §13)
 --
@@ -941,6 +1032,9 @@ GRANT EXECUTE ON FUNCTION
     analytics.check_budget(text),
     analytics._pending_usage(),
     analytics._rollup_gap_ids(),
+    analytics._fold_watermark(),
+    analytics._fold_id_last(),
+    analytics._fold_gap_ids(),
     analytics._worker_status(),
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),
