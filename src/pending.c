@@ -61,7 +61,9 @@ pending_watermark(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("analytics.rollup_state must hold exactly one row"),
 				 errhint("Reinstall the extension.")));
-	PG_RETURN_INT64(DatumGetInt64(d));
+	/* A Citus node's ids start at its group id (src/shards.c). */
+	PG_RETURN_INT64(Max(DatumGetInt64(d),
+						shards_logs_distributed() ? shards_node_prefix() : 0));
 }
 
 /*

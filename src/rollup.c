@@ -30,6 +30,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgtime.h"
@@ -51,6 +52,7 @@
 #include "customers.h"
 #include "privs.h"
 #include "rollup.h"
+#include "shards.h"
 
 PG_FUNCTION_INFO_V1(rollup_now);
 PG_FUNCTION_INFO_V1(rollup_purge_logs);
@@ -308,6 +310,16 @@ static const char *fold_sql =
 "WITH" FOLD_SRC "," FOLD_CUSTOMERS "," FOLD_DAILY ","
 FOLD_CUSTOMER_DAY_SRC "," FOLD_CUSTOMER_DAY "," FOLD_DAY "," FOLD_CUSTOMER
 " SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
+
+/*
+ * The same on a Citus node, for one logs shard and its co-located rollup
+ * shards: usage_day, which has no customer to shard by, is not kept there
+ * (the views sum usage_customer_day per day instead).
+ */
+static const char *fold_shard_sql =
+"WITH" FOLD_SRC "," FOLD_CUSTOMERS "," FOLD_DAILY ","
+FOLD_CUSTOMER_DAY_SRC "," FOLD_CUSTOMER_DAY "," FOLD_CUSTOMER
+" SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
 /* clang-format on */
 
 /*
@@ -378,6 +390,7 @@ typedef struct RollupFold
 	RollupSource source;
 	Snapshot	snapshot;		/* every statement reads it (or each its own:
 								 * InvalidSnapshot) */
+	Oid			logs;			/* analytics.logs or one of its shards */
 } RollupFold;
 
 /* The recorded gaps, as a fold chunk found them under the row lock. */
@@ -447,6 +460,103 @@ rollup_logs_relid(void)
 }
 
 /*
+ * rollup_sql_for
+ *		sql as it reads and writes the relations that go with the logs
+ *		relation logs: unchanged for analytics.logs, and for a Citus shard of
+ *		it, every extension table that has shards named by its co-located
+ *		shard (src/shards.c).  rollup_state and rollup_gaps are the node's
+ *		own.
+ */
+static const char *
+rollup_sql_for(const char *sql, Oid logs)
+{
+	static const char *const tables[] = {
+		"logs", "customers", "usage_daily", "usage_customer_day",
+		"usage_customer", "rollup_set_aside"
+	};
+	StringInfoData buf;
+	const char *p = sql;
+
+	if (logs == rollup_logs_relid())
+		return sql;
+	initStringInfo(&buf);
+	while (*p)
+	{
+		const char *hit = strstr(p, "analytics.");
+		bool		replaced = false;
+
+		if (hit == NULL)
+		{
+			appendStringInfoString(&buf, p);
+			break;
+		}
+		appendBinaryStringInfo(&buf, p, hit - p);
+		p = hit + strlen("analytics.");
+		for (int i = 0; i < lengthof(tables); i++)
+		{
+			size_t		len = strlen(tables[i]);
+
+			if (strncmp(p, tables[i], len) == 0 &&
+				!(isalnum((unsigned char) p[len]) || p[len] == '_'))
+			{
+				appendStringInfoString(&buf, shards_colocated_name_oid(logs, tables[i]));
+				p += len;
+				replaced = true;
+				break;
+			}
+		}
+		if (!replaced)
+			appendStringInfoString(&buf, "analytics.");
+	}
+	return buf.data;
+}
+
+/*
+ * rollup_replace
+ *		sql with every from replaced by to.
+ */
+static const char *
+rollup_replace(const char *sql, const char *from, const char *to)
+{
+	StringInfoData buf;
+	const char *p = sql;
+	const char *hit;
+
+	initStringInfo(&buf);
+	while ((hit = strstr(p, from)) != NULL)
+	{
+		appendBinaryStringInfo(&buf, p, hit - p);
+		appendStringInfoString(&buf, to);
+		p = hit + strlen(from);
+	}
+	appendStringInfoString(&buf, p);
+	return buf.data;
+}
+
+/*
+ * rollup_logs_union
+ *		The node's logs relations as one relation of ids for SQL: the table,
+ *		or the union of its local shards.
+ */
+static char *
+rollup_logs_union(void)
+{
+	List	   *logs = shards_local_logs();
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (!shards_logs_distributed())
+		return "analytics.logs l";
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "(SELECT NULL::pg_catalog.int8 AS id WHERE false");
+	foreach(lc, logs)
+		appendStringInfo(&buf, " UNION ALL SELECT id FROM %s",
+						 quote_qualified_identifier("analytics", get_rel_name(lfirst_oid(lc))));
+	appendStringInfoString(&buf, ") l");
+	return buf.data;
+}
+
+/*
  * rollup_require_read_committed
  *		Refuse to run the fold-in (or what must serialize with it) under a
  *		transaction snapshot: it must see the logs committed since the pass
@@ -506,7 +616,9 @@ rollup_fold_range(int64 lo, int64 hi, const RollupFold *fold)
 	Datum		values[7];
 	bool		isnull;
 
-	spi_run_in(fold->snapshot, "SELECT NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside)",
+	spi_run_in(fold->snapshot,
+			   rollup_sql_for("SELECT NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside)",
+							  fold->logs),
 			   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	values[0] = Int64GetDatum(lo);
@@ -515,7 +627,10 @@ rollup_fold_range(int64 lo, int64 hi, const RollupFold *fold)
 	values[3] = TimestampTzGetDatum(fold->since);
 	values[4] = BoolGetDatum(fold->summaries);
 	values[6] = Int32GetDatum((int32) fold->source);
-	spi_run_in(fold->snapshot, fold_sql, 7, argtypes, values, NULL, SPI_OK_SELECT);
+	spi_run_in(fold->snapshot,
+			   rollup_sql_for(fold->logs == rollup_logs_relid() ? fold_sql : fold_shard_sql,
+							  fold->logs),
+			   7, argtypes, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -577,6 +692,11 @@ rollup_settle(RollupPass *pass, MemoryContext cxt)
 	LOCKTAG		tag;
 	VirtualTransactionId *vxids;
 	int			n;
+	bool		distributed;
+	List	   *logs;
+	ListCell   *lc;
+	const char *seq;
+	bool		mine_added = false;
 
 	pass->target = 0;
 	pass->nlockers = 0;
@@ -584,45 +704,64 @@ rollup_settle(RollupPass *pass, MemoryContext cxt)
 	pass->folded = 0;
 	pass->first = true;
 
-	spi_run("SELECT pg_catalog.pg_sequence_last_value('analytics.logs_id_seq'::pg_catalog.regclass)",
+	/*
+	 * On a Citus node the ids of its logs shards are drawn by the insert
+	 * trigger from analytics.log_ids, below the node's group id
+	 * (src/shards.c); there is nothing to fold on a node without shards.
+	 */
+	distributed = shards_logs_distributed();
+	logs = shards_local_logs();
+	if (logs == NIL)
+		return;
+	seq = distributed ? "'analytics.log_ids'" : "'analytics.logs_id_seq'";
+	spi_run(psprintf("SELECT pg_catalog.pg_sequence_last_value(%s::pg_catalog.regclass)", seq),
 			0, NULL, NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return;
-	pass->target = DatumGetInt64(d);
+	pass->target = DatumGetInt64(d) | (distributed ? shards_node_prefix() : 0);
 
 	/* Ids are handed out in order only one at a time (CACHE 1). */
-	spi_run("SELECT s.seqcache FROM pg_catalog.pg_sequence s "
-			"WHERE s.seqrelid OPERATOR(pg_catalog.=) 'analytics.logs_id_seq'::pg_catalog.regclass",
+	spi_run(psprintf("SELECT s.seqcache FROM pg_catalog.pg_sequence s "
+					 "WHERE s.seqrelid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass", seq),
 			0, NULL, NULL, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 1 &&
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("analytics.logs_id_seq must have CACHE 1"),
+				 errmsg("%s must have CACHE 1", distributed ? "analytics.log_ids" : "analytics.logs_id_seq"),
 				 errdetail("With a cache, sessions hand out ids out of order and the rollup could miss logs."),
-				 errhint("Run ALTER SEQUENCE analytics.logs_id_seq CACHE 1.")));
+				 errhint("Run ALTER SEQUENCE %s CACHE 1.", distributed ? "analytics.log_ids" : "analytics.logs_id_seq")));
 
-	SET_LOCKTAG_RELATION(tag, MyDatabaseId, rollup_logs_relid());
-	vxids = GetLockConflicts(&tag, ShareLock, &n);
-	pass->lockers = MemoryContextAlloc(cxt, sizeof(int64) * (n + 1));
-	for (int i = 0; i < n; i++)
-		pass->lockers[i] = rollup_vxid_encode(vxids[i]);
-
-	/*
-	 * GetLockConflicts leaves out this transaction: when it writes logs too
-	 * (a fold called from a statement that is inserting a log, or from a
-	 * trigger), an id it drew may not be in the table yet, so it is a writer
-	 * in progress like the others.
-	 */
-	if (rollup_locks_logs_for_writing(tag))
+	/* Every writer of any of the node's logs relations. */
+	pass->lockers = MemoryContextAlloc(cxt, sizeof(int64) * (list_length(logs) + 1) * 8);
+	foreach(lc, logs)
 	{
-		VirtualTransactionId mine;
+		int			max = (list_length(logs) + 1) * 8;
 
-		GET_VXID_FROM_PGPROC(mine, *MyProc);
-		pass->lockers[n++] = rollup_vxid_encode(mine);
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, lfirst_oid(lc));
+		vxids = GetLockConflicts(&tag, ShareLock, &n);
+		if (pass->nlockers + n + 1 > max)
+			pass->lockers = repalloc(pass->lockers,
+									 sizeof(int64) * (pass->nlockers + n + 1 + max));
+		for (int i = 0; i < n; i++)
+			pass->lockers[pass->nlockers++] = rollup_vxid_encode(vxids[i]);
+
+		/*
+		 * GetLockConflicts leaves out this transaction: when it writes logs
+		 * too (a fold called from a statement that is inserting a log, or
+		 * from a trigger), an id it drew may not be in the table yet, so it
+		 * is a writer in progress like the others.
+		 */
+		if (!mine_added && rollup_locks_logs_for_writing(tag))
+		{
+			VirtualTransactionId mine;
+
+			GET_VXID_FROM_PGPROC(mine, *MyProc);
+			pass->lockers[pass->nlockers++] = rollup_vxid_encode(mine);
+			mine_added = true;
+		}
 	}
-	pass->nlockers = n;
 }
 
 /*
@@ -671,16 +810,29 @@ rollup_read_gaps(RollupGaps *gaps)
 	gaps->count = 0;
 	gaps->min_lo = PG_INT64_MAX;
 	gaps->max_hi = 0;
-	spi_run("SELECT lo, hi, lockers, server_started, "
-			"EXISTS (SELECT 1 FROM pg_catalog.pg_locks k "
-			"         WHERE k.locktype OPERATOR(pg_catalog.=) 'relation' "
-			"           AND k.relation OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass "
-			"           AND k.database OPERATOR(pg_catalog.=) "
-			"               (SELECT d.oid FROM pg_catalog.pg_database d "
-			"                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
-			"           AND k.pid IS NULL) "
-			"FROM analytics.rollup_gaps",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	{
+		List	   *logs = shards_local_logs();
+		Datum	   *oids = palloc(sizeof(Datum) * Max(list_length(logs), 1));
+		int			noids = 0;
+		ListCell   *lc;
+		Oid			argtypes[1] = {OIDARRAYOID};
+		Datum		values[1];
+
+		foreach(lc, logs)
+			oids[noids++] = ObjectIdGetDatum(lfirst_oid(lc));
+		values[0] = PointerGetDatum(construct_array(oids, noids, OIDOID, sizeof(Oid),
+													true, TYPALIGN_INT));
+		spi_run("SELECT lo, hi, lockers, server_started, "
+				"EXISTS (SELECT 1 FROM pg_catalog.pg_locks k "
+				"         WHERE k.locktype OPERATOR(pg_catalog.=) 'relation' "
+				"           AND k.relation OPERATOR(pg_catalog.=) ANY ($1) "
+				"           AND k.database OPERATOR(pg_catalog.=) "
+				"               (SELECT d.oid FROM pg_catalog.pg_database d "
+				"                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
+				"           AND k.pid IS NULL) "
+				"FROM analytics.rollup_gaps",
+				1, argtypes, values, NULL, SPI_OK_SELECT);
+	}
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
 	settled = palloc(sizeof(Datum) * Max(nrows, 1));
@@ -763,7 +915,8 @@ rollup_rewrite_gaps(const RollupGaps *gaps, int64 gaps_done, int64 lo,
 												TYPALIGN_DOUBLE));
 	values[5] = BoolGetDatum(record);
 	values[6] = TimestampTzGetDatum(PgStartTime);
-	spi_run_in(snapshot, gaps_sql, 7, argtypes, values, NULL, SPI_OK_INSERT);
+	spi_run_in(snapshot, rollup_replace(gaps_sql, "analytics.logs l", rollup_logs_union()),
+			   7, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -837,7 +990,7 @@ rollup_try_fold(int64 lo, int64 hi, const RollupFold *fold, int64 *folded,
  *		spi_run_in).  Inside SPI, with the rollup_state row locked.
  */
 static void
-rollup_set_aside(int64 id, ErrorData *error, Snapshot snapshot)
+rollup_set_aside(int64 id, ErrorData *error, Snapshot snapshot, Oid logs)
 {
 	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
@@ -855,14 +1008,14 @@ rollup_set_aside(int64 id, ErrorData *error, Snapshot snapshot)
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(unpack_sql_state(error->sqlerrcode));
 	values[2] = CStringGetTextDatum(message);
-	spi_run_in(snapshot, "INSERT INTO analytics.customers (customer_identifier) "
-			   "SELECT l.customer_identifier FROM analytics.logs l "
-			   "WHERE l.id OPERATOR(pg_catalog.=) $1 "
-			   "ON CONFLICT (customer_identifier) DO NOTHING",
+	spi_run_in(snapshot, rollup_sql_for("INSERT INTO analytics.customers (customer_identifier) "
+										"SELECT l.customer_identifier FROM analytics.logs l "
+										"WHERE l.id OPERATOR(pg_catalog.=) $1 "
+										"ON CONFLICT (customer_identifier) DO NOTHING", logs),
 			   1, argtypes, values, NULL, SPI_OK_INSERT);
-	spi_run_in(snapshot, "INSERT INTO analytics.rollup_set_aside (log_id, customer_identifier, sqlstate, error) "
-			   "SELECT l.id, l.customer_identifier, $2, $3 FROM analytics.logs l "
-			   "WHERE l.id OPERATOR(pg_catalog.=) $1",
+	spi_run_in(snapshot, rollup_sql_for("INSERT INTO analytics.rollup_set_aside (log_id, customer_identifier, sqlstate, error) "
+										"SELECT l.id, l.customer_identifier, $2, $3 FROM analytics.logs l "
+										"WHERE l.id OPERATOR(pg_catalog.=) $1", logs),
 			   3, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
@@ -894,7 +1047,7 @@ rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
 		}
 		if (end == lo + 1)
 		{
-			rollup_set_aside(end, error, fold->snapshot);
+			rollup_set_aside(end, error, fold->snapshot, fold->logs);
 			FreeErrorData(error);
 			return end;
 		}
@@ -902,6 +1055,18 @@ rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
 		end = lo + (end - lo) / 2;
 	}
 	return hi;
+}
+
+/*
+ * rollup_fold_through
+ *		rollup_fold_guarded() until every log of (lo, hi] is folded or set
+ *		aside.
+ */
+static void
+rollup_fold_through(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
+{
+	while (lo < hi)
+		lo = rollup_fold_guarded(lo, hi, fold, folded);
 }
 
 /*
@@ -944,9 +1109,10 @@ rollup_fold_chunk(RollupPass *pass)
 	RollupState state;
 	RollupGaps	gaps;
 	RollupFold	fold;
+	int64		start;
 	int64		hi;
-	int64		gaps_done = 0;
 	int			guc_level;
+	ListCell   *lc;
 
 	rollup_lock_state(&state);
 	if (state.watermark >= pass->target && !pass->first)
@@ -972,26 +1138,31 @@ rollup_fold_chunk(RollupPass *pass)
 							 GUC_ACTION_SAVE, true, 0, false);
 	rollup_read_gaps(&gaps);
 
+	/* A Citus node's ids start at its group id (src/shards.c). */
+	start = Max(state.watermark,
+				shards_logs_distributed() ? shards_node_prefix() : 0);
 	fold.tz = state.timezone;
 	fold.since = DT_NOBEGIN;
 	fold.summaries = true;
-	fold.source = ROLLUP_SOURCE_GAPS;
 	fold.snapshot = RegisterSnapshot(GetLatestSnapshot());
-	if (gaps.count > 0)
-		gaps_done = rollup_fold_guarded(gaps.min_lo - 1, gaps.max_hi, &fold,
-										&pass->folded);
-	hi = state.watermark;
-	fold.source = ROLLUP_SOURCE_ALL;
-	if (gaps_done >= gaps.max_hi && state.watermark < pass->target)
-		hi = rollup_fold_guarded(state.watermark,
-								 Min(state.watermark + ROLLUP_CHUNK_IDS, pass->target),
-								 &fold, &pass->folded);
-	rollup_rewrite_gaps(&gaps, gaps_done, state.watermark, hi, pass, fold.snapshot);
+	hi = Min(start + ROLLUP_CHUNK_IDS, pass->target);
+	foreach(lc, shards_local_logs())
+	{
+		fold.logs = lfirst_oid(lc);
+		fold.source = ROLLUP_SOURCE_GAPS;
+		if (gaps.count > 0)
+			rollup_fold_through(gaps.min_lo - 1, gaps.max_hi, &fold, &pass->folded);
+		fold.source = ROLLUP_SOURCE_ALL;
+		if (start < hi)
+			rollup_fold_through(start, hi, &fold, &pass->folded);
+	}
+	hi = Max(hi, start);
+	rollup_rewrite_gaps(&gaps, gaps.max_hi, start, hi, pass, fold.snapshot);
 	UnregisterSnapshot(fold.snapshot);
 	AtEOXact_GUC(true, guc_level);
 
 	rollup_record_pass(hi, pass->folded);
-	return hi < pass->target || gaps_done < gaps.max_hi;
+	return hi < pass->target;
 }
 
 /*
@@ -1294,6 +1465,7 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 											 SPI_tuptable->tupdesc, 1, &isnull))
 		? ROLLUP_SOURCE_OUTSIDE : ROLLUP_SOURCE_ALL;
 	fold.snapshot = InvalidSnapshot;
+	fold.logs = rollup_logs_relid();
 	for (lo = 0; lo < state.watermark;)
 		lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
 								 &fold, &refolded);

@@ -261,6 +261,20 @@ shards_colocated_name(Relation rel, const char *table)
 }
 
 /*
+ * shards_colocated_name_oid
+ *		The same for a relation given by its oid.
+ */
+char *
+shards_colocated_name_oid(Oid relid, const char *table)
+{
+	ShardEntry *entry = shard_entry(relid, table);
+
+	if (entry == NULL)
+		return psprintf("analytics.%s", table);
+	return entry->names[shard_table_index(table)];
+}
+
+/*
  * shards_set_current, shards_clear_current
  *		Record the relation whose trigger runs, for code reached through
  *		callbacks that do not carry it (the change protocol's global
@@ -385,23 +399,32 @@ shards_find_local_logs(void)
 	}
 	if (distributed)
 	{
-		if (SPI_execute("SELECT r.oid FROM pg_catalog.pg_dist_shard s "
+		/*
+		 * Not through pg_class: Citus hides shards from catalog queries of
+		 * ordinary sessions (citus.override_table_visibility).
+		 */
+		if (SPI_execute("SELECT s.shardid FROM pg_catalog.pg_dist_shard s "
 						"JOIN pg_catalog.pg_dist_placement p "
 						"  ON p.shardid OPERATOR(pg_catalog.=) s.shardid "
-						"JOIN pg_catalog.pg_class r "
-						"  ON r.relname OPERATOR(pg_catalog.=) ('logs_' OPERATOR(pg_catalog.||) s.shardid) "
-						" AND r.relnamespace OPERATOR(pg_catalog.=) 'analytics'::pg_catalog.regnamespace "
 						"WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass "
 						"  AND p.groupid OPERATOR(pg_catalog.=) "
 						"      (SELECT groupid FROM pg_catalog.pg_dist_local_group) "
 						"ORDER BY s.shardid", true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pg_dist_shard");
-		old = MemoryContextSwitchTo(TopMemoryContext);
 		for (uint64 i = 0; i < SPI_processed; i++)
-			found = lappend_oid(found, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	  SPI_tuptable->tupdesc,
-																	  1, &isnull)));
-		MemoryContextSwitchTo(old);
+		{
+			int64		shardid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+															  SPI_tuptable->tupdesc,
+															  1, &isnull));
+			Oid			relid = get_relname_relid(psprintf("logs_" INT64_FORMAT, shardid),
+												  get_namespace_oid("analytics", false));
+
+			if (!OidIsValid(relid))
+				continue;		/* placed here, not created yet */
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			found = lappend_oid(found, relid);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	SPI_finish();
 	if (!distributed)

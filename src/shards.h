@@ -17,6 +17,7 @@ extern void shards_init(void);
 extern bool shards_is_shard(Relation rel);
 extern Oid	shards_colocated_relid(Relation rel, const char *table);
 extern char *shards_colocated_name(Relation rel, const char *table);
+extern char *shards_colocated_name_oid(Oid relid, const char *table);
 extern void shards_set_current(Relation rel);
 extern void shards_clear_current(void);
 extern Oid	shards_current(const char *table);
