@@ -2,9 +2,11 @@
  *
  * rollup.c
  *	  The fold-in of analytics.logs into analytics.usage_daily and the
- *	  coarser usage_customer_day, usage_day and usage_customer, and the
- *	  functions that must serialize with it: purge_logs(), delete_customer()
- *	  and set_timezone().
+ *	  coarser usage_customer_day, usage_day and usage_customer.  The
+ *	  functions that must serialize with it (purge_logs(), delete_customer(),
+ *	  set_timezone()) are in rollup_admin.c.  On a Citus node the fold reads
+ *	  the node's logs shards and writes their co-located rollup shards
+ *	  (src/shards.c), with the node's own rollup_state and rollup_gaps.
  *
  * A log is folded in when its id is at most rollup_state.watermark and
  * outside every range of rollup_gaps: its counts are then in the rollups,
@@ -52,12 +54,10 @@
 #include "customers.h"
 #include "privs.h"
 #include "rollup.h"
+#include "rollup_internal.h"
 #include "shards.h"
 
 PG_FUNCTION_INFO_V1(rollup_now);
-PG_FUNCTION_INFO_V1(rollup_purge_logs);
-PG_FUNCTION_INFO_V1(rollup_delete_customer);
-PG_FUNCTION_INFO_V1(rollup_set_timezone);
 
 /*
  * The fold statement, in named pieces: one INSERT ... SELECT whose
@@ -71,17 +71,6 @@ PG_FUNCTION_INFO_V1(rollup_set_timezone);
  * drops the branch not taken).  The column lists come from
  * sql/rollup_columns.tsv (scripts/rollup_columns.sh).
  */
-
-/*
- * Whether the id expression ID lies inside a recorded gap: the gaps are
- * disjoint, so only the one with the greatest lo <= ID can hold it (one
- * backward probe of the primary key per id).
- */
-#define ROLLUP_IN_GAP(ID) \
-"EXISTS (SELECT 1 FROM (SELECT g.hi FROM analytics.rollup_gaps g" \
-"                        WHERE g.lo OPERATOR(pg_catalog.<=) " ID \
-"                        ORDER BY g.lo DESC LIMIT 1) g" \
-"         WHERE g.hi OPERATOR(pg_catalog.>=) " ID ")"
 
 /* The markers of the generated lists must stay on lines of their own. */
 /* clang-format off */
@@ -364,35 +353,6 @@ static const char *gaps_sql =
 "      WHERE l.id OPERATOR(pg_catalog.>=) r.lo AND l.id OPERATOR(pg_catalog.<=) r.upto) u"
 "  WHERE u.lo OPERATOR(pg_catalog.<=) u.hi";
 
-/* The rollup state, read under the row lock. */
-typedef struct RollupState
-{
-	int64		watermark;
-	char	   *timezone;
-	bool		retained_from_null;
-	TimestampTz retained_from;
-} RollupState;
-
-/* Which logs of its id range a fold statement reads ($7 of fold_sql). */
-typedef enum RollupSource
-{
-	ROLLUP_SOURCE_ALL = 0,		/* every log of the range */
-	ROLLUP_SOURCE_GAPS = 1,		/* those inside a recorded gap */
-	ROLLUP_SOURCE_OUTSIDE = 2	/* those outside every recorded gap */
-} RollupSource;
-
-/* What a fold statement folds, but for its id range. */
-typedef struct RollupFold
-{
-	const char *tz;				/* the calendar days of this time zone */
-	TimestampTz since;			/* logs created at or after this */
-	bool		summaries;		/* the coarser rollups too */
-	RollupSource source;
-	Snapshot	snapshot;		/* every statement reads it (or each its own:
-								 * InvalidSnapshot) */
-	Oid			logs;			/* analytics.logs or one of its shards */
-} RollupFold;
-
 /* The recorded gaps, as a fold chunk found them under the row lock. */
 typedef struct RollupGaps
 {
@@ -409,7 +369,7 @@ typedef struct RollupGaps
  *		reads that snapshot (its command id advanced, so it sees what the
  *		transaction wrote before it); without, one of its own.
  */
-static void
+void
 spi_run_in(Snapshot snapshot, const char *sql, int nargs, Oid *argtypes,
 		   Datum *values, const char *nulls, int expected)
 {
@@ -438,7 +398,7 @@ spi_run_in(Snapshot snapshot, const char *sql, int nargs, Oid *argtypes,
  * spi_run
  *		spi_run_in() with a snapshot of the statement's own.
  */
-static void
+void
 spi_run(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		const char *nulls, int expected)
 {
@@ -449,7 +409,7 @@ spi_run(const char *sql, int nargs, Oid *argtypes, Datum *values,
  * rollup_logs_relid
  *		The oid of analytics.logs.
  */
-static Oid
+Oid
 rollup_logs_relid(void)
 {
 	Oid			relid = get_relname_relid("logs", get_namespace_oid("analytics", false));
@@ -467,7 +427,7 @@ rollup_logs_relid(void)
  *		shard (src/shards.c).  rollup_state and rollup_gaps are the node's
  *		own.
  */
-static const char *
+const char *
 rollup_sql_for(const char *sql, Oid logs)
 {
 	static const char *const tables[] = {
@@ -515,7 +475,7 @@ rollup_sql_for(const char *sql, Oid logs)
  * rollup_replace
  *		sql with every from replaced by to.
  */
-static const char *
+const char *
 rollup_replace(const char *sql, const char *from, const char *to)
 {
 	StringInfoData buf;
@@ -538,7 +498,7 @@ rollup_replace(const char *sql, const char *from, const char *to)
  *		The node's logs relations as one relation of ids for SQL: the table,
  *		or the union of its local shards.
  */
-static char *
+char *
 rollup_logs_union(void)
 {
 	List	   *logs = shards_local_logs();
@@ -578,7 +538,7 @@ rollup_require_read_committed(const char *what)
  *		Lock the rollup_state row FOR UPDATE and read it.  Inside SPI; the
  *		lock is held until the end of the transaction.
  */
-static void
+void
 rollup_lock_state(RollupState *state)
 {
 	HeapTuple	tuple;
@@ -1030,7 +990,7 @@ rollup_set_aside(int64 id, ErrorData *error, Snapshot snapshot, Oid logs)
  *		every log is folded or set aside: hi, or the id of the log set aside.
  *		Inside SPI, with the rollup_state row locked.
  */
-static int64
+int64
 rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
 {
 	int64		end = hi;
@@ -1062,7 +1022,7 @@ rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
  *		rollup_fold_guarded() until every log of (lo, hi] is folded or set
  *		aside.
  */
-static void
+void
 rollup_fold_through(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
 {
 	while (lo < hi)
@@ -1200,299 +1160,7 @@ rollup_now_as_owner(PG_FUNCTION_ARGS)
 }
 
 /*
- * rollup_purge_logs
- *		SQL: analytics.purge_logs(older_than timestamptz) returns bigint.
- *
- * Folds pending logs in, then deletes the folded logs created before the
- * start of older_than's calendar day in the rollup time zone, so no rollup
- * day is left half backed by raw logs.  Returns the number of logs deleted.
- * Holds the rollup_state row lock (from the fold) until the end of the
- * transaction; READ COMMITTED only.
- */
-static Datum
-rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
-{
-	TimestampTz older_than;
-	RollupState state;
-	TimestampTz cutoff;
-	uint64		deleted = 0;
-	bool		isnull;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("older_than must not be null"),
-				 errhint("Pass the time before which raw logs are deleted, such as now() - interval '90 days'.")));
-	older_than = PG_GETARG_TIMESTAMPTZ(0);
-	if (TIMESTAMP_NOT_FINITE(older_than))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("older_than must be a finite timestamp"),
-				 errhint("Pass the time before which raw logs are deleted, such as now() - interval '90 days'.")));
-	rollup_require_read_committed("analytics.purge_logs()");
-
-	/*
-	 * The lock its DELETE needs, before the fold takes the row lock: see
-	 * src/README.md.
-	 */
-	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
-	SPI_connect();
-	(void) rollup_fold_all();
-	rollup_lock_state(&state);
-
-	{
-		Oid			argtypes[2] = {TIMESTAMPTZOID, TEXTOID};
-		Datum		values[2];
-
-		values[0] = TimestampTzGetDatum(older_than);
-		values[1] = CStringGetTextDatum(state.timezone);
-		spi_run("SELECT pg_catalog.timezone($2, pg_catalog.date_trunc('day', pg_catalog.timezone($2, $1)))",
-				2, argtypes, values, NULL, SPI_OK_SELECT);
-		cutoff = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-	}
-
-	{
-		Oid			argtypes[2] = {TIMESTAMPTZOID, INT8OID};
-		Datum		values[2];
-
-		values[0] = TimestampTzGetDatum(cutoff);
-		values[1] = Int64GetDatum(state.watermark);
-		analytics_delete_allowed = true;
-		PG_TRY();
-		{
-			spi_run("DELETE FROM analytics.logs l "
-					"WHERE l.created_at OPERATOR(pg_catalog.<) $1 "
-					"AND l.id OPERATOR(pg_catalog.<=) $2 "
-					"AND NOT " ROLLUP_IN_GAP("l.id"),
-					2, argtypes, values, NULL, SPI_OK_DELETE);
-			deleted = SPI_processed;
-		}
-		PG_FINALLY();
-		{
-			analytics_delete_allowed = false;
-		}
-		PG_END_TRY();
-	}
-
-	if (deleted > 0)
-	{
-		Oid			argtypes[1] = {TIMESTAMPTZOID};
-		Datum		values[1];
-
-		values[0] = TimestampTzGetDatum(cutoff);
-		spi_run("UPDATE analytics.rollup_state "
-				"SET retained_from = GREATEST(retained_from, $1)",
-				1, argtypes, values, NULL, SPI_OK_UPDATE);
-	}
-	SPI_finish();
-	PG_RETURN_INT64((int64) deleted);
-}
-
-/*
- * rollup_delete_customer
- *		SQL: analytics.delete_customer(customer_identifier text) returns void.
- *
- * Removes the customer, all its logs (folded or not) and, through the
- * foreign keys, its rollups and budget counters.  An unknown customer is an
- * error (42704).  READ COMMITTED only.
- *
- * Locks in this order (src/README.md): ROW EXCLUSIVE on analytics.logs,
- * which its DELETE needs, as purge_logs() does (taken later, after the row
- * lock, it deadlocked with set_timezone(), which holds SHARE ROW EXCLUSIVE
- * on logs and waits for the row); then changes_begin() (changes.c) takes
- * the customer's change lock (or, in the global fallback, SHARE ROW
- * EXCLUSIVE on logs), which waits for the transactions writing logs of the
- * customer, keeps new ones out until commit and makes every session forget
- * the customer; then the rollup_state row lock, so no fold runs between the
- * deletion of the logs and of the rollup rows.
- */
-static Datum
-rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
-{
-	RollupState state;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	char	   *ident;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("customer_identifier must not be null")));
-	values[0] = PG_GETARG_DATUM(0);
-	ident = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	rollup_require_read_committed("analytics.delete_customer()");
-
-	/*
-	 * The table lock its DELETE needs, then the customer's writers done and
-	 * new ones held off (changes.c), before the row lock: see src/README.md.
-	 */
-	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
-	changes_begin(ident);
-	SPI_connect();
-	rollup_lock_state(&state);
-
-	spi_run("SELECT 1 FROM analytics.customers "
-			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
-			1, argtypes, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("customer \"%s\" does not exist", ident),
-				 errhint("See analytics.customers for the known customers.")));
-
-	analytics_delete_allowed = true;
-	PG_TRY();
-	{
-		spi_run("DELETE FROM analytics.logs "
-				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
-				1, argtypes, values, NULL, SPI_OK_DELETE);
-		spi_run("DELETE FROM analytics.customers "
-				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
-				1, argtypes, values, NULL, SPI_OK_DELETE);
-	}
-	PG_FINALLY();
-	{
-		analytics_delete_allowed = false;
-	}
-	PG_END_TRY();
-	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/*
- * rollup_set_timezone
- *		SQL: analytics.set_timezone(timezone text) returns void.
- *
- * Validates the zone name, stores it (canonically spelled) in
- * rollup_state.timezone and rebuilds usage_daily from the retained logs,
- * then the coarser rollups from usage_daily.
- * Rollup days before rollup_state.retained_from (whose raw logs were
- * purged) are kept as they are; the logs from retained_from on are folded
- * again by days of the new zone, and retained_from moves to the start of
- * the first new-zone day that holds only such logs.  Locks the rollup_state
- * row; READ COMMITTED only.
- */
-static Datum
-rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
-{
-	char	   *name;
-	pg_tz	   *tz;
-	const char *canonical;
-	RollupState state;
-	TimestampTz since = DT_NOBEGIN;
-	bool		new_from_null = true;
-	TimestampTz new_from = 0;
-	int64		lo;
-	int64		refolded = 0;
-	RollupFold	fold;
-	bool		isnull;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("time zone must not be null"),
-				 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	tz = pg_tzset(name);
-	if (tz == NULL || !pg_tz_acceptable(tz))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("time zone \"%s\" is not recognized", name),
-				 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
-	canonical = pg_get_timezone_name(tz);
-	rollup_require_read_committed("analytics.set_timezone()");
-
-	/*
-	 * Budget periods follow the zone too: wait out the log writers (the
-	 * table lock before the row lock, see src/README.md), make every
-	 * session re-read the zone, and drop the period counters, which are
-	 * rebuilt from the logs by the new zone's periods.
-	 */
-	customers_changing();
-	SPI_connect();
-	rollup_lock_state(&state);
-	spi_run("DELETE FROM analytics.budget_counters "
-			"WHERE period_start OPERATOR(pg_catalog.<>) '-infinity'",
-			0, NULL, NULL, NULL, SPI_OK_DELETE);
-
-	if (state.retained_from_null)
-		spi_run("DELETE FROM analytics.usage_daily", 0, NULL, NULL, NULL,
-				SPI_OK_DELETE);
-	else
-	{
-		Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-		Datum		values[3];
-		Datum		first_day;
-		Oid			delargtypes[1] = {DATEOID};
-
-		/*
-		 * Keep the rows of days before the old zone's day of retained_from;
-		 * the new boundary is the start (in the new zone) of the later of
-		 * that day and the first new-zone day starting at or after
-		 * retained_from.
-		 */
-		values[0] = CStringGetTextDatum(state.timezone);
-		values[1] = CStringGetTextDatum(canonical);
-		values[2] = TimestampTzGetDatum(state.retained_from);
-		spi_run("SELECT b.d_old, pg_catalog.timezone($2, GREATEST(b.d_old, "
-				"  CASE WHEN b.local_new OPERATOR(pg_catalog.=) pg_catalog.date_trunc('day', b.local_new) "
-				"       THEN b.local_new::pg_catalog.date "
-				"       ELSE b.local_new::pg_catalog.date OPERATOR(pg_catalog.+) 1 END)::pg_catalog.timestamp) "
-				"FROM (SELECT pg_catalog.timezone($1, $3)::pg_catalog.date AS d_old, "
-				"             pg_catalog.timezone($2, $3) AS local_new) b",
-				3, argtypes, values, NULL, SPI_OK_SELECT);
-		first_day = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		new_from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 2, &isnull));
-		new_from_null = false;
-		since = state.retained_from;
-		spi_run("DELETE FROM analytics.usage_daily WHERE day OPERATOR(pg_catalog.>=) $1",
-				1, delargtypes, &first_day, NULL, SPI_OK_DELETE);
-	}
-
-	/*
-	 * Fold the retained logs again, chunk by chunk, by the new zone's days:
-	 * those below the watermark but inside a recorded gap are not counted
-	 * yet (the next fold counts them, by the new zone's days).
-	 */
-	spi_run("SELECT EXISTS (SELECT 1 FROM analytics.rollup_gaps)", 0, NULL,
-			NULL, NULL, SPI_OK_SELECT);
-	fold.tz = canonical;
-	fold.since = since;
-	fold.summaries = false;
-	fold.source = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull))
-		? ROLLUP_SOURCE_OUTSIDE : ROLLUP_SOURCE_ALL;
-	fold.snapshot = InvalidSnapshot;
-	fold.logs = rollup_logs_relid();
-	for (lo = 0; lo < state.watermark;)
-		lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
-								 &fold, &refolded);
-
-	/*
-	 * Per-customer totals do not depend on the zone, but active days and the
-	 * per-day rollups do: rebuild the coarser rollups from usage_daily.
-	 */
-	spi_run("SELECT analytics._rollup_rebuild_summaries()", 0, NULL, NULL,
-			NULL, SPI_OK_SELECT);
-
-	{
-		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
-		Datum		values[2];
-		char		nulls[2] = {' ', new_from_null ? 'n' : ' '};
-
-		values[0] = CStringGetTextDatum(canonical);
-		values[1] = TimestampTzGetDatum(new_from);
-		spi_run("UPDATE analytics.rollup_state SET timezone = $1, retained_from = $2",
-				2, argtypes, values, nulls, SPI_OK_UPDATE);
-	}
-	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/*
- * The SQL entry points of the functions above.  Each first checks that the
+ * The SQL entry point of rollup_now().  It first checks that the
  * caller is a member of analytics_admin, before any lock (a lock taken
  * first would hold up every log writer until the refusal), then does its
  * work with the extension owner's rights (privs.c): admins do not write
@@ -1504,28 +1172,4 @@ rollup_now(PG_FUNCTION_ARGS)
 	analytics_require_current("analytics.rollup_now()");
 	privs_require_admin("analytics.rollup_now()");
 	return privs_call_as_owner(rollup_now_as_owner, fcinfo);
-}
-
-Datum
-rollup_purge_logs(PG_FUNCTION_ARGS)
-{
-	analytics_require_current("analytics.purge_logs()");
-	privs_require_admin("analytics.purge_logs()");
-	return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
-}
-
-Datum
-rollup_delete_customer(PG_FUNCTION_ARGS)
-{
-	analytics_require_current("analytics.delete_customer()");
-	privs_require_admin("analytics.delete_customer()");
-	return privs_call_as_owner(rollup_delete_customer_as_owner, fcinfo);
-}
-
-Datum
-rollup_set_timezone(PG_FUNCTION_ARGS)
-{
-	analytics_require_current("analytics.set_timezone()");
-	privs_require_admin("analytics.set_timezone()");
-	return privs_call_as_owner(rollup_set_timezone_as_owner, fcinfo);
 }

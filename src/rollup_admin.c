@@ -1,0 +1,357 @@
+/*-------------------------------------------------------------------------
+ *
+ * rollup_admin.c
+ *	  The administrative functions that must serialize with the fold:
+ *	  purge_logs(), delete_customer() and set_timezone().
+ *
+ * Each takes the table locks (or the customer's change lock) first, then the
+ * rollup_state row lock that the fold holds while it moves the watermark
+ * (src/README.md, lock order).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "pgtime.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "analytics.h"
+#include "changes.h"
+#include "customers.h"
+#include "privs.h"
+#include "rollup.h"
+#include "rollup_internal.h"
+#include "shards.h"
+
+PG_FUNCTION_INFO_V1(rollup_purge_logs);
+PG_FUNCTION_INFO_V1(rollup_delete_customer);
+PG_FUNCTION_INFO_V1(rollup_set_timezone);
+
+/*
+ * rollup_purge_logs
+ *		SQL: analytics.purge_logs(older_than timestamptz) returns bigint.
+ *
+ * Folds pending logs in, then deletes the folded logs created before the
+ * start of older_than's calendar day in the rollup time zone, so no rollup
+ * day is left half backed by raw logs.  Returns the number of logs deleted.
+ * Holds the rollup_state row lock (from the fold) until the end of the
+ * transaction; READ COMMITTED only.
+ */
+static Datum
+rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
+{
+	TimestampTz older_than;
+	RollupState state;
+	TimestampTz cutoff;
+	uint64		deleted = 0;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must not be null"),
+				 errhint("Pass the time before which raw logs are deleted, such as now() - interval '90 days'.")));
+	older_than = PG_GETARG_TIMESTAMPTZ(0);
+	if (TIMESTAMP_NOT_FINITE(older_than))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must be a finite timestamp"),
+				 errhint("Pass the time before which raw logs are deleted, such as now() - interval '90 days'.")));
+	rollup_require_read_committed("analytics.purge_logs()");
+
+	/*
+	 * The lock its DELETE needs, before the fold takes the row lock: see
+	 * src/README.md.
+	 */
+	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
+	SPI_connect();
+	(void) rollup_fold_all();
+	rollup_lock_state(&state);
+
+	{
+		Oid			argtypes[2] = {TIMESTAMPTZOID, TEXTOID};
+		Datum		values[2];
+
+		values[0] = TimestampTzGetDatum(older_than);
+		values[1] = CStringGetTextDatum(state.timezone);
+		spi_run("SELECT pg_catalog.timezone($2, pg_catalog.date_trunc('day', pg_catalog.timezone($2, $1)))",
+				2, argtypes, values, NULL, SPI_OK_SELECT);
+		cutoff = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	{
+		Oid			argtypes[2] = {TIMESTAMPTZOID, INT8OID};
+		Datum		values[2];
+
+		values[0] = TimestampTzGetDatum(cutoff);
+		values[1] = Int64GetDatum(state.watermark);
+		analytics_delete_allowed = true;
+		PG_TRY();
+		{
+			spi_run("DELETE FROM analytics.logs l "
+					"WHERE l.created_at OPERATOR(pg_catalog.<) $1 "
+					"AND l.id OPERATOR(pg_catalog.<=) $2 "
+					"AND NOT " ROLLUP_IN_GAP("l.id"),
+					2, argtypes, values, NULL, SPI_OK_DELETE);
+			deleted = SPI_processed;
+		}
+		PG_FINALLY();
+		{
+			analytics_delete_allowed = false;
+		}
+		PG_END_TRY();
+	}
+
+	if (deleted > 0)
+	{
+		Oid			argtypes[1] = {TIMESTAMPTZOID};
+		Datum		values[1];
+
+		values[0] = TimestampTzGetDatum(cutoff);
+		spi_run("UPDATE analytics.rollup_state "
+				"SET retained_from = GREATEST(retained_from, $1)",
+				1, argtypes, values, NULL, SPI_OK_UPDATE);
+	}
+	SPI_finish();
+	PG_RETURN_INT64((int64) deleted);
+}
+
+/*
+ * rollup_delete_customer
+ *		SQL: analytics.delete_customer(customer_identifier text) returns void.
+ *
+ * Removes the customer, all its logs (folded or not) and, through the
+ * foreign keys, its rollups and budget counters.  An unknown customer is an
+ * error (42704).  READ COMMITTED only.
+ *
+ * Locks in this order (src/README.md): ROW EXCLUSIVE on analytics.logs,
+ * which its DELETE needs, as purge_logs() does (taken later, after the row
+ * lock, it deadlocked with set_timezone(), which holds SHARE ROW EXCLUSIVE
+ * on logs and waits for the row); then changes_begin() (changes.c) takes
+ * the customer's change lock (or, in the global fallback, SHARE ROW
+ * EXCLUSIVE on logs), which waits for the transactions writing logs of the
+ * customer, keeps new ones out until commit and makes every session forget
+ * the customer; then the rollup_state row lock, so no fold runs between the
+ * deletion of the logs and of the rollup rows.
+ */
+static Datum
+rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
+{
+	RollupState state;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *ident;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("customer_identifier must not be null")));
+	values[0] = PG_GETARG_DATUM(0);
+	ident = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rollup_require_read_committed("analytics.delete_customer()");
+
+	/*
+	 * The table lock its DELETE needs, then the customer's writers done and
+	 * new ones held off (changes.c), before the row lock: see src/README.md.
+	 */
+	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
+	changes_begin(ident);
+	SPI_connect();
+	rollup_lock_state(&state);
+
+	spi_run("SELECT 1 FROM analytics.customers "
+			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+			1, argtypes, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("customer \"%s\" does not exist", ident),
+				 errhint("See analytics.customers for the known customers.")));
+
+	analytics_delete_allowed = true;
+	PG_TRY();
+	{
+		spi_run("DELETE FROM analytics.logs "
+				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+				1, argtypes, values, NULL, SPI_OK_DELETE);
+		spi_run("DELETE FROM analytics.customers "
+				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+				1, argtypes, values, NULL, SPI_OK_DELETE);
+	}
+	PG_FINALLY();
+	{
+		analytics_delete_allowed = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * rollup_set_timezone
+ *		SQL: analytics.set_timezone(timezone text) returns void.
+ *
+ * Validates the zone name, stores it (canonically spelled) in
+ * rollup_state.timezone and rebuilds usage_daily from the retained logs,
+ * then the coarser rollups from usage_daily.
+ * Rollup days before rollup_state.retained_from (whose raw logs were
+ * purged) are kept as they are; the logs from retained_from on are folded
+ * again by days of the new zone, and retained_from moves to the start of
+ * the first new-zone day that holds only such logs.  Locks the rollup_state
+ * row; READ COMMITTED only.
+ */
+static Datum
+rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	pg_tz	   *tz;
+	const char *canonical;
+	RollupState state;
+	TimestampTz since = DT_NOBEGIN;
+	bool		new_from_null = true;
+	TimestampTz new_from = 0;
+	int64		lo;
+	int64		refolded = 0;
+	RollupFold	fold;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone must not be null"),
+				 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tz = pg_tzset(name);
+	if (tz == NULL || !pg_tz_acceptable(tz))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("time zone \"%s\" is not recognized", name),
+				 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
+	canonical = pg_get_timezone_name(tz);
+	rollup_require_read_committed("analytics.set_timezone()");
+
+	/*
+	 * Budget periods follow the zone too: wait out the log writers (the
+	 * table lock before the row lock, see src/README.md), make every
+	 * session re-read the zone, and drop the period counters, which are
+	 * rebuilt from the logs by the new zone's periods.
+	 */
+	customers_changing();
+	SPI_connect();
+	rollup_lock_state(&state);
+	spi_run("DELETE FROM analytics.budget_counters "
+			"WHERE period_start OPERATOR(pg_catalog.<>) '-infinity'",
+			0, NULL, NULL, NULL, SPI_OK_DELETE);
+
+	if (state.retained_from_null)
+		spi_run("DELETE FROM analytics.usage_daily", 0, NULL, NULL, NULL,
+				SPI_OK_DELETE);
+	else
+	{
+		Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Datum		values[3];
+		Datum		first_day;
+		Oid			delargtypes[1] = {DATEOID};
+
+		/*
+		 * Keep the rows of days before the old zone's day of retained_from;
+		 * the new boundary is the start (in the new zone) of the later of
+		 * that day and the first new-zone day starting at or after
+		 * retained_from.
+		 */
+		values[0] = CStringGetTextDatum(state.timezone);
+		values[1] = CStringGetTextDatum(canonical);
+		values[2] = TimestampTzGetDatum(state.retained_from);
+		spi_run("SELECT b.d_old, pg_catalog.timezone($2, GREATEST(b.d_old, "
+				"  CASE WHEN b.local_new OPERATOR(pg_catalog.=) pg_catalog.date_trunc('day', b.local_new) "
+				"       THEN b.local_new::pg_catalog.date "
+				"       ELSE b.local_new::pg_catalog.date OPERATOR(pg_catalog.+) 1 END)::pg_catalog.timestamp) "
+				"FROM (SELECT pg_catalog.timezone($1, $3)::pg_catalog.date AS d_old, "
+				"             pg_catalog.timezone($2, $3) AS local_new) b",
+				3, argtypes, values, NULL, SPI_OK_SELECT);
+		first_day = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		new_from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 2, &isnull));
+		new_from_null = false;
+		since = state.retained_from;
+		spi_run("DELETE FROM analytics.usage_daily WHERE day OPERATOR(pg_catalog.>=) $1",
+				1, delargtypes, &first_day, NULL, SPI_OK_DELETE);
+	}
+
+	/*
+	 * Fold the retained logs again, chunk by chunk, by the new zone's days:
+	 * those below the watermark but inside a recorded gap are not counted
+	 * yet (the next fold counts them, by the new zone's days).
+	 */
+	spi_run("SELECT EXISTS (SELECT 1 FROM analytics.rollup_gaps)", 0, NULL,
+			NULL, NULL, SPI_OK_SELECT);
+	fold.tz = canonical;
+	fold.since = since;
+	fold.summaries = false;
+	fold.source = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull))
+		? ROLLUP_SOURCE_OUTSIDE : ROLLUP_SOURCE_ALL;
+	fold.snapshot = InvalidSnapshot;
+	fold.logs = rollup_logs_relid();
+	for (lo = 0; lo < state.watermark;)
+		lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
+								 &fold, &refolded);
+
+	/*
+	 * Per-customer totals do not depend on the zone, but active days and the
+	 * per-day rollups do: rebuild the coarser rollups from usage_daily.
+	 */
+	spi_run("SELECT analytics._rollup_rebuild_summaries()", 0, NULL, NULL,
+			NULL, SPI_OK_SELECT);
+
+	{
+		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', new_from_null ? 'n' : ' '};
+
+		values[0] = CStringGetTextDatum(canonical);
+		values[1] = TimestampTzGetDatum(new_from);
+		spi_run("UPDATE analytics.rollup_state SET timezone = $1, retained_from = $2",
+				2, argtypes, values, nulls, SPI_OK_UPDATE);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * The SQL entry points of the functions above.  Each first checks that the
+ * caller is a member of analytics_admin, before any lock (a lock taken
+ * first would hold up every log writer until the refusal), then does its
+ * work with the extension owner's rights (privs.c): admins do not write
+ * the rollups, budget_counters or rollup_state themselves.
+ */
+Datum
+rollup_purge_logs(PG_FUNCTION_ARGS)
+{
+	analytics_require_current("analytics.purge_logs()");
+	privs_require_admin("analytics.purge_logs()");
+	return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
+}
+
+Datum
+rollup_delete_customer(PG_FUNCTION_ARGS)
+{
+	analytics_require_current("analytics.delete_customer()");
+	privs_require_admin("analytics.delete_customer()");
+	return privs_call_as_owner(rollup_delete_customer_as_owner, fcinfo);
+}
+
+Datum
+rollup_set_timezone(PG_FUNCTION_ARGS)
+{
+	analytics_require_current("analytics.set_timezone()");
+	privs_require_admin("analytics.set_timezone()");
+	return privs_call_as_owner(rollup_set_timezone_as_owner, fcinfo);
+}
