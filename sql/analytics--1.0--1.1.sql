@@ -680,6 +680,7 @@ RETURNS numeric AS 'MODULE_PATHNAME', 'budget_billed'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- Scale-out on Citus (SPEC §9): the pending condition node by node, the
+-- administrative functions' node variants, the
 -- ids of logs written on a Citus node, analytics.distribute().
 -- The pending condition, node by node (src/pending.c): a log l is not
 -- folded in yet when
@@ -699,6 +700,23 @@ CREATE FUNCTION analytics._fold_gap_ids() RETURNS bigint[]
     AS 'MODULE_PATHNAME', 'pending_gap_ids' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION analytics._fold_gap_ids() IS
     'Internal: the ids of this node''s logs inside a rollup gap that the caller sees (null: none).';
+
+-- Their node variants (rollup_admin.c): on a Citus cluster the functions
+-- above run these on every node, each on the node's own shards.
+CREATE FUNCTION analytics._purge_logs_node(older_than timestamptz) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'rollup_purge_logs_node' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, analytics;
+COMMENT ON FUNCTION analytics._purge_logs_node(timestamptz) IS
+    'Internal: purge_logs() on this node''s logs shards (Citus).';
+CREATE FUNCTION analytics._delete_customer_node(customer_identifier text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'rollup_delete_customer_node' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, analytics;
+COMMENT ON FUNCTION analytics._delete_customer_node(text) IS
+    'Internal: delete_customer() on this node (Citus); false when the customer''s shard is on another node.';
+CREATE FUNCTION analytics._set_timezone_node(timezone text) RETURNS void
+    AS 'MODULE_PATHNAME', 'rollup_set_timezone_node' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics._set_timezone_node(text) IS
+    'Internal: set_timezone() on this node''s shards and rollup state (Citus).';
 
 -- The ids of logs written on a Citus node: drawn by the insert trigger on
 -- the node that holds the shard (src/shards.c), below the node's group id.
@@ -1096,7 +1114,10 @@ GRANT EXECUTE ON FUNCTION
     analytics.delete_customer(text),
     analytics.purge_logs(timestamptz),
     analytics.set_timezone(text),
-    analytics.rollup_now()
+    analytics.rollup_now(),
+    analytics._purge_logs_node(timestamptz),
+    analytics._delete_customer_node(text),
+    analytics._set_timezone_node(text)
     TO analytics_admin;
 
 -- A 1.0 database had no roles: a site may have granted its application

@@ -245,10 +245,27 @@ customers_changing(void)
 	 * another change resets the cached ones (customers_relcache_callback).
 	 */
 	customers_resolve();
-	logs = shards_current("logs");
-	customers = shards_current("customers");
-	LockRelationOid(logs, ShareRowExclusiveLock);
-	CacheInvalidateRelcacheByRelid(customers);
+	if (shards_has_current())
+	{
+		logs = shards_current("logs");
+		customers = shards_current("customers");
+		LockRelationOid(logs, ShareRowExclusiveLock);
+		CacheInvalidateRelcacheByRelid(customers);
+	}
+	else
+	{
+		/* Every logs relation of the node (one on a single node). */
+		List	   *all = list_copy(shards_local_logs());
+		ListCell   *lc;
+
+		foreach(lc, all)
+		{
+			LockRelationOid(lfirst_oid(lc), ShareRowExclusiveLock);
+			CacheInvalidateRelcacheByRelid(shards_colocated_oid(lfirst_oid(lc), "customers"));
+		}
+		if (all == NIL)
+			CacheInvalidateRelcacheByRelid(customers_relid);
+	}
 	customers_forget();
 }
 

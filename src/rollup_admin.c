@@ -13,12 +13,15 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "pgtime.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "analytics.h"
@@ -32,6 +35,99 @@
 PG_FUNCTION_INFO_V1(rollup_purge_logs);
 PG_FUNCTION_INFO_V1(rollup_delete_customer);
 PG_FUNCTION_INFO_V1(rollup_set_timezone);
+PG_FUNCTION_INFO_V1(rollup_purge_logs_node);
+PG_FUNCTION_INFO_V1(rollup_delete_customer_node);
+PG_FUNCTION_INFO_V1(rollup_set_timezone_node);
+
+/*
+ * On a Citus cluster each node folds its own shards with its own
+ * rollup_state and rollup_gaps, so each of these functions does its work
+ * node by node: called through the coordinator, it runs its node variant
+ * (analytics._purge_logs_node() and so on) on every node with
+ * run_command_on_all_nodes(), each node in a transaction of its own, and
+ * reports the first failure.  A node variant works on the node's own
+ * shards only.  On a single node the function does the work itself.
+ */
+static bool rollup_node_call = false;
+
+/*
+ * rollup_on_every_node
+ *		Run the SQL call on every node of the cluster; the results, one text
+ *		per node.  Raises the first node's error.
+ */
+static List *
+rollup_on_every_node(const char *call)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	List	   *results = NIL;
+	MemoryContext outer = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(call);
+	SPI_connect();
+	spi_run("SELECT n.nodeid, n.success, n.result "
+			"FROM pg_catalog.run_command_on_all_nodes($1) n ORDER BY n.nodeid",
+			1, argtypes, values, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	tupdesc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *result = SPI_getvalue(tuple, tupdesc, 3);
+		MemoryContext old;
+
+		if (!DatumGetBool(SPI_getbinval(tuple, tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("%s failed on node %s", call, SPI_getvalue(tuple, tupdesc, 1)),
+					 errdetail("%s", result ? result : "no message"),
+					 errhint("Each node commits its part on its own: the nodes before it in node id order did theirs.")));
+		old = MemoryContextSwitchTo(outer);
+		results = lappend(results, pstrdup(result ? result : ""));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return results;
+}
+
+/*
+ * rollup_dispatched
+ *		Whether this call must run node by node: the logs are distributed and
+ *		this is not already a node variant's call.
+ */
+static bool
+rollup_dispatched(void)
+{
+	return !rollup_node_call && shards_logs_distributed();
+}
+
+/*
+ * rollup_customer_logs
+ *		The logs relation of customer ident on this node: analytics.logs, or
+ *		on a Citus node the logs shard the customer hashes to when this node
+ *		holds it (InvalidOid when it does not).
+ */
+static Oid
+rollup_customer_logs(Datum ident)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	bool		isnull;
+	int64		shardid;
+	Oid			relid;
+
+	if (!shards_logs_distributed())
+		return rollup_logs_relid();
+	SPI_connect();
+	spi_run("SELECT pg_catalog.get_shard_id_for_distribution_column('analytics.logs', $1)",
+			1, argtypes, &ident, NULL, SPI_OK_SELECT);
+	shardid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	relid = get_relname_relid(psprintf("logs_" INT64_FORMAT, shardid),
+							  get_namespace_oid("analytics", false));
+	if (!OidIsValid(relid) || !list_member_oid(shards_local_logs(), relid))
+		return InvalidOid;
+	return relid;
+}
 
 /*
  * rollup_purge_logs
@@ -51,6 +147,7 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 	TimestampTz cutoff;
 	uint64		deleted = 0;
 	bool		isnull;
+	ListCell   *lc;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -69,7 +166,8 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 	 * The lock its DELETE needs, before the fold takes the row lock: see
 	 * src/README.md.
 	 */
-	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
+	foreach(lc, shards_local_logs())
+		LockRelationOid(lfirst_oid(lc), RowExclusiveLock);
 	SPI_connect();
 	(void) rollup_fold_all();
 	rollup_lock_state(&state);
@@ -95,12 +193,15 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 		analytics_delete_allowed = true;
 		PG_TRY();
 		{
-			spi_run("DELETE FROM analytics.logs l "
-					"WHERE l.created_at OPERATOR(pg_catalog.<) $1 "
-					"AND l.id OPERATOR(pg_catalog.<=) $2 "
-					"AND NOT " ROLLUP_IN_GAP("l.id"),
-					2, argtypes, values, NULL, SPI_OK_DELETE);
-			deleted = SPI_processed;
+			foreach(lc, shards_local_logs())
+			{
+				spi_run(rollup_sql_for("DELETE FROM analytics.logs l "
+									   "WHERE l.created_at OPERATOR(pg_catalog.<) $1 "
+									   "AND l.id OPERATOR(pg_catalog.<=) $2 "
+									   "AND NOT " ROLLUP_IN_GAP("l.id"), lfirst_oid(lc)),
+						2, argtypes, values, NULL, SPI_OK_DELETE);
+				deleted += SPI_processed;
+			}
 		}
 		PG_FINALLY();
 		{
@@ -148,6 +249,7 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	char	   *ident;
+	Oid			logs;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -161,14 +263,25 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	 * The table lock its DELETE needs, then the customer's writers done and
 	 * new ones held off (changes.c), before the row lock: see src/README.md.
 	 */
-	LockRelationOid(rollup_logs_relid(), RowExclusiveLock);
+	logs = rollup_customer_logs(values[0]);
+	if (!OidIsValid(logs))
+		PG_RETURN_BOOL(false);
+	LockRelationOid(logs, RowExclusiveLock);
+	shards_set_current_oid(logs);
 	changes_begin(ident);
+	shards_clear_current();
 	SPI_connect();
 	rollup_lock_state(&state);
 
-	spi_run("SELECT 1 FROM analytics.customers "
-			"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+	spi_run(rollup_sql_for("SELECT 1 FROM analytics.customers "
+						   "WHERE customer_identifier OPERATOR(pg_catalog.=) $1", logs),
 			1, argtypes, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0 && rollup_node_call)
+	{
+		/* The caller on the coordinator reports an unknown customer. */
+		SPI_finish();
+		PG_RETURN_BOOL(false);
+	}
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -178,11 +291,11 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	analytics_delete_allowed = true;
 	PG_TRY();
 	{
-		spi_run("DELETE FROM analytics.logs "
-				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+		spi_run(rollup_sql_for("DELETE FROM analytics.logs "
+							   "WHERE customer_identifier OPERATOR(pg_catalog.=) $1", logs),
 				1, argtypes, values, NULL, SPI_OK_DELETE);
-		spi_run("DELETE FROM analytics.customers "
-				"WHERE customer_identifier OPERATOR(pg_catalog.=) $1",
+		spi_run(rollup_sql_for("DELETE FROM analytics.customers "
+							   "WHERE customer_identifier OPERATOR(pg_catalog.=) $1", logs),
 				1, argtypes, values, NULL, SPI_OK_DELETE);
 	}
 	PG_FINALLY();
@@ -191,7 +304,36 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	SPI_finish();
-	PG_RETURN_VOID();
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * rollup_rebuild_shard_summaries
+ *		On a Citus node, _rollup_rebuild_summaries() for one logs shard's
+ *		rollup shards: its statements, less those of usage_day (not kept on
+ *		a cluster), on the shards co-located with logs.  Inside SPI.
+ */
+static void
+rollup_rebuild_shard_summaries(Oid logs)
+{
+	char	   *src;
+	char	   *stmt;
+	char	   *save;
+
+	spi_run("SELECT p.prosrc FROM pg_catalog.pg_proc p "
+			"WHERE p.oid OPERATOR(pg_catalog.=) 'analytics._rollup_rebuild_summaries()'::pg_catalog.regprocedure",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	src = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	for (stmt = strtok_r(src, ";", &save); stmt != NULL; stmt = strtok_r(NULL, ";", &save))
+	{
+		const char *day = strstr(stmt, "analytics.usage_day");
+
+		if ((day != NULL && !isalnum((unsigned char) day[19]) && day[19] != '_') ||
+			strspn(stmt, " \t\n") == strlen(stmt))
+			continue;
+		spi_run(rollup_sql_for(stmt, logs), 0, NULL, NULL, NULL,
+				strncmp(stmt + strspn(stmt, " \t\n"), "DELETE", 6) == 0 ? SPI_OK_DELETE : SPI_OK_INSERT);
+	}
 }
 
 /*
@@ -221,6 +363,9 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	int64		refolded = 0;
 	RollupFold	fold;
 	bool		isnull;
+	List	   *logs;
+	ListCell   *lc;
+	int64		floor;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -246,13 +391,19 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	customers_changing();
 	SPI_connect();
 	rollup_lock_state(&state);
-	spi_run("DELETE FROM analytics.budget_counters "
-			"WHERE period_start OPERATOR(pg_catalog.<>) '-infinity'",
-			0, NULL, NULL, NULL, SPI_OK_DELETE);
+	logs = list_copy(shards_local_logs());
+	foreach(lc, logs)
+		spi_run(rollup_sql_for("DELETE FROM analytics.budget_counters "
+							   "WHERE period_start OPERATOR(pg_catalog.<>) '-infinity'",
+							   lfirst_oid(lc)),
+				0, NULL, NULL, NULL, SPI_OK_DELETE);
 
 	if (state.retained_from_null)
-		spi_run("DELETE FROM analytics.usage_daily", 0, NULL, NULL, NULL,
-				SPI_OK_DELETE);
+	{
+		foreach(lc, logs)
+			spi_run(rollup_sql_for("DELETE FROM analytics.usage_daily", lfirst_oid(lc)),
+					0, NULL, NULL, NULL, SPI_OK_DELETE);
+	}
 	else
 	{
 		Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
@@ -281,8 +432,10 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 													 SPI_tuptable->tupdesc, 2, &isnull));
 		new_from_null = false;
 		since = state.retained_from;
-		spi_run("DELETE FROM analytics.usage_daily WHERE day OPERATOR(pg_catalog.>=) $1",
-				1, delargtypes, &first_day, NULL, SPI_OK_DELETE);
+		foreach(lc, logs)
+			spi_run(rollup_sql_for("DELETE FROM analytics.usage_daily WHERE day OPERATOR(pg_catalog.>=) $1",
+								   lfirst_oid(lc)),
+					1, delargtypes, &first_day, NULL, SPI_OK_DELETE);
 	}
 
 	/*
@@ -299,17 +452,25 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 											 SPI_tuptable->tupdesc, 1, &isnull))
 		? ROLLUP_SOURCE_OUTSIDE : ROLLUP_SOURCE_ALL;
 	fold.snapshot = InvalidSnapshot;
-	fold.logs = rollup_logs_relid();
-	for (lo = 0; lo < state.watermark;)
-		lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
-								 &fold, &refolded);
+	floor = shards_logs_distributed() ? shards_node_prefix() : 0;
+	foreach(lc, logs)
+	{
+		fold.logs = lfirst_oid(lc);
+		for (lo = floor; lo < state.watermark;)
+			lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
+									 &fold, &refolded);
+	}
 
 	/*
 	 * Per-customer totals do not depend on the zone, but active days and the
 	 * per-day rollups do: rebuild the coarser rollups from usage_daily.
 	 */
-	spi_run("SELECT analytics._rollup_rebuild_summaries()", 0, NULL, NULL,
-			NULL, SPI_OK_SELECT);
+	if (!shards_logs_distributed())
+		spi_run("SELECT analytics._rollup_rebuild_summaries()", 0, NULL, NULL,
+				NULL, SPI_OK_SELECT);
+	else
+		foreach(lc, logs)
+			rollup_rebuild_shard_summaries(lfirst_oid(lc));
 
 	{
 		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
@@ -337,6 +498,22 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
 {
 	analytics_require_current("analytics.purge_logs()");
 	privs_require_admin("analytics.purge_logs()");
+	if (rollup_dispatched())
+	{
+		List	   *results;
+		ListCell   *lc;
+		int64		deleted = 0;
+
+		if (PG_ARGISNULL(0))
+			return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
+		results = rollup_on_every_node(psprintf("SELECT analytics._purge_logs_node(%s)",
+												quote_literal_cstr(DatumGetCString(DirectFunctionCall1(timestamptz_out,
+																									   PG_GETARG_DATUM(0))))));
+		foreach(lc, results)
+			if (*(char *) lfirst(lc) != '\0')
+				deleted += strtoi64((char *) lfirst(lc), NULL, 10);
+		PG_RETURN_INT64(deleted);
+	}
 	return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
 }
 
@@ -345,7 +522,24 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 {
 	analytics_require_current("analytics.delete_customer()");
 	privs_require_admin("analytics.delete_customer()");
-	return privs_call_as_owner(rollup_delete_customer_as_owner, fcinfo);
+	if (rollup_dispatched() && !PG_ARGISNULL(0))
+	{
+		char	   *ident = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		List	   *results;
+		ListCell   *lc;
+
+		results = rollup_on_every_node(psprintf("SELECT analytics._delete_customer_node(%s)",
+												quote_literal_cstr(ident)));
+		foreach(lc, results)
+			if (strcmp((char *) lfirst(lc), "t") == 0)
+				PG_RETURN_VOID();
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("customer \"%s\" does not exist", ident),
+				 errhint("See analytics.customers for the known customers.")));
+	}
+	(void) privs_call_as_owner(rollup_delete_customer_as_owner, fcinfo);
+	PG_RETURN_VOID();
 }
 
 Datum
@@ -353,5 +547,61 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 {
 	analytics_require_current("analytics.set_timezone()");
 	privs_require_admin("analytics.set_timezone()");
+	if (rollup_dispatched() && !PG_ARGISNULL(0))
+	{
+		char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		pg_tz	   *tz = pg_tzset(name);
+
+		if (tz == NULL || !pg_tz_acceptable(tz))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("time zone \"%s\" is not recognized", name),
+					 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
+		(void) rollup_on_every_node(psprintf("SELECT analytics._set_timezone_node(%s)",
+											 quote_literal_cstr(pg_get_timezone_name(tz))));
+		PG_RETURN_VOID();
+	}
 	return privs_call_as_owner(rollup_set_timezone_as_owner, fcinfo);
+}
+
+/*
+ * rollup_node_variant
+ *		Call fn as a node variant: the work on this node's shards only.
+ */
+static Datum
+rollup_node_variant(PGFunction fn, const char *name, FunctionCallInfo fcinfo)
+{
+	Datum		result;
+
+	analytics_require_current(name);
+	privs_require_admin(name);
+	rollup_node_call = true;
+	PG_TRY();
+	{
+		result = privs_call_as_owner(fn, fcinfo);
+	}
+	PG_FINALLY();
+	{
+		rollup_node_call = false;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+Datum
+rollup_purge_logs_node(PG_FUNCTION_ARGS)
+{
+	return rollup_node_variant(rollup_purge_logs_as_owner, "analytics._purge_logs_node()", fcinfo);
+}
+
+Datum
+rollup_delete_customer_node(PG_FUNCTION_ARGS)
+{
+	return rollup_node_variant(rollup_delete_customer_as_owner, "analytics._delete_customer_node()", fcinfo);
+}
+
+Datum
+rollup_set_timezone_node(PG_FUNCTION_ARGS)
+{
+	return rollup_node_variant(rollup_set_timezone_as_owner, "analytics._set_timezone_node()", fcinfo);
 }

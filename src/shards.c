@@ -247,6 +247,16 @@ shards_colocated_relid(Relation rel, const char *table)
 }
 
 /*
+ * shards_colocated_oid
+ *		The same for a relation given by its oid.
+ */
+Oid
+shards_colocated_oid(Oid relid, const char *table)
+{
+	return colocated_oid(relid, table);
+}
+
+/*
  * shards_colocated_name
  *		The same relation's qualified name, for SQL.
  */
@@ -287,6 +297,12 @@ shards_set_current(Relation rel)
 }
 
 void
+shards_set_current_oid(Oid relid)
+{
+	current_relid = relid;
+}
+
+void
 shards_clear_current(void)
 {
 	current_relid = InvalidOid;
@@ -300,6 +316,17 @@ Oid
 shards_current(const char *table)
 {
 	return colocated_oid(current_relid, table);
+}
+
+/*
+ * shards_has_current
+ *		Whether a trigger (or a function acting for one customer) has set
+ *		the relation it works on.
+ */
+bool
+shards_has_current(void)
+{
+	return OidIsValid(current_relid);
 }
 
 /*

@@ -16,10 +16,13 @@
 extern void shards_init(void);
 extern bool shards_is_shard(Relation rel);
 extern Oid	shards_colocated_relid(Relation rel, const char *table);
+extern Oid	shards_colocated_oid(Oid relid, const char *table);
 extern char *shards_colocated_name(Relation rel, const char *table);
 extern char *shards_colocated_name_oid(Oid relid, const char *table);
 extern void shards_set_current(Relation rel);
+extern void shards_set_current_oid(Oid relid);
 extern void shards_clear_current(void);
+extern bool shards_has_current(void);
 extern Oid	shards_current(const char *table);
 extern bool shards_is_known(Oid relid, const char *table);
 extern int64 shards_next_log_id(void);

@@ -25,6 +25,23 @@ CREATE FUNCTION analytics.set_timezone(timezone text) RETURNS void
 COMMENT ON FUNCTION analytics.set_timezone(text) IS
     'Sets the time zone whose calendar days rollups and budget periods use, and rebuilds usage_daily from the retained raw logs (days of purged logs stay as they were), then usage_customer_day, usage_day and usage_customer from usage_daily.';
 
+-- Their node variants (rollup_admin.c): on a Citus cluster the functions
+-- above run these on every node, each on the node's own shards.
+CREATE FUNCTION analytics._purge_logs_node(older_than timestamptz) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'rollup_purge_logs_node' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, analytics;
+COMMENT ON FUNCTION analytics._purge_logs_node(timestamptz) IS
+    'Internal: purge_logs() on this node''s logs shards (Citus).';
+CREATE FUNCTION analytics._delete_customer_node(customer_identifier text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'rollup_delete_customer_node' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, analytics;
+COMMENT ON FUNCTION analytics._delete_customer_node(text) IS
+    'Internal: delete_customer() on this node (Citus); false when the customer''s shard is on another node.';
+CREATE FUNCTION analytics._set_timezone_node(timezone text) RETURNS void
+    AS 'MODULE_PATHNAME', 'rollup_set_timezone_node' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics._set_timezone_node(text) IS
+    'Internal: set_timezone() on this node''s shards and rollup state (Citus).';
+
 CREATE FUNCTION analytics._worker_status(OUT last_served timestamptz, OUT waiting_since timestamptz)
     AS 'MODULE_PATHNAME', 'worker_database_status' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION analytics._worker_status() IS

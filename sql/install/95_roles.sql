@@ -130,5 +130,8 @@ GRANT EXECUTE ON FUNCTION
     analytics.delete_customer(text),
     analytics.purge_logs(timestamptz),
     analytics.set_timezone(text),
-    analytics.rollup_now()
+    analytics.rollup_now(),
+    analytics._purge_logs_node(timestamptz),
+    analytics._delete_customer_node(text),
+    analytics._set_timezone_node(text)
     TO analytics_admin;
