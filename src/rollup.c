@@ -106,6 +106,7 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "           WHERE $7 OPERATOR(pg_catalog.=) 1) l" \
 "   WHERE l.created_at OPERATOR(pg_catalog.>=) $4" \
 "     AND l.customer_identifier IS NOT NULL" \
+"     AND l.customer_identifier OPERATOR(pg_catalog.<>) ''" \
 "     AND ($6 OR NOT EXISTS (SELECT 1 FROM analytics.rollup_set_aside a" \
 "                            WHERE a.log_id OPERATOR(pg_catalog.=) l.id))" \
 "   GROUP BY 1, 2, 3)"

@@ -20,10 +20,14 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
+#include "nodes/makefuncs.h"
 #include "nodes/pg_list.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -61,6 +65,8 @@ static Oid	current_relid = InvalidOid;
 
 /* This node's Citus group id, shifted into an id's top bits; -1: unknown. */
 static int64 node_prefix = -1;
+
+static planner_hook_type prev_planner_hook = NULL;
 
 /* Bits of an id drawn from a node's analytics.log_ids. */
 #define LOG_ID_BITS 48
@@ -138,6 +144,100 @@ shards_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * The customer of a log without one, after distribute(): Citus refuses a
+ * NULL in the distribution column before any trigger runs, so an INSERT
+ * into the distributed analytics.logs stores such a log under the empty
+ * identifier, which no customer can have (logs_check_customer_identifier)
+ * and which the insert trigger, the fold and the views read as "no
+ * customer".
+ */
+static Expr *
+shards_no_customer(Expr *expr)
+{
+	CoalesceExpr *c = makeNode(CoalesceExpr);
+
+	c->coalescetype = TEXTOID;
+	c->coalescecollid = DEFAULT_COLLATION_OID;
+	c->args = list_make2(expr, makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
+										 CStringGetTextDatum(""), false, false));
+	c->location = -1;
+	return (Expr *) c;
+}
+
+/*
+ * shards_planner
+ *		planner_hook: after distribute(), an INSERT into analytics.logs
+ *		stores a log without a customer under '' (shards_no_customer).  Runs
+ *		before Citus' planner (analytics is preloaded after citus).
+ */
+static PlannedStmt *
+shards_planner(Query *parse, const char *query_string, int cursorOptions,
+			   ParamListInfo boundParams)
+{
+	if (parse->commandType == CMD_INSERT && parse->resultRelation > 0 &&
+		IsTransactionState())
+	{
+		RangeTblEntry *target = rt_fetch(parse->resultRelation, parse->rtable);
+		Oid			nsp = get_namespace_oid("analytics", true);
+
+		if (OidIsValid(nsp) && target->relid == get_relname_relid("logs", nsp) &&
+			shards_logs_distributed())
+		{
+			AttrNumber	attnum = get_attnum(target->relid, "customer_identifier");
+			ListCell   *lc;
+			bool		found = false;
+			int			pos = 0;
+
+			foreach(lc, parse->targetList)
+			{
+				TargetEntry *te = lfirst(lc);
+
+				if (te->resno < attnum)
+					pos++;
+				if (te->resno != attnum)
+					continue;
+				found = true;
+				if (IsA(te->expr, Var) &&
+					rt_fetch(((Var *) te->expr)->varno, parse->rtable)->rtekind == RTE_VALUES)
+				{
+					/* Multi-row VALUES: each row's value. */
+					RangeTblEntry *values = rt_fetch(((Var *) te->expr)->varno, parse->rtable);
+					int			col = ((Var *) te->expr)->varattno - 1;
+					ListCell   *row;
+
+					foreach(row, values->values_lists)
+					{
+						List	   *exprs = lfirst(row);
+						ListCell   *cell = list_nth_cell(exprs, col);
+
+						lfirst(cell) = shards_no_customer(lfirst(cell));
+					}
+				}
+				else if (IsA(te->expr, Var) &&
+						 rt_fetch(((Var *) te->expr)->varno, parse->rtable)->rtekind == RTE_SUBQUERY &&
+						 rt_fetch(((Var *) te->expr)->varno, parse->rtable)->subquery->setOperations == NULL)
+				{
+					/* INSERT ... SELECT: in the SELECT, which Citus plans on its own. */
+					Query	   *select = rt_fetch(((Var *) te->expr)->varno, parse->rtable)->subquery;
+					TargetEntry *ste = list_nth(select->targetList, ((Var *) te->expr)->varattno - 1);
+
+					ste->expr = shards_no_customer(ste->expr);
+				}
+				else
+					te->expr = shards_no_customer(te->expr);
+			}
+			if (!found)
+				parse->targetList = list_insert_nth(parse->targetList, pos,
+													makeTargetEntry(shards_no_customer((Expr *) makeNullConst(TEXTOID, -1, DEFAULT_COLLATION_OID)),
+																	attnum, pstrdup("customer_identifier"), false));
+		}
+	}
+	if (prev_planner_hook)
+		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+/*
  * shards_init
  *		Register the cache's invalidation; from _PG_init.
  */
@@ -146,6 +246,8 @@ shards_init(void)
 {
 	CacheRegisterRelcacheCallback(shards_relcache_callback, (Datum) 0);
 	RegisterXactCallback(shards_xact_callback, NULL);
+	prev_planner_hook = planner_hook;
+	planner_hook = shards_planner;
 }
 
 /*
