@@ -718,6 +718,20 @@ CREATE FUNCTION analytics._set_timezone_node(timezone text) RETURNS void
 COMMENT ON FUNCTION analytics._set_timezone_node(text) IS
     'Internal: set_timezone() on this node''s shards and rollup state (Citus).';
 
+-- On a Citus node (analytics.distribute()): the logs shards this node's
+-- fold has taken over (rollup.c, rollup_take_over).  A shard that arrives
+-- (distribute() itself, or a shard move) holds logs drawn on another node,
+-- whose fold state stayed there: the first pass that sees it rebuilds its
+-- rollups from its raw logs, then lists it here.  Node-local and derived:
+-- not dumped (a restored node rebuilds each shard once).
+CREATE TABLE analytics.rollup_node_shards (
+    shardid bigint PRIMARY KEY,
+    taken_over timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE analytics.rollup_node_shards IS 'On a Citus node: the logs shards whose rollups this node''s fold keeps (rebuilt from their raw logs when each arrived). Empty on a single node.';
+COMMENT ON COLUMN analytics.rollup_node_shards.shardid IS 'Citus shard id of a logs shard placed on this node.';
+COMMENT ON COLUMN analytics.rollup_node_shards.taken_over IS 'When this node rebuilt the shard''s rollups and began folding it.';
+
 -- The ids of logs written on a Citus node: drawn by the insert trigger on
 -- the node that holds the shard (src/shards.c), below the node's group id.
 -- Not used on a single node, where the identity of analytics.logs draws
@@ -763,6 +777,11 @@ BEGIN
                     WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass) THEN
         -- Citus needs the distribution column in every unique key; the
         -- fold reads logs by id.
+        -- Citus routes no NULL: logs without a customer go under ''.
+        ALTER TABLE analytics.logs DISABLE TRIGGER logs_guard_update;
+        UPDATE analytics.logs SET customer_identifier = ''
+         WHERE customer_identifier IS NULL;
+        ALTER TABLE analytics.logs ENABLE TRIGGER logs_guard_update;
         ALTER TABLE analytics.logs DROP CONSTRAINT logs_pkey;
         ALTER TABLE analytics.logs ADD CONSTRAINT logs_pkey PRIMARY KEY (customer_identifier, id);
         CREATE INDEX logs_id ON analytics.logs (id);
@@ -776,13 +795,32 @@ BEGIN
         ALTER TABLE analytics.rollup_set_aside
             ADD CONSTRAINT rollup_set_aside_pkey PRIMARY KEY (customer_identifier, log_id);
     END IF;
+    -- Every node folds with the time zone and retention boundary of this
+    -- one (each keeps its own rollup_state).
+    PERFORM pg_catalog.run_command_on_workers(pg_catalog.format(
+        'UPDATE analytics.rollup_state SET timezone = %L, retained_from = %L',
+        s.timezone, s.retained_from))
+       FROM analytics.rollup_state s;
     FOREACH t IN ARRAY ARRAY['logs', 'budget_counters', 'usage_daily', 'usage_customer_day',
                              'usage_customer', 'rollup_set_aside'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
                         WHERE logicalrelid OPERATOR(pg_catalog.=) ('analytics.' OPERATOR(pg_catalog.||) t)::pg_catalog.regclass) THEN
+            IF t OPERATOR(pg_catalog.=) 'logs' THEN
+                -- The logs already recorded were checked, priced and
+                -- budgeted when they came, and keep their ids: Citus copies
+                -- them into the shards with the insert trigger set aside.
+                -- Fold them first, so that the rollups copied with them
+                -- count them all (each node's first pass then rebuilds its
+                -- shards' rollups from them, rollup.c).
+                PERFORM analytics.rollup_now();
+                ALTER TABLE analytics.logs DISABLE TRIGGER logs_before_insert;
+            END IF;
             PERFORM pg_catalog.create_distributed_table('analytics.' OPERATOR(pg_catalog.||) t,
                                                         'customer_identifier',
                                                         colocate_with => 'analytics.customers');
+            IF t OPERATOR(pg_catalog.=) 'logs' THEN
+                ALTER TABLE analytics.logs ENABLE TRIGGER logs_before_insert;
+            END IF;
         END IF;
     END LOOP;
 END;

@@ -1031,6 +1031,164 @@ rollup_fold_through(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
 }
 
 /*
+ * rollup_rebuild_summaries
+ *		Rebuild the coarser rollups of the logs relation logs from its
+ *		usage_daily: _rollup_rebuild_summaries(), or on a Citus node its
+ *		statements, less those of usage_day (not kept on a cluster), on the
+ *		shards co-located with logs.  Inside SPI.
+ */
+void
+rollup_rebuild_summaries(Oid logs)
+{
+	char	   *src;
+	char	   *stmt;
+	char	   *save;
+
+	if (logs == rollup_logs_relid())
+	{
+		spi_run("SELECT analytics._rollup_rebuild_summaries()", 0, NULL, NULL,
+				NULL, SPI_OK_SELECT);
+		return;
+	}
+
+	spi_run("SELECT p.prosrc FROM pg_catalog.pg_proc p "
+			"WHERE p.oid OPERATOR(pg_catalog.=) 'analytics._rollup_rebuild_summaries()'::pg_catalog.regprocedure",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	src = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	for (stmt = strtok_r(src, ";", &save); stmt != NULL; stmt = strtok_r(NULL, ";", &save))
+	{
+		const char *day = strstr(stmt, "analytics.usage_day");
+
+		if ((day != NULL && !isalnum((unsigned char) day[19]) && day[19] != '_') ||
+			strspn(stmt, " \t\n") == strlen(stmt))
+			continue;
+		spi_run(rollup_sql_for(stmt, logs), 0, NULL, NULL, NULL,
+				strncmp(stmt + strspn(stmt, " \t\n"), "DELETE", 6) == 0 ? SPI_OK_DELETE : SPI_OK_INSERT);
+	}
+}
+
+/*
+ * rollup_refold
+ *		Fold into usage_daily (not the coarser rollups: rebuild them after)
+ *		every log of the logs relation logs created at or after since that
+ *		this node's state counts as folded: ids up to watermark outside the
+ *		gaps, and on a Citus node every id drawn on another node (a shard
+ *		moved in, or logs distributed from a single node, all committed).
+ *		Chunked over the ids present, so sparse ranges cost nothing.
+ *		Inside SPI, with the rollup_state row locked.
+ */
+void
+rollup_refold(Oid logs, int64 watermark, const char *tz, TimestampTz since, int64 *folded)
+{
+	RollupFold	fold;
+	bool		isnull;
+	int64		ranges[2][2];
+	int			nranges = 1;
+
+	spi_run("SELECT EXISTS (SELECT 1 FROM analytics.rollup_gaps)", 0, NULL,
+			NULL, NULL, SPI_OK_SELECT);
+	fold.tz = tz;
+	fold.since = since;
+	fold.summaries = false;
+	fold.source = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull))
+		? ROLLUP_SOURCE_OUTSIDE : ROLLUP_SOURCE_ALL;
+	fold.snapshot = InvalidSnapshot;
+	fold.logs = logs;
+	ranges[0][0] = 0;
+	ranges[0][1] = watermark;
+	if (shards_logs_distributed())
+	{
+		/* Ids below the node's own were drawn on other nodes. */
+		ranges[0][1] = Max(watermark, shards_node_prefix());
+		ranges[1][0] = shards_id_last();
+		ranges[1][1] = PG_INT64_MAX;
+		nranges = 2;
+	}
+	for (int r = 0; r < nranges; r++)
+	{
+		int64		lo = ranges[r][0];
+		int64		hi = ranges[r][1];
+
+		while (lo < hi)
+		{
+			Oid			argtypes[2] = {INT8OID, INT8OID};
+			Datum		values[2] = {Int64GetDatum(lo), Int64GetDatum(hi)};
+			Datum		next;
+
+			spi_run(rollup_sql_for("SELECT pg_catalog.min(l.id) FROM analytics.logs l "
+								   "WHERE l.id OPERATOR(pg_catalog.>) $1 AND l.id OPERATOR(pg_catalog.<=) $2",
+								   logs),
+					2, argtypes, values, NULL, SPI_OK_SELECT);
+			next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (isnull)
+				break;
+			lo = DatumGetInt64(next) - 1;
+			lo = rollup_fold_guarded(lo, hi - lo > ROLLUP_CHUNK_IDS ? lo + ROLLUP_CHUNK_IDS : hi,
+									 &fold, folded);
+		}
+	}
+}
+
+/*
+ * rollup_take_over
+ *		On a Citus node, before a pass folds: a logs shard this node has not
+ *		folded before (rollup_node_shards) came with distribute() or a shard
+ *		move, holding logs drawn on another node, folded or not by that
+ *		node's state, which stayed there.  Rebuild its rollups from its raw
+ *		logs (the days before retained_from keep their rows: their logs may
+ *		be purged), as set_timezone() does, and record it.  Shards that left
+ *		the node are forgotten, so one that comes back is taken over again.
+ *		Inside SPI, with the rollup_state row locked.
+ */
+static void
+rollup_take_over(const RollupState *state)
+{
+	List	   *logs = list_copy(shards_local_logs());
+	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(logs), 1));
+	int			nids = 0;
+	ListCell   *lc;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		values[1];
+
+	foreach(lc, logs)
+	{
+		char	   *name = get_rel_name(lfirst_oid(lc));
+
+		ids[nids++] = Int64GetDatum(strtoi64(strrchr(name, '_') + 1, NULL, 10));
+	}
+	values[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	spi_run("DELETE FROM analytics.rollup_node_shards "
+			"WHERE shardid OPERATOR(pg_catalog.<>) ALL ($1)",
+			1, argtypes, values, NULL, SPI_OK_DELETE);
+	for (int i = 0; i < nids; i++)
+	{
+		Oid			shard = list_nth_oid(logs, i);
+		int64		refolded = 0;
+		Oid			delargtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		delvalues[2];
+		char		delnulls[2] = {' ', state->retained_from_null ? 'n' : ' '};
+
+		spi_run("SELECT 1 FROM analytics.rollup_node_shards WHERE shardid OPERATOR(pg_catalog.=) $1",
+				1, (Oid[]) {INT8OID}, &ids[i], NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			continue;
+		delvalues[0] = CStringGetTextDatum(state->timezone);
+		delvalues[1] = TimestampTzGetDatum(state->retained_from);
+		spi_run(rollup_sql_for("DELETE FROM analytics.usage_daily "
+							   "WHERE $2 IS NULL OR day OPERATOR(pg_catalog.>=) "
+							   "pg_catalog.timezone($1, $2)::pg_catalog.date", shard),
+				2, delargtypes, delvalues, delnulls, SPI_OK_DELETE);
+		rollup_refold(shard, state->watermark, state->timezone,
+					  state->retained_from_null ? DT_NOBEGIN : state->retained_from, &refolded);
+		rollup_rebuild_summaries(shard);
+		spi_run("INSERT INTO analytics.rollup_node_shards (shardid) VALUES ($1)",
+				1, (Oid[]) {INT8OID}, &ids[i], NULL, SPI_OK_INSERT);
+	}
+}
+
+/*
  * rollup_record_pass
  *		Move the watermark to hi and record the pass (last_pass,
  *		last_pass_folded).  Inside SPI, with the rollup_state row locked.
@@ -1076,6 +1234,8 @@ rollup_fold_chunk(RollupPass *pass)
 	ListCell   *lc;
 
 	rollup_lock_state(&state);
+	if (pass->first && shards_logs_distributed())
+		rollup_take_over(&state);
 	if (state.watermark >= pass->target && !pass->first)
 		return false;
 	pass->first = false;

@@ -210,7 +210,8 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 		PG_END_TRY();
 	}
 
-	if (deleted > 0)
+	/* On a cluster every node moves it, so that they stay equal. */
+	if (deleted > 0 || rollup_node_call)
 	{
 		Oid			argtypes[1] = {TIMESTAMPTZOID};
 		Datum		values[1];
@@ -308,35 +309,6 @@ rollup_delete_customer_as_owner(PG_FUNCTION_ARGS)
 }
 
 /*
- * rollup_rebuild_shard_summaries
- *		On a Citus node, _rollup_rebuild_summaries() for one logs shard's
- *		rollup shards: its statements, less those of usage_day (not kept on
- *		a cluster), on the shards co-located with logs.  Inside SPI.
- */
-static void
-rollup_rebuild_shard_summaries(Oid logs)
-{
-	char	   *src;
-	char	   *stmt;
-	char	   *save;
-
-	spi_run("SELECT p.prosrc FROM pg_catalog.pg_proc p "
-			"WHERE p.oid OPERATOR(pg_catalog.=) 'analytics._rollup_rebuild_summaries()'::pg_catalog.regprocedure",
-			0, NULL, NULL, NULL, SPI_OK_SELECT);
-	src = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	for (stmt = strtok_r(src, ";", &save); stmt != NULL; stmt = strtok_r(NULL, ";", &save))
-	{
-		const char *day = strstr(stmt, "analytics.usage_day");
-
-		if ((day != NULL && !isalnum((unsigned char) day[19]) && day[19] != '_') ||
-			strspn(stmt, " \t\n") == strlen(stmt))
-			continue;
-		spi_run(rollup_sql_for(stmt, logs), 0, NULL, NULL, NULL,
-				strncmp(stmt + strspn(stmt, " \t\n"), "DELETE", 6) == 0 ? SPI_OK_DELETE : SPI_OK_INSERT);
-	}
-}
-
-/*
  * rollup_set_timezone
  *		SQL: analytics.set_timezone(timezone text) returns void.
  *
@@ -359,13 +331,10 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	TimestampTz since = DT_NOBEGIN;
 	bool		new_from_null = true;
 	TimestampTz new_from = 0;
-	int64		lo;
 	int64		refolded = 0;
-	RollupFold	fold;
 	bool		isnull;
 	List	   *logs;
 	ListCell   *lc;
-	int64		floor;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -443,34 +412,15 @@ rollup_set_timezone_as_owner(PG_FUNCTION_ARGS)
 	 * those below the watermark but inside a recorded gap are not counted
 	 * yet (the next fold counts them, by the new zone's days).
 	 */
-	spi_run("SELECT EXISTS (SELECT 1 FROM analytics.rollup_gaps)", 0, NULL,
-			NULL, NULL, SPI_OK_SELECT);
-	fold.tz = canonical;
-	fold.since = since;
-	fold.summaries = false;
-	fold.source = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull))
-		? ROLLUP_SOURCE_OUTSIDE : ROLLUP_SOURCE_ALL;
-	fold.snapshot = InvalidSnapshot;
-	floor = shards_logs_distributed() ? shards_node_prefix() : 0;
 	foreach(lc, logs)
-	{
-		fold.logs = lfirst_oid(lc);
-		for (lo = floor; lo < state.watermark;)
-			lo = rollup_fold_guarded(lo, Min(lo + ROLLUP_CHUNK_IDS, state.watermark),
-									 &fold, &refolded);
-	}
+		rollup_refold(lfirst_oid(lc), state.watermark, canonical, since, &refolded);
 
 	/*
 	 * Per-customer totals do not depend on the zone, but active days and the
 	 * per-day rollups do: rebuild the coarser rollups from usage_daily.
 	 */
-	if (!shards_logs_distributed())
-		spi_run("SELECT analytics._rollup_rebuild_summaries()", 0, NULL, NULL,
-				NULL, SPI_OK_SELECT);
-	else
-		foreach(lc, logs)
-			rollup_rebuild_shard_summaries(lfirst_oid(lc));
+	foreach(lc, logs)
+		rollup_rebuild_summaries(lfirst_oid(lc));
 
 	{
 		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};

@@ -64,5 +64,8 @@ extern char *rollup_logs_union(void);
 extern void rollup_lock_state(RollupState *state);
 extern int64 rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded);
 extern void rollup_fold_through(int64 lo, int64 hi, const RollupFold *fold, int64 *folded);
+extern void rollup_refold(Oid logs, int64 watermark, const char *tz, TimestampTz since,
+						  int64 *folded);
+extern void rollup_rebuild_summaries(Oid logs);
 
 #endif							/* ANALYTICS_ROLLUP_INTERNAL_H */
