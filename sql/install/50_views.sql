@@ -341,10 +341,12 @@ COMMENT ON FUNCTION analytics._top_users_above(date, date, text, integer, text[]
 -- reads fewer rows (_usage_day's active_users counts the rows of each day).
 CREATE FUNCTION analytics._top_users_reads_totals(d0 date, d1 date)
 RETURNS boolean LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    totals numeric;
 BEGIN
-    RETURN (SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
-                   + (SELECT greatest(r.reltuples, 0)::numeric FROM pg_catalog.pg_class r
-                       WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass)
+    SELECT greatest(r.reltuples, 0)::numeric INTO totals FROM pg_catalog.pg_class r
+     WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass;
+    RETURN (SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0) + totals
                    < coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0)
               FROM analytics._usage_day d);
 END;
