@@ -465,6 +465,19 @@ SELECT NULL::text AS customer_identifier, d.day, d.active_users,
        d.completion_tokens,
        d.cost
        -- end rollup columns
+  FROM analytics.usage_day d;
+COMMENT ON VIEW analytics._usage_day IS
+    'Internal: the per-day totals of the rollups (usage_day; on a Citus cluster the rows of usage_customer_day), to be summed per day.';
+COMMENT ON COLUMN analytics._usage_day.customer_identifier IS 'Null on a single node (the row covers every customer); on a cluster the customer of the row.';
+COMMENT ON COLUMN analytics._usage_day.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics._usage_day.active_users IS 'Customers with at least one folded log that day.';
+-- rollup columns: comments per_day _usage_day
+COMMENT ON COLUMN analytics._usage_day.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_day.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_day.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_day.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_day.cost IS 'Sum of cost (USD, before markup).';
+-- end rollup columns
 
 CREATE OR REPLACE VIEW analytics.users AS
 SELECT c.customer_identifier,
