@@ -990,10 +990,31 @@ COMMENT ON SEQUENCE analytics.log_ids IS
     'Ids of logs written on this Citus node (the node''s group id is added above bit 48); unused on a single node.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.log_ids', '');
 
+-- Run a statement on every worker node (each in a transaction of its
+-- own); raise the first failure.
+CREATE FUNCTION analytics._on_workers(command text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    r record;
+BEGIN
+    -- The node's own objects: Citus would refuse the DDL on a worker.
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_workers(
+                 'SET citus.enable_ddl_propagation TO off; ' OPERATOR(pg_catalog.||) command) LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'analytics.distribute() failed on node %:%', r.nodename, r.nodeport
+                USING DETAIL = r.result;
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION analytics._on_workers(text) IS
+    'Internal: runs a statement on every Citus worker node, raising the first failure (distribute()).';
+
 CREATE FUNCTION analytics.distribute(shard_count integer DEFAULT 32) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 DECLARE
     t text;
+    view text;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'analytics.distribute() needs Citus'
@@ -1046,7 +1067,7 @@ BEGIN
     END IF;
     -- Every node folds with the time zone and retention boundary of this
     -- one (each keeps its own rollup_state).
-    PERFORM pg_catalog.run_command_on_workers(pg_catalog.format(
+    PERFORM analytics._on_workers(pg_catalog.format(
         'UPDATE analytics.rollup_state SET timezone = %L, retained_from = %L',
         s.timezone, s.retained_from))
        FROM analytics.rollup_state s;
@@ -1074,7 +1095,9 @@ BEGIN
     END LOOP;
 
     -- The views: usage_day is node-local and not kept on a cluster, so the
-    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql).
+    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql),
+    -- on the coordinator and on every worker (a query may enter anywhere).
+    view := $view$
     CREATE OR REPLACE VIEW analytics._usage_day AS
     SELECT x.customer_identifier, x.day, 1::pg_catalog.int8 AS active_users,
            -- rollup columns: list per_day x last
@@ -1084,7 +1107,10 @@ BEGIN
            x.completion_tokens,
            x.cost
            -- end rollup columns
-      FROM analytics.usage_customer_day x;
+      FROM analytics.usage_customer_day x
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
 END;
 $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS
