@@ -257,8 +257,8 @@ my @writers = map {
 		],
 		'>', "$dir/writer_$k.out", '2>', "$dir/writer_$k.err");
 } 1 .. 3;
-my $crash_logs = q{SELECT count(*) FROM analytics.logs WHERE custom_identifier LIKE 'crash-%'};
-ok(wait_until($coord, 'postgres', "$crash_logs > 300", 30), 'the writers are writing');
+my $crash_logs = q{(SELECT count(*) FROM analytics.logs WHERE custom_identifier LIKE 'crash-%')};
+ok(wait_until($coord, 'postgres', "SELECT $crash_logs > 300", 30), 'the writers are writing');
 ok(kill9_server($workers[0]), 'worker 1 killed with SIGKILL');
 my $saw_errors = 0;
 for (1 .. 100)
@@ -269,8 +269,8 @@ for (1 .. 100)
 }
 ok($saw_errors, 'the writers saw the node down');
 $workers[0]->start;
-my $acked_before = query($crash_logs);
-ok(wait_until($coord, 'postgres', "$crash_logs > $acked_before + 300", 60),
+my $acked_before = query("SELECT $crash_logs");
+ok(wait_until($coord, 'postgres', "SELECT $crash_logs > $acked_before + 300", 60),
 	'the writers write again after the restart');
 PostgreSQL::Test::Utils::append_to_file($stop, '');
 $_->finish for @writers;
