@@ -20,7 +20,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 my $missing = citus_missing();
-plan skip_all => "Citus not installed: $missing (bash ../shared/citus/install.sh installs it)"
+plan skip_all => "Citus not installed: $missing (install Citus 13.2 for PostgreSQL 15 to run it)"
   if defined $missing;
 
 my $start = time;
