@@ -82,6 +82,23 @@ sub ids_unique
 	return;
 }
 
+# copy_in(ROWS): COPY of ROWS (customer, model, prompt and completion
+# tokens) into logs from psql's stdin through the coordinator; returns
+# (exit status, stderr).
+sub copy_in
+{
+	my ($rows) = @_;
+	my ($stdout, $stderr) = ('', '');
+	IPC::Run::run(
+		[
+			$coord->installed_command('psql'), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $coord->host,
+			'-p', $coord->port, '-d', 'postgres', '-c',
+			'COPY analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) FROM STDIN'
+		],
+		'<', \$rows, '>', \$stdout, '2>', \$stderr);
+	return ($? >> 8, $stderr);
+}
+
 note 'distribute()';
 my $placement = q{SELECT string_agg(format('%s %s %s %s', p.logicalrelid, p.partmethod, p.colocationid,
                                       (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid)),
@@ -124,18 +141,11 @@ is( query(q{SELECT count(*) || ' ' || count(DISTINCT l.customer_identifier) || '
              WHERE l.customer_identifier LIKE 'path\_multi\_%'}),
 	'8 8 8', 'multi-row INSERT over 8 customers: every log recorded, every customer created');
 
-my $copy_rows = join '', map { "path_copy_" . ($_ % 4) . "\tgpt-4o\t$_\t7\n" } 1 .. 20;
-my ($copy_out, $copy_err) = ('', '');
-IPC::Run::run(
-	[
-		$coord->installed_command('psql'), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $coord->host,
-		'-p', $coord->port, '-d', 'postgres', '-c',
-		'COPY analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) FROM STDIN'
-	],
-	'<', \$copy_rows, '>', \$copy_out, '2>', \$copy_err);
-is($? >> 8, 0, 'COPY succeeds') or diag $copy_err;
+my @copied = map { "path_copy_" . ($_ % 4) . "\tgpt-4o\t$_\t7\n" } 1 .. 20;
+($ret, $out) = copy_in(join '', @copied);
+is($ret, 0, 'COPY succeeds') or diag $out;
 is(query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier LIKE 'path\_copy\_%'}),
-	'20', 'COPY: every row recorded');
+	scalar @copied, 'COPY: every row recorded');
 
 for my $type (qw(text json jsonb))
 {
@@ -180,6 +190,11 @@ is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identi
 $id = $workers[0]->safe_psql('postgres', q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.09) RETURNING id});
 is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
 	'1', 'INSERT without a customer through a worker is recorded');
+my $without = query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL});
+($ret, $out) = copy_in("\\N\tgpt-4o\t5\t5\npath_copy_0\tgpt-4o\t5\t5\n");
+is($ret, 0, 'COPY with a row without a customer succeeds') or diag $out;
+is(query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL}),
+	$without + 1, 'COPY: the row without a customer is recorded');
 is( query(q{SELECT count(*) FROM analytics.logs_with_customer WHERE customer_identifier IS NULL}),
 	query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL}),
 	'logs_with_customer shows the logs without a customer');
