@@ -297,6 +297,9 @@ for my $k (1 .. 3)
 diag sprintf('%d logs acknowledged', scalar keys %acked);
 
 # Citus commits or aborts what the crash left prepared.
+my $prepared = 0;
+$prepared += $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') for @nodes;
+diag "$prepared transactions prepared after the restart";
 my $recovered = 0;
 for (1 .. 300)
 {
