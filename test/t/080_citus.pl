@@ -181,23 +181,29 @@ is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_ident
 	'1', 'ingest() through a worker: the coordinator sees the log');
 
 note 'logs without a customer';
-$id = query(q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.07) RETURNING id});
-is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
-	'1', 'INSERT without a customer is recorded');
-$id = query(q{SELECT analytics.ingest('{"model": "gpt-4o", "cost": 0.08}')});
-is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
-	'1', 'ingest() without a customer is recorded');
-$id = $workers[0]->safe_psql('postgres', q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.09) RETURNING id});
-is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
-	'1', 'INSERT without a customer through a worker is recorded');
-my $without = query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL});
+# Each through a path of its own; the id it returned must name a log whose
+# customer_identifier is null, in logs and in logs_with_customer.
+my @without = (
+	[ 'INSERT', $coord, q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.07) RETURNING id} ],
+	[ 'ingest()', $coord, q{SELECT analytics.ingest('{"model": "gpt-4o", "cost": 0.08}')} ],
+	[ 'INSERT through a worker', $workers[0], q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.09) RETURNING id} ]);
+my @without_ids;
+for my $w (@without)
+{
+	my ($path, $node, $sql) = @$w;
+	$id = $node->safe_psql('postgres', $sql);
+	push @without_ids, $id;
+	is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
+		'1', "$path without a customer is recorded with a null customer");
+}
+my $null_logs = q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL};
+my $before_copy = query($null_logs);
 ($ret, $out) = copy_in("\\N\tgpt-4o\t5\t5\npath_copy_0\tgpt-4o\t5\t5\n");
 is($ret, 0, 'COPY with a row without a customer succeeds') or diag $out;
-is(query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL}),
-	$without + 1, 'COPY: the row without a customer is recorded');
-is( query(q{SELECT count(*) FROM analytics.logs_with_customer WHERE customer_identifier IS NULL}),
-	query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL}),
-	'logs_with_customer shows the logs without a customer');
+is(query($null_logs), $before_copy + 1, 'COPY: the row without a customer is recorded with a null customer');
+is( query('SELECT count(*) FROM analytics.logs_with_customer WHERE customer_identifier IS NULL AND id IN ('
+		  . join(', ', @without_ids) . ')'),
+	scalar @without_ids, 'logs_with_customer shows them without a customer');
 ids_unique('after every ingest path');
 
 note 'budgets exact with 8 sessions on the three nodes';
