@@ -81,6 +81,12 @@ export function topCustomers(query) {
   );
 }
 
+// customer_identifier -> path segment of its page, for the customers that
+// have one.
+export async function customerPages(query) {
+  return new Map((await topCustomers(query)).map((c) => [c.customer_identifier, slug(c.customer_identifier)]));
+}
+
 // The path segment of a customer's page: the identifier itself when it is
 // a short plain word, else "~" and a hash of it (an identifier may hold any
 // character and 255 of them).

@@ -2,11 +2,11 @@
 // view: 30 days, 10 rows), daily and weekly active users with the current
 // day and week marked partial, and the daily cost of the top users.  Days
 // are calendar days of the rollup time zone (the session's, see lib/db.js).
-import {read, slug, topCustomers, writeJson} from "../../lib/db.js";
+import {customerPages, read, writeJson} from "../../lib/db.js";
 
 writeJson(
   await read(async (query) => {
-    const pages = new Map((await topCustomers(query)).map((c) => [c.customer_identifier, slug(c.customer_identifier)]));
+    const pages = await customerPages(query);
     const page = (row) => ({...row, page: pages.get(row.customer_identifier) ?? null});
     const [summary] = await query(`
       SELECT (SELECT count(*) FROM analytics.customers) AS customers,

@@ -1,10 +1,10 @@
 // The Users page: analytics.users by cost, the first 1,000 rows.
-import {read, slug, topCustomers, writeJson} from "../../lib/db.js";
+import {customerPages, read, writeJson} from "../../lib/db.js";
 
-export const ROWS = 1000;
+const ROWS = 1000;
 writeJson(
   await read(async (query) => {
-    const pages = new Map((await topCustomers(query)).map((c) => [c.customer_identifier, slug(c.customer_identifier)]));
+    const pages = await customerPages(query);
     const [{customers}] = await query("SELECT count(*) AS customers FROM analytics.customers");
     const users = await query(
       `SELECT customer_identifier, name, email, requests, errors, total_tokens, cost, billed_cost,
