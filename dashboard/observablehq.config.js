@@ -17,6 +17,7 @@ export default {
     const customers = await read(topCustomers);
     for (const c of customers) yield `/customers/${slug(c.customer_identifier)}`;
   },
+  style: "style.css",
   globalStylesheets: [],
   // No favicon request either.
   head: '<link rel="icon" href="data:,">',
