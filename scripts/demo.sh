@@ -99,9 +99,9 @@ psql -c "SELECT rank, customer_identifier, name, email, requests, total_tokens, 
 echo "== top users by requests, last 7 days"
 psql -c "SELECT rank, customer_identifier, requests FROM analytics.top_users(now() - interval '7 days', now(), 'requests', 5)"
 echo "== daily active users, last 7 days"
-psql -c "SELECT day, active_users, requests, round(cost, 2) AS cost FROM analytics.daily_active_users ORDER BY day DESC LIMIT 7"
+psql -c "SELECT day, active_users, requests, round(cost, 2) AS cost, is_partial FROM analytics.daily_active_users ORDER BY day DESC LIMIT 7"
 echo "== weekly active users"
-psql -c "SELECT bucket_start, active_users, requests, round(cost, 2) AS cost FROM analytics.active_users(now() - interval '14 days', now(), 'week')"
+psql -c "SELECT bucket_start, active_users, requests, round(cost, 2) AS cost, is_partial FROM analytics.active_users(now() - interval '14 days', now(), 'week')"
 echo "== LLM cost by user, yesterday (top 5)"
 psql -c "SELECT day, customer_identifier, requests, prompt_tokens, completion_tokens, round(cost, 4) AS cost
            FROM analytics.cost_by_user WHERE day = current_date - 1 ORDER BY cost DESC LIMIT 5"

@@ -19,17 +19,20 @@ else
 fi
 export RUN_AS
 
-PACKAGES=(postgresql-15 postgresql-server-dev-15
-	libjson-c-dev pkg-config make gcc rsync libipc-run-perl)
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "== installing ${missing[*]}"
-	"${SUDO[@]}" apt-get update -qq
-	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# install_packages PACKAGE...: the Debian packages not installed yet.
+install_packages() {
+	local p missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	done
+	if [ "${#missing[@]}" -gt 0 ]; then
+		echo "== installing ${missing[*]}"
+		"${SUDO[@]}" apt-get update -qq
+		"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+}
+install_packages postgresql-15 postgresql-server-dev-15 \
+	libjson-c-dev pkg-config make gcc rsync libipc-run-perl
 
 # Citus, for the scale-out test (test/t/NNN_citus.pl, skipped without it),
 # from the source kept beside the project when it is there.
@@ -57,8 +60,29 @@ work_copy() {
 	local dir="$1"
 	mkdir -p "$dir"
 	rsync -a --delete --exclude .git --exclude tmp_check --exclude tmp_check_iso \
-		--exclude results --exclude output_iso --exclude tmp_release "$ROOT/" "$dir/"
+		--exclude results --exclude output_iso --exclude tmp_release \
+		--exclude /dashboard/dist --exclude /dashboard/src/.observablehq "$ROOT/" "$dir/"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown -R "$RUN_AS" "$dir"
+	fi
+}
+
+# setup_dashboard [--browser]: what dashboard/ needs: Node.js and npm
+# (Debian's, unless a node is installed already), its npm packages at the
+# versions of package-lock.json (npm ci, again only when the lock file
+# changed), and with --browser Debian's chromium for the browser test.
+setup_dashboard() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		install_packages nodejs npm
+	fi
+	if [ "${1:-}" = "--browser" ]; then
+		install_packages chromium
+	fi
+	local dir="$ROOT/dashboard" stamp
+	stamp="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+	if [ "$(cat "$dir/node_modules/.lock-sha256" 2>/dev/null || true)" != "$stamp" ]; then
+		echo "== npm ci in dashboard/"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+		echo "$stamp" >"$dir/node_modules/.lock-sha256"
 	fi
 }

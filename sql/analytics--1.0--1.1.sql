@@ -874,9 +874,48 @@ $$;
 COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
     'The n customers with the most cost, requests or tokens over the calendar days (rollup time zone) overlapping [since, until); null n means all.';
 
-CREATE OR REPLACE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
+-- For BI tools: whether a day, week or month is still going on
+-- (is_partial), and the column types a driver should expect, in the COMMENTs.
+CREATE OR REPLACE VIEW analytics.daily_active_users AS
+SELECT g.day, g.active_users, g.requests, g.cost,
+       g.day >= (SELECT (now() AT TIME ZONE s.timezone)::date
+                   FROM analytics.rollup_state s) AS is_partial
+  FROM (SELECT a.day,
+               sum(a.active_users)::bigint AS active_users,
+               sum(a.requests)::bigint AS requests,
+               sum(a.cost) AS cost
+          FROM (SELECT d.customer_identifier, d.day, d.active_users, d.requests, d.cost
+                  FROM analytics._usage_day d
+                UNION ALL
+                SELECT p.customer_identifier, p.day, p.new_day::integer, p.requests, p.cost
+                  FROM analytics._usage_customer_day_pending p) a
+         GROUP BY a.day) g;
+COMMENT ON VIEW analytics.daily_active_users IS
+    'Per calendar day (rollup time zone) with any log: distinct customers, requests and cost, and whether the day is still going on (is_partial). Filter on day. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
+COMMENT ON COLUMN analytics.daily_active_users.is_partial IS 'True for the current day in the rollup time zone (and a later one): the day is not over and its figures still grow.';
+
+COMMENT ON VIEW analytics.users IS
+    'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs). Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
+COMMENT ON VIEW analytics.top_users IS
+    'The 10 customers with the highest cost in the last 30 calendar days (today and the 29 before, rollup time zone), in (rank, customer_identifier) order; analytics.top_users(since, until, metric, n) gives other windows, metrics and counts. Names need not be unique: key on customer_identifier. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
+COMMENT ON VIEW analytics.cost_by_user IS
+    'LLM usage per calendar day (rollup time zone) and customer. Filter on day and customer_identifier. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
+COMMENT ON VIEW analytics.logs_with_customer IS
+    'Each log with its customer''s name, email and metadata (the log detail side panel). The id is bigint and cost numeric (exact, as sent); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
+
+-- active_users returns one more column: a new function (its grant is in
+-- the roles section below).
+DROP FUNCTION analytics.active_users(timestamptz, timestamptz, text);
+-- Distinct customers per day, week (ISO, from Monday) or month: days from
+-- daily_active_users, weeks and months counted distinct over
+-- usage_customer_day and the pending logs.  A bucket is partial unless all
+-- its days are over (before today in the rollup time zone) and inside the
+-- window: the current day, week or month, and a first or last bucket that
+-- the window cuts.
+CREATE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
                                        bucket text DEFAULT 'day')
-RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric)
+RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric,
+               is_partial boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 #variable_conflict use_column
 DECLARE
@@ -889,8 +928,9 @@ BEGIN
     -- One snapshot for every statement (STABLE).
     SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
     IF bucket = 'day' THEN
+        -- A day inside the window is partial only while it is not over.
         RETURN QUERY
-        SELECT a.day, a.active_users, a.requests, a.cost
+        SELECT a.day, a.active_users, a.requests, a.cost, a.is_partial
           FROM analytics.daily_active_users a
          WHERE a.day >= d0 AND a.day < d1
          ORDER BY 1;
@@ -899,7 +939,10 @@ BEGIN
     -- Distinct (bucket, customer) pairs first (a hash aggregate), then
     -- counted per bucket.
     RETURN QUERY
-    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost)
+    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost),
+           g.b < d0 OR (g.b + ('1 ' || bucket)::interval)::date
+                       > least(d1, (SELECT (now() AT TIME ZONE s.timezone)::date
+                                      FROM analytics.rollup_state s))
       FROM (SELECT date_trunc(bucket, u.day::timestamp)::date AS b,
                    u.customer_identifier,
                    sum(u.requests) AS requests,
@@ -911,6 +954,8 @@ BEGIN
      ORDER BY 1;
 END;
 $$;
+COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
+    'Distinct customers, requests and cost per day, week (from Monday) or month, over the calendar days (rollup time zone) overlapping [since, until); buckets without logs are left out. is_partial is true for a bucket whose figures are not final or not whole: it holds today (rollup time zone) or a later day, or the window leaves out some of its days. Counts are bigint and cost numeric (exact; node-postgres returns both as strings).';
 
 CREATE OR REPLACE FUNCTION analytics.replace_on_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$

@@ -162,7 +162,7 @@ SELECT c.customer_identifier,
          ON p.customer_identifier = c.customer_identifier;
 
 COMMENT ON VIEW analytics.users IS
-    'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs).';
+    'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs). Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
 COMMENT ON COLUMN analytics.users.customer_identifier IS 'The application''s id for the end user.';
 COMMENT ON COLUMN analytics.users.name IS 'Display name.';
 COMMENT ON COLUMN analytics.users.email IS 'Email address.';
@@ -491,7 +491,7 @@ SELECT t.rank, t.customer_identifier, t.name, t.email, t.requests, t.total_token
               FROM analytics.rollup_state s),
            now(), 'cost', 10) t;
 COMMENT ON VIEW analytics.top_users IS
-    'The 10 customers with the highest cost in the last 30 calendar days (today and the 29 before, rollup time zone), in (rank, customer_identifier) order; analytics.top_users(since, until, metric, n) gives other windows, metrics and counts.';
+    'The 10 customers with the highest cost in the last 30 calendar days (today and the 29 before, rollup time zone), in (rank, customer_identifier) order; analytics.top_users(since, until, metric, n) gives other windows, metrics and counts. Names need not be unique: key on customer_identifier. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
 COMMENT ON COLUMN analytics.top_users.rank IS 'Rank by cost, 1 for the highest; equal costs share a rank.';
 COMMENT ON COLUMN analytics.top_users.customer_identifier IS 'The customer.';
 COMMENT ON COLUMN analytics.top_users.name IS 'Display name.';
@@ -506,29 +506,37 @@ COMMENT ON COLUMN analytics.top_users.cost IS 'USD before markup in the 30 days.
 -- cluster each shard task reads its rollup rows and its pending logs in one
 -- snapshot and the coordinator adds the shards' per-day sums.
 CREATE VIEW analytics.daily_active_users AS
-SELECT a.day,
-       sum(a.active_users)::bigint AS active_users,
-       sum(a.requests)::bigint AS requests,
-       sum(a.cost) AS cost
-  FROM (SELECT d.customer_identifier, d.day, d.active_users, d.requests, d.cost
-          FROM analytics._usage_day d
-        UNION ALL
-        SELECT p.customer_identifier, p.day, p.new_day::integer, p.requests, p.cost
-          FROM analytics._usage_customer_day_pending p) a
- GROUP BY a.day;
+SELECT g.day, g.active_users, g.requests, g.cost,
+       g.day >= (SELECT (now() AT TIME ZONE s.timezone)::date
+                   FROM analytics.rollup_state s) AS is_partial
+  FROM (SELECT a.day,
+               sum(a.active_users)::bigint AS active_users,
+               sum(a.requests)::bigint AS requests,
+               sum(a.cost) AS cost
+          FROM (SELECT d.customer_identifier, d.day, d.active_users, d.requests, d.cost
+                  FROM analytics._usage_day d
+                UNION ALL
+                SELECT p.customer_identifier, p.day, p.new_day::integer, p.requests, p.cost
+                  FROM analytics._usage_customer_day_pending p) a
+         GROUP BY a.day) g;
 COMMENT ON VIEW analytics.daily_active_users IS
-    'Per calendar day (rollup time zone) with any log: distinct customers, requests and cost. Filter on day.';
+    'Per calendar day (rollup time zone) with any log: distinct customers, requests and cost, and whether the day is still going on (is_partial). Filter on day. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
 COMMENT ON COLUMN analytics.daily_active_users.day IS 'Calendar day in the rollup time zone.';
 COMMENT ON COLUMN analytics.daily_active_users.active_users IS 'Distinct customers with at least one log that day.';
 COMMENT ON COLUMN analytics.daily_active_users.requests IS 'Number of logs of customers that day.';
 COMMENT ON COLUMN analytics.daily_active_users.cost IS 'USD before markup that day.';
+COMMENT ON COLUMN analytics.daily_active_users.is_partial IS 'True for the current day in the rollup time zone (and a later one): the day is not over and its figures still grow.';
 
 -- Distinct customers per day, week (ISO, from Monday) or month: days from
 -- daily_active_users, weeks and months counted distinct over
--- usage_customer_day and the pending logs.
+-- usage_customer_day and the pending logs.  A bucket is partial unless all
+-- its days are over (before today in the rollup time zone) and inside the
+-- window: the current day, week or month, and a first or last bucket that
+-- the window cuts.
 CREATE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
                                        bucket text DEFAULT 'day')
-RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric)
+RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric,
+               is_partial boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 #variable_conflict use_column
 DECLARE
@@ -541,8 +549,9 @@ BEGIN
     -- One snapshot for every statement (STABLE).
     SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
     IF bucket = 'day' THEN
+        -- A day inside the window is partial only while it is not over.
         RETURN QUERY
-        SELECT a.day, a.active_users, a.requests, a.cost
+        SELECT a.day, a.active_users, a.requests, a.cost, a.is_partial
           FROM analytics.daily_active_users a
          WHERE a.day >= d0 AND a.day < d1
          ORDER BY 1;
@@ -551,7 +560,10 @@ BEGIN
     -- Distinct (bucket, customer) pairs first (a hash aggregate), then
     -- counted per bucket.
     RETURN QUERY
-    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost)
+    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost),
+           g.b < d0 OR (g.b + ('1 ' || bucket)::interval)::date
+                       > least(d1, (SELECT (now() AT TIME ZONE s.timezone)::date
+                                      FROM analytics.rollup_state s))
       FROM (SELECT date_trunc(bucket, u.day::timestamp)::date AS b,
                    u.customer_identifier,
                    sum(u.requests) AS requests,
@@ -564,7 +576,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
-    'Distinct customers, requests and cost per day, week (from Monday) or month, over the calendar days (rollup time zone) overlapping [since, until); buckets without logs are left out.';
+    'Distinct customers, requests and cost per day, week (from Monday) or month, over the calendar days (rollup time zone) overlapping [since, until); buckets without logs are left out. is_partial is true for a bucket whose figures are not final or not whole: it holds today (rollup time zone) or a later day, or the window leaves out some of its days. Counts are bigint and cost numeric (exact; node-postgres returns both as strings).';
 
 -- usage_customer_day rows without pending logs, and the pending (customer,
 -- day) pairs with their folded part added: one row per customer and day
@@ -586,7 +598,7 @@ SELECT p.day, p.customer_identifier,
   LEFT JOIN analytics.usage_customer_day x
          ON x.customer_identifier = p.customer_identifier AND x.day = p.day;
 COMMENT ON VIEW analytics.cost_by_user IS
-    'LLM usage per calendar day (rollup time zone) and customer. Filter on day and customer_identifier.';
+    'LLM usage per calendar day (rollup time zone) and customer. Filter on day and customer_identifier. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
 COMMENT ON COLUMN analytics.cost_by_user.day IS 'Calendar day in the rollup time zone.';
 COMMENT ON COLUMN analytics.cost_by_user.customer_identifier IS 'The customer.';
 COMMENT ON COLUMN analytics.cost_by_user.requests IS 'Number of logs.';
@@ -607,7 +619,7 @@ SELECT l.id, l.created_at, l.customer_identifier, l.model,
   FROM analytics.logs l
   LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
 COMMENT ON VIEW analytics.logs_with_customer IS
-    'Each log with its customer''s name, email and metadata (the log detail side panel).';
+    'Each log with its customer''s name, email and metadata (the log detail side panel). The id is bigint and cost numeric (exact, as sent); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
 COMMENT ON COLUMN analytics.logs_with_customer.id IS 'Log id.';
 COMMENT ON COLUMN analytics.logs_with_customer.created_at IS 'When the request finished.';
 COMMENT ON COLUMN analytics.logs_with_customer.customer_identifier IS 'The end user; null for requests of no end user.';
