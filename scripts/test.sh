@@ -24,10 +24,10 @@ exec 9>/tmp/analytics-install.lock
 flock 9
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-# The browser test (test/t/080_dashboard.pl) needs node, the dashboard's
+# The browser test (test/t/090_dashboard.pl) needs node, the dashboard's
 # npm packages and chromium.
 case " $* " in
-"  " | *" dashboard "* | *" 080_dashboard "*) setup_dashboard --browser ;;
+"  " | *" dashboard "* | *" 090_dashboard "*) setup_dashboard --browser ;;
 esac
 
 WORK="${ANALYTICS_TEST_DIR:-/tmp/analytics-test-$(basename "$ROOT")}"

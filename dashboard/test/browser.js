@@ -5,7 +5,7 @@
 // every failed request and every request to another host (all requests are
 // intercepted; only the dashboard's own origin is let through).  Saves a
 // screenshot of each page.  The comparison with the database is the
-// caller's (test/t/080_dashboard.pl runs the SQL).
+// caller's (test/t/090_dashboard.pl runs the SQL).
 //
 //   node test/browser.js --customer SLUG --out DIR [--dist DIR] [--chromium PATH]
 import {mkdirSync} from "node:fs";
