@@ -1008,7 +1008,8 @@ CREATE FUNCTION analytics._delete_customer_node(customer_identifier text) RETURN
 COMMENT ON FUNCTION analytics._delete_customer_node(text) IS
     'Internal: delete_customer() on this node (Citus); false when the customer''s shard is on another node.';
 CREATE FUNCTION analytics._set_timezone_node(timezone text) RETURNS void
-    AS 'MODULE_PATHNAME', 'rollup_set_timezone_node' LANGUAGE C VOLATILE;
+    AS 'MODULE_PATHNAME', 'rollup_set_timezone_node' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, analytics;
 COMMENT ON FUNCTION analytics._set_timezone_node(text) IS
     'Internal: set_timezone() on this node''s shards and rollup state (Citus).';
 
@@ -1020,10 +1021,12 @@ COMMENT ON FUNCTION analytics._set_timezone_node(text) IS
 -- not dumped (a restored node rebuilds each shard once).
 CREATE TABLE analytics.rollup_node_shards (
     shardid bigint PRIMARY KEY,
+    relid oid NOT NULL,
     taken_over timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE analytics.rollup_node_shards IS 'On a Citus node: the logs shards whose rollups this node''s fold keeps (rebuilt from their raw logs when each arrived). Empty on a single node.';
 COMMENT ON COLUMN analytics.rollup_node_shards.shardid IS 'Citus shard id of a logs shard placed on this node.';
+COMMENT ON COLUMN analytics.rollup_node_shards.relid IS 'The shard''s relation when taken over: a shard that left and came back is a new relation, taken over again.';
 COMMENT ON COLUMN analytics.rollup_node_shards.taken_over IS 'When this node rebuilt the shard''s rollups and began folding it.';
 
 -- The ids of logs written on a Citus node: drawn by the insert trigger on
@@ -1127,7 +1130,11 @@ BEGIN
                 -- Fold them first, so that the rollups copied with them
                 -- count them all (each node's first pass then rebuilds its
                 -- shards' rollups from them, rollup.c).
+                LOCK TABLE analytics.logs IN EXCLUSIVE MODE;
                 PERFORM analytics.rollup_now();
+                -- With every writer gone, every gap is settled: its logs
+                -- that committed were folded just now.
+                DELETE FROM analytics.rollup_gaps;
                 ALTER TABLE analytics.logs DISABLE TRIGGER logs_before_insert;
             END IF;
             PERFORM pg_catalog.create_distributed_table('analytics.' OPERATOR(pg_catalog.||) t,

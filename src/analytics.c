@@ -66,7 +66,7 @@ static bool analytics_version_current = false;
 void		_PG_init(void);
 
 static void analytics_version_forget(void);
-static void analytics_version_relcache_callback(Datum arg, Oid relid);
+static void analytics_relcache_callback(Datum arg, Oid relid);
 static void analytics_xact_callback(XactEvent event, void *arg);
 
 /*
@@ -143,7 +143,12 @@ _PG_init(void)
 	prices_init();
 	pool_init();
 	shards_init();
-	CacheRegisterRelcacheCallback(analytics_version_relcache_callback, (Datum) 0);
+	/*
+	 * One relcache callback for the whole library: a process has room for
+	 * only ten, which Citus and logical decoding (Citus' shard moves) need
+	 * most of.
+	 */
+	CacheRegisterRelcacheCallback(analytics_relcache_callback, (Datum) 0);
 	RegisterXactCallback(analytics_xact_callback, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
@@ -303,10 +308,18 @@ analytics_version_forget(void)
 	analytics_version_current = false;
 }
 
+/*
+ * analytics_relcache_callback
+ *		The library's one relcache callback: the version gate, the customer
+ *		cache and the shard map each drop what an invalidation may have made
+ *		stale.  Only marks: no catalog access, no memory a caller may hold.
+ */
 static void
-analytics_version_relcache_callback(Datum arg, Oid relid)
+analytics_relcache_callback(Datum arg, Oid relid)
 {
 	analytics_version_forget();
+	customers_relcache_invalidate(relid);
+	shards_relcache_invalidate(relid);
 }
 
 /*

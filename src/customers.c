@@ -144,8 +144,8 @@ customers_forget(void)
  * Relcache invalidation of analytics.customers (or of everything): the
  * cache is dropped at its next use.
  */
-static void
-customers_relcache_callback(Datum arg, Oid relid)
+void
+customers_relcache_invalidate(Oid relid)
 {
 	if (relid == InvalidOid || relid == customers_relid ||
 		shards_is_known(relid, "customers"))
@@ -201,7 +201,6 @@ customers_init(void)
 
 	RegisterXactCallback(customers_xact_callback, NULL);
 	RegisterSubXactCallback(customers_subxact_callback, NULL);
-	CacheRegisterRelcacheCallback(customers_relcache_callback, (Datum) 0);
 	changes_set_callbacks(customers_forget, customers_changing);
 }
 

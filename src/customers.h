@@ -38,5 +38,6 @@ extern void customers_init(void);
 extern const CustomerSettings *customers_settings(const char *ident_str,
 												  Datum ident, Oid customers);
 extern void customers_changing(void);
+extern void customers_relcache_invalidate(Oid relid);
 
 #endif							/* ANALYTICS_CUSTOMERS_H */

@@ -664,6 +664,7 @@ rollup_settle(RollupPass *pass, MemoryContext cxt)
 	pass->lockers = NULL;
 	pass->folded = 0;
 	pass->first = true;
+	pass->logs = NIL;
 
 	/*
 	 * On a Citus node the ids of its logs shards are drawn by the insert
@@ -672,6 +673,12 @@ rollup_settle(RollupPass *pass, MemoryContext cxt)
 	 */
 	distributed = shards_logs_distributed();
 	logs = shards_local_logs();
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		pass->logs = list_copy(logs);
+		MemoryContextSwitchTo(old);
+	}
 	if (logs == NIL)
 		return;
 	seq = distributed ? "'analytics.log_ids'" : "'analytics.logs_id_seq'";
@@ -1142,19 +1149,20 @@ rollup_refold(Oid logs, int64 watermark, const char *tz, TimestampTz since, int6
  *		Inside SPI, with the rollup_state row locked.
  */
 static void
-rollup_take_over(const RollupState *state)
+rollup_take_over(const RollupState *state, List *logs)
 {
-	List	   *logs = list_copy(shards_local_logs());
 	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(logs), 1));
 	int			nids = 0;
 	ListCell   *lc;
-	Oid			argtypes[1] = {INT8ARRAYOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {INT8ARRAYOID, OIDOID};
+	Datum		values[2];
 
 	foreach(lc, logs)
 	{
 		char	   *name = get_rel_name(lfirst_oid(lc));
 
+		if (name == NULL)
+			elog(ERROR, "logs shard %u vanished during a pass", lfirst_oid(lc));
 		ids[nids++] = Int64GetDatum(strtoi64(strrchr(name, '_') + 1, NULL, 10));
 	}
 	values[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, sizeof(int64),
@@ -1170,8 +1178,15 @@ rollup_take_over(const RollupState *state)
 		Datum		delvalues[2];
 		char		delnulls[2] = {' ', state->retained_from_null ? 'n' : ' '};
 
-		spi_run("SELECT 1 FROM analytics.rollup_node_shards WHERE shardid OPERATOR(pg_catalog.=) $1",
-				1, (Oid[]) {INT8OID}, &ids[i], NULL, SPI_OK_SELECT);
+		/*
+		 * A shard that left and came back is a new relation: taken over
+		 * again, though its shard id is listed.
+		 */
+		values[0] = ids[i];
+		values[1] = ObjectIdGetDatum(shard);
+		spi_run("SELECT 1 FROM analytics.rollup_node_shards "
+				"WHERE shardid OPERATOR(pg_catalog.=) $1 AND relid OPERATOR(pg_catalog.=) $2",
+				2, (Oid[]) {INT8OID, OIDOID}, values, NULL, SPI_OK_SELECT);
 		if (SPI_processed > 0)
 			continue;
 		delvalues[0] = CStringGetTextDatum(state->timezone);
@@ -1183,8 +1198,9 @@ rollup_take_over(const RollupState *state)
 		rollup_refold(shard, state->watermark, state->timezone,
 					  state->retained_from_null ? DT_NOBEGIN : state->retained_from, &refolded);
 		rollup_rebuild_summaries(shard);
-		spi_run("INSERT INTO analytics.rollup_node_shards (shardid) VALUES ($1)",
-				1, (Oid[]) {INT8OID}, &ids[i], NULL, SPI_OK_INSERT);
+		spi_run("INSERT INTO analytics.rollup_node_shards (shardid, relid) VALUES ($1, $2) "
+				"ON CONFLICT (shardid) DO UPDATE SET relid = EXCLUDED.relid, taken_over = pg_catalog.now()",
+				2, (Oid[]) {INT8OID, OIDOID}, values, NULL, SPI_OK_INSERT);
 	}
 }
 
@@ -1234,8 +1250,8 @@ rollup_fold_chunk(RollupPass *pass)
 	ListCell   *lc;
 
 	rollup_lock_state(&state);
-	if (pass->first && shards_logs_distributed())
-		rollup_take_over(&state);
+	if (shards_logs_distributed())
+		rollup_take_over(&state, pass->logs);
 	if (state.watermark >= pass->target && !pass->first)
 		return false;
 	pass->first = false;
@@ -1267,7 +1283,7 @@ rollup_fold_chunk(RollupPass *pass)
 	fold.summaries = true;
 	fold.snapshot = RegisterSnapshot(GetLatestSnapshot());
 	hi = Min(start + ROLLUP_CHUNK_IDS, pass->target);
-	foreach(lc, shards_local_logs())
+	foreach(lc, pass->logs)
 	{
 		fold.logs = lfirst_oid(lc);
 		fold.source = ROLLUP_SOURCE_GAPS;

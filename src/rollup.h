@@ -8,6 +8,8 @@
 #ifndef ANALYTICS_ROLLUP_H
 #define ANALYTICS_ROLLUP_H
 
+#include "nodes/pg_list.h"
+
 /* Ids folded by one statement: bounds the memory and size of each step. */
 #define ROLLUP_CHUNK_IDS	200000
 
@@ -22,6 +24,8 @@ typedef struct RollupPass
 	int64	   *lockers;		/* an id up to target, as encoded vxids */
 	int64		folded;			/* logs with a customer folded so far */
 	bool		first;			/* no chunk ran yet */
+	List	   *logs;			/* the logs relations it folds (the node's
+								 * when it began) */
 } RollupPass;
 
 extern void rollup_require_read_committed(const char *what);

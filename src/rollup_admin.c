@@ -56,13 +56,25 @@ static bool rollup_node_call = false;
  *		per node.  Raises the first node's error.
  */
 static List *
-rollup_on_every_node(const char *call)
+rollup_on_every_node(const char *call, bool tolerate_failures)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	List	   *results = NIL;
 	MemoryContext outer = CurrentMemoryContext;
 
+	/*
+	 * The nodes run it in transactions of their own, over connections of
+	 * their own: inside the caller's transaction block they could wait for
+	 * its locks (a deadlock nobody detects) and would commit whatever it
+	 * does afterwards.
+	 */
+	if (IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s cannot run inside a transaction block on a Citus cluster", call),
+				 errdetail("Each node runs its part in a transaction of its own."),
+				 errhint("Call it on its own, outside BEGIN ... COMMIT.")));
 	values[0] = CStringGetTextDatum(call);
 	SPI_connect();
 	spi_run("SELECT n.nodeid, n.success, n.result "
@@ -74,16 +86,17 @@ rollup_on_every_node(const char *call)
 		TupleDesc	tupdesc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		char	   *result = SPI_getvalue(tuple, tupdesc, 3);
+		bool		success = DatumGetBool(SPI_getbinval(tuple, tupdesc, 2, &isnull));
 		MemoryContext old;
 
-		if (!DatumGetBool(SPI_getbinval(tuple, tupdesc, 2, &isnull)))
+		if (!success && !tolerate_failures)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("%s failed on node %s", call, SPI_getvalue(tuple, tupdesc, 1)),
 					 errdetail("%s", result ? result : "no message"),
-					 errhint("Each node commits its part on its own: the nodes before it in node id order did theirs.")));
+					 errhint("The nodes run it at once, each committing on its own: those that succeeded did their part. Run it again once the node is back (each part can run twice).")));
 		old = MemoryContextSwitchTo(outer);
-		results = lappend(results, pstrdup(result ? result : ""));
+		results = lappend(results, success ? pstrdup(result ? result : "") : NULL);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -456,9 +469,13 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
 
 		if (PG_ARGISNULL(0))
 			return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
-		results = rollup_on_every_node(psprintf("SELECT analytics._purge_logs_node(%s)",
-												quote_literal_cstr(DatumGetCString(DirectFunctionCall1(timestamptz_out,
-																									   PG_GETARG_DATUM(0))))));
+		/* Not as text: the nodes' DateStyle may read it otherwise. */
+		results = rollup_on_every_node(psprintf("SELECT analytics._purge_logs_node("
+												"'2000-01-01 00:00:00+00'::pg_catalog.timestamptz "
+												"OPERATOR(pg_catalog.+) " INT64_FORMAT
+												" OPERATOR(pg_catalog.*) pg_catalog.interval '1 microsecond')",
+												(int64) PG_GETARG_TIMESTAMPTZ(0)),
+									   false);
 		foreach(lc, results)
 			if (*(char *) lfirst(lc) != '\0')
 				deleted += strtoi64((char *) lfirst(lc), NULL, 10);
@@ -478,11 +495,20 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 		List	   *results;
 		ListCell   *lc;
 
+		/* Done once the node of the customer's shard did it. */
 		results = rollup_on_every_node(psprintf("SELECT analytics._delete_customer_node(%s)",
-												quote_literal_cstr(ident)));
+												quote_literal_cstr(ident)),
+									   true);
 		foreach(lc, results)
-			if (strcmp((char *) lfirst(lc), "t") == 0)
+			if (lfirst(lc) != NULL && strcmp((char *) lfirst(lc), "t") == 0)
 				PG_RETURN_VOID();
+		foreach(lc, results)
+			if (lfirst(lc) == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("delete_customer(%s) could not reach every node", quote_literal_cstr(ident)),
+						 errdetail("No reachable node holds the customer; the one that does may be down."),
+						 errhint("Run it again once every node is back.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("customer \"%s\" does not exist", ident),
@@ -508,7 +534,8 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 					 errmsg("time zone \"%s\" is not recognized", name),
 					 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
 		(void) rollup_on_every_node(psprintf("SELECT analytics._set_timezone_node(%s)",
-											 quote_literal_cstr(pg_get_timezone_name(tz))));
+											 quote_literal_cstr(pg_get_timezone_name(tz))),
+									false);
 		PG_RETURN_VOID();
 	}
 	return privs_call_as_owner(rollup_set_timezone_as_owner, fcinfo);

@@ -58,6 +58,14 @@ static HTAB *shard_map = NULL;
 /* The logs relations of this node (shards_local_logs); NIL: not known. */
 static List *local_logs = NIL;
 static bool local_logs_known = false;
+
+/*
+ * Both caches live in this context.  An invalidation only marks them stale
+ * (shards_relcache_invalidate): they are dropped at the next use, when no
+ * caller holds a pointer into them.
+ */
+static MemoryContext shards_context = NULL;
+static bool shards_stale = false;
 static bool logs_distributed = false;
 
 /* The relation whose trigger is running (shards_set_current). */
@@ -121,21 +129,15 @@ shard_id_of(Oid relid)
 	return name == NULL ? 0 : shard_id_of_name(name);
 }
 
-static void
-shards_relcache_callback(Datum arg, Oid relid)
+/*
+ * shards_relcache_invalidate
+ *		From the library's relcache callback (analytics.c).
+ */
+void
+shards_relcache_invalidate(Oid relid)
 {
 	/* Shards come and go with moves; start afresh on any change. */
-	if (shard_map != NULL)
-	{
-		hash_destroy(shard_map);
-		shard_map = NULL;
-	}
-	if (local_logs_known)
-	{
-		list_free(local_logs);
-		local_logs = NIL;
-		local_logs_known = false;
-	}
+	shards_stale = true;
 }
 
 static void
@@ -241,13 +243,34 @@ shards_planner(Query *parse, const char *query_string, int cursorOptions,
 }
 
 /*
+ * shards_cache_context
+ *		The caches' memory, emptied first when an invalidation made them
+ *		stale.  Call only where no pointer into the caches is held.
+ */
+static MemoryContext
+shards_cache_context(void)
+{
+	if (shards_context == NULL)
+		shards_context = AllocSetContextCreate(TopMemoryContext, "analytics shards",
+											   ALLOCSET_SMALL_SIZES);
+	else if (shards_stale)
+	{
+		MemoryContextReset(shards_context);
+		shard_map = NULL;
+		local_logs = NIL;
+		local_logs_known = false;
+	}
+	shards_stale = false;
+	return shards_context;
+}
+
+/*
  * shards_init
  *		Register the cache's invalidation; from _PG_init.
  */
 void
 shards_init(void)
 {
-	CacheRegisterRelcacheCallback(shards_relcache_callback, (Datum) 0);
 	RegisterXactCallback(shards_xact_callback, NULL);
 	prev_planner_hook = planner_hook;
 	planner_hook = shards_planner;
@@ -296,7 +319,7 @@ shard_lookup(ShardEntry *entry, int64 shardid, int i)
 
 	name = psprintf("%s_" INT64_FORMAT, shard_tables[i], colocated);
 	entry->colocated[i] = analytics_relid(name);
-	old = MemoryContextSwitchTo(TopMemoryContext);
+	old = MemoryContextSwitchTo(shards_context);
 	entry->names[i] = psprintf("analytics.%s", quote_identifier(name));
 	MemoryContextSwitchTo(old);
 }
@@ -311,13 +334,16 @@ shard_entry(Oid relid, const char *table)
 
 	if (shardid == 0)
 		return NULL;
+	(void) shards_cache_context();
 	if (shard_map == NULL)
 	{
 		HASHCTL		ctl;
 
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(ShardEntry);
-		shard_map = hash_create("analytics shards", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		ctl.hcxt = shards_context;
+		shard_map = hash_create("analytics shards", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	entry = hash_search(shard_map, &relid, HASH_ENTER, &found);
 	if (!found)
@@ -458,8 +484,8 @@ shards_is_known(Oid relid, const char *table)
 
 /*
  * shards_next_log_id
- *		The id of a log written to a shard: this node's Citus group id in
- *		the top bits, the next value of analytics.log_ids below.  Drawn in
+ *		The id of a log written to a shard: this node's Citus group id plus
+ *		one in the top bits, the next value of analytics.log_ids below.  Drawn in
  *		the insert trigger on the node holding the shard, while the writer
  *		holds its lock on the shard: the fold's argument (src/README.md)
  *		then holds per node.
@@ -497,9 +523,13 @@ shards_node_prefix(void)
 		group = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_finish();
-		if (group < 0 || group >= (1 << (63 - LOG_ID_BITS)))
+		/*
+		 * group + 1: the ids below 2^48 are those drawn before distribute(),
+		 * by the identity of a single node (group 0 would draw them again).
+		 */
+		if (group < 0 || group + 1 >= (1 << (63 - LOG_ID_BITS)))
 			elog(ERROR, "Citus group id %d is out of the range of log ids", group);
-		node_prefix = (int64) group << LOG_ID_BITS;
+		node_prefix = (int64) (group + 1) << LOG_ID_BITS;
 	}
 	return node_prefix;
 }
@@ -511,6 +541,7 @@ shards_node_prefix(void)
 static void
 shards_find_local_logs(void)
 {
+	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext old;
 	List	   *found = NIL;
 	bool		distributed = false;
@@ -553,19 +584,18 @@ shards_find_local_logs(void)
 
 			if (!OidIsValid(relid))
 				continue;		/* placed here, not created yet */
-			old = MemoryContextSwitchTo(TopMemoryContext);
+			old = MemoryContextSwitchTo(outer);
 			found = lappend_oid(found, relid);
 			MemoryContextSwitchTo(old);
 		}
 	}
 	SPI_finish();
 	if (!distributed)
-	{
-		old = MemoryContextSwitchTo(TopMemoryContext);
 		found = list_make1_oid(analytics_relid("logs"));
-		MemoryContextSwitchTo(old);
-	}
-	local_logs = found;
+	/* After the SPI calls, which may have made the caches stale. */
+	old = MemoryContextSwitchTo(shards_cache_context());
+	local_logs = list_copy(found);
+	MemoryContextSwitchTo(old);
 	logs_distributed = distributed;
 	local_logs_known = true;
 }
@@ -580,9 +610,10 @@ shards_find_local_logs(void)
 List *
 shards_local_logs(void)
 {
+	(void) shards_cache_context();
 	if (!local_logs_known)
 		shards_find_local_logs();
-	return local_logs;
+	return list_copy(local_logs);
 }
 
 /*
@@ -592,6 +623,7 @@ shards_local_logs(void)
 bool
 shards_logs_distributed(void)
 {
+	(void) shards_cache_context();
 	if (!local_logs_known)
 		shards_find_local_logs();
 	return logs_distributed;

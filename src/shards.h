@@ -14,6 +14,7 @@
 #include "utils/relcache.h"
 
 extern void shards_init(void);
+extern void shards_relcache_invalidate(Oid relid);
 extern bool shards_is_shard(Relation rel);
 extern Oid	shards_colocated_relid(Relation rel, const char *table);
 extern Oid	shards_colocated_oid(Oid relid, const char *table);

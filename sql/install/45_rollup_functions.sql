@@ -38,7 +38,8 @@ CREATE FUNCTION analytics._delete_customer_node(customer_identifier text) RETURN
 COMMENT ON FUNCTION analytics._delete_customer_node(text) IS
     'Internal: delete_customer() on this node (Citus); false when the customer''s shard is on another node.';
 CREATE FUNCTION analytics._set_timezone_node(timezone text) RETURNS void
-    AS 'MODULE_PATHNAME', 'rollup_set_timezone_node' LANGUAGE C VOLATILE;
+    AS 'MODULE_PATHNAME', 'rollup_set_timezone_node' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, analytics;
 COMMENT ON FUNCTION analytics._set_timezone_node(text) IS
     'Internal: set_timezone() on this node''s shards and rollup state (Citus).';
 

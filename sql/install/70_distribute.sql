@@ -22,10 +22,12 @@ SELECT pg_catalog.pg_extension_config_dump('analytics.log_ids', '');
 -- not dumped (a restored node rebuilds each shard once).
 CREATE TABLE analytics.rollup_node_shards (
     shardid bigint PRIMARY KEY,
+    relid oid NOT NULL,
     taken_over timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE analytics.rollup_node_shards IS 'On a Citus node: the logs shards whose rollups this node''s fold keeps (rebuilt from their raw logs when each arrived). Empty on a single node.';
 COMMENT ON COLUMN analytics.rollup_node_shards.shardid IS 'Citus shard id of a logs shard placed on this node.';
+COMMENT ON COLUMN analytics.rollup_node_shards.relid IS 'The shard''s relation when taken over: a shard that left and came back is a new relation, taken over again.';
 COMMENT ON COLUMN analytics.rollup_node_shards.taken_over IS 'When this node rebuilt the shard''s rollups and began folding it.';
 
 -- Run a statement on every worker node (each in a transaction of its
@@ -120,7 +122,11 @@ BEGIN
                 -- Fold them first, so that the rollups copied with them
                 -- count them all (each node's first pass then rebuilds its
                 -- shards' rollups from them, rollup.c).
+                LOCK TABLE analytics.logs IN EXCLUSIVE MODE;
                 PERFORM analytics.rollup_now();
+                -- With every writer gone, every gap is settled: its logs
+                -- that committed were folded just now.
+                DELETE FROM analytics.rollup_gaps;
                 ALTER TABLE analytics.logs DISABLE TRIGGER logs_before_insert;
             END IF;
             PERFORM pg_catalog.create_distributed_table('analytics.' OPERATOR(pg_catalog.||) t,
