@@ -1013,6 +1013,22 @@ CREATE FUNCTION analytics._set_timezone_node(timezone text) RETURNS void
 COMMENT ON FUNCTION analytics._set_timezone_node(text) IS
     'Internal: set_timezone() on this node''s shards and rollup state (Citus).';
 
+-- On a Citus cluster: the time zone and retention boundary every node
+-- folds with (a reference table: a copy on every node, nodes added later
+-- included).  Written by distribute(), set_timezone() and purge_logs()
+-- through the coordinator; a node copies it into its own rollup_state
+-- before it takes over its first shard.  Empty on a single node.
+CREATE TABLE analytics.rollup_settings (
+    singleton boolean PRIMARY KEY DEFAULT true CONSTRAINT one_row CHECK (singleton),
+    timezone text NOT NULL,
+    retained_from timestamptz
+);
+COMMENT ON TABLE analytics.rollup_settings IS 'On a Citus cluster: the rollup time zone and retention boundary of every node (one row; a reference table). Empty on a single node.';
+COMMENT ON COLUMN analytics.rollup_settings.singleton IS 'Always true: the table has at most one row.';
+COMMENT ON COLUMN analytics.rollup_settings.timezone IS 'The rollup time zone of the cluster (analytics.set_timezone).';
+COMMENT ON COLUMN analytics.rollup_settings.retained_from IS 'The retention boundary of the cluster (analytics.purge_logs); see rollup_state.retained_from.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_settings', '');
+
 -- On a Citus node (analytics.distribute()): the logs shards this node's
 -- fold has taken over (rollup.c, rollup_take_over).  A shard that arrives
 -- (distribute() itself, or a shard move) holds logs drawn on another node,
@@ -1114,11 +1130,14 @@ BEGIN
             ADD CONSTRAINT rollup_set_aside_pkey PRIMARY KEY (customer_identifier, log_id);
     END IF;
     -- Every node folds with the time zone and retention boundary of this
-    -- one (each keeps its own rollup_state).
-    PERFORM analytics._on_workers(pg_catalog.format(
-        'UPDATE analytics.rollup_state SET timezone = %L, retained_from = %L',
-        s.timezone, s.retained_from))
-       FROM analytics.rollup_state s;
+    -- one: a node takes them from this reference table before it takes
+    -- over its first shard (rollup.c).
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.rollup_settings'::pg_catalog.regclass) THEN
+        INSERT INTO analytics.rollup_settings (timezone, retained_from)
+        SELECT s.timezone, s.retained_from FROM analytics.rollup_state s;
+        PERFORM pg_catalog.create_reference_table('analytics.rollup_settings');
+    END IF;
     FOREACH t IN ARRAY ARRAY['logs', 'budget_counters', 'usage_daily', 'usage_customer_day',
                              'usage_customer', 'rollup_set_aside'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition

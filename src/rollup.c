@@ -1205,6 +1205,62 @@ rollup_take_over(const RollupState *state, List *logs)
 }
 
 /*
+ * rollup_cluster_settings
+ *		On a Citus node, before a take-over: whether this node folds with
+ *		the cluster's time zone and retention boundary (rollup_settings, a
+ *		reference table).  A node that has taken over no shard yet (new, or
+ *		just distributed) adopts them; one that has and differs (a
+ *		set_timezone() that did not reach it) takes over nothing until
+ *		set_timezone() runs again, and says so.  Inside SPI, with the
+ *		rollup_state row locked.
+ */
+static bool
+rollup_cluster_settings(RollupState *state)
+{
+	char	   *tz;
+	bool		from_null;
+	TimestampTz from;
+	bool		same;
+
+	spi_run("SELECT timezone, retained_from FROM analytics.rollup_settings",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return true;
+	tz = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											 2, &from_null));
+	same = strcmp(tz, state->timezone) == 0 &&
+		from_null == state->retained_from_null &&
+		(from_null || from == state->retained_from);
+	if (same)
+		return true;
+	spi_run("SELECT 1 FROM analytics.rollup_node_shards LIMIT 1",
+			0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("analytics rollup of this node uses time zone %s, the cluster %s",
+						state->timezone, tz),
+				 errdetail("The node takes over no new shard until they agree."),
+				 errhint("Run SELECT analytics.set_timezone('%s') on the coordinator again.", tz)));
+		return false;
+	}
+	{
+		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		values[2] = {CStringGetTextDatum(tz), TimestampTzGetDatum(from)};
+		char		nulls[2] = {' ', from_null ? 'n' : ' '};
+
+		spi_run("UPDATE analytics.rollup_state SET timezone = $1, retained_from = $2",
+				2, argtypes, values, nulls, SPI_OK_UPDATE);
+	}
+	state->timezone = tz;
+	state->retained_from_null = from_null;
+	state->retained_from = from;
+	return true;
+}
+
+/*
  * rollup_record_pass
  *		Move the watermark to hi and record the pass (last_pass,
  *		last_pass_folded).  Inside SPI, with the rollup_state row locked.
@@ -1250,7 +1306,7 @@ rollup_fold_chunk(RollupPass *pass)
 	ListCell   *lc;
 
 	rollup_lock_state(&state);
-	if (shards_logs_distributed())
+	if (shards_logs_distributed() && rollup_cluster_settings(&state))
 		rollup_take_over(&state, pass->logs);
 	if (state.watermark >= pass->target && !pass->first)
 		return false;

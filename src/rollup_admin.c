@@ -20,6 +20,7 @@
 #include "pgtime.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -56,7 +57,7 @@ static bool rollup_node_call = false;
  *		per node.  Raises the first node's error.
  */
 static List *
-rollup_on_every_node(const char *call, bool tolerate_failures)
+rollup_on_every_node(const char *what, const char *call, bool tolerate_failures)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
@@ -72,7 +73,7 @@ rollup_on_every_node(const char *call, bool tolerate_failures)
 	if (IsTransactionBlock())
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("%s cannot run inside a transaction block on a Citus cluster", call),
+				 errmsg("%s cannot run inside a transaction block on a Citus cluster", what),
 				 errdetail("Each node runs its part in a transaction of its own."),
 				 errhint("Call it on its own, outside BEGIN ... COMMIT.")));
 	values[0] = CStringGetTextDatum(call);
@@ -92,7 +93,7 @@ rollup_on_every_node(const char *call, bool tolerate_failures)
 		if (!success && !tolerate_failures)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("%s failed on node %s", call, SPI_getvalue(tuple, tupdesc, 1)),
+					 errmsg("%s failed on node %s", what, SPI_getvalue(tuple, tupdesc, 1)),
 					 errdetail("%s", result ? result : "no message"),
 					 errhint("The nodes run it at once, each committing on its own: those that succeeded did their part. Run it again once the node is back (each part can run twice).")));
 		old = MemoryContextSwitchTo(outer);
@@ -101,6 +102,39 @@ rollup_on_every_node(const char *call, bool tolerate_failures)
 	}
 	SPI_finish();
 	return results;
+}
+
+/*
+ * rollup_share_settings
+ *		On the coordinator of a cluster, once every node ran set_timezone()
+ *		or purge_logs(): the coordinator's time zone and retention boundary
+ *		become the cluster's (rollup_settings, which nodes added later adopt).
+ */
+static Datum
+rollup_share_settings_as_owner(PG_FUNCTION_ARGS)
+{
+	RollupState state;
+	Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	char		nulls[2];
+	int			guc_level;
+
+	/* Read first: Citus updates a reference table from no local table. */
+	SPI_connect();
+	rollup_lock_state(&state);
+	values[0] = CStringGetTextDatum(state.timezone);
+	values[1] = TimestampTzGetDatum(state.retained_from);
+	nulls[0] = ' ';
+	nulls[1] = state.retained_from_null ? 'n' : ' ';
+	/* Citus sends the parameters as text: in a style every node reads. */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("datestyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	spi_run("UPDATE analytics.rollup_settings SET timezone = $1, retained_from = $2",
+			2, argtypes, values, nulls, SPI_OK_UPDATE);
+	AtEOXact_GUC(true, guc_level);
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /*
@@ -470,15 +504,16 @@ rollup_purge_logs(PG_FUNCTION_ARGS)
 		if (PG_ARGISNULL(0))
 			return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
 		/* Not as text: the nodes' DateStyle may read it otherwise. */
-		results = rollup_on_every_node(psprintf("SELECT analytics._purge_logs_node("
+		results = rollup_on_every_node("analytics.purge_logs()", psprintf("SELECT analytics._purge_logs_node("
 												"'2000-01-01 00:00:00+00'::pg_catalog.timestamptz "
-												"OPERATOR(pg_catalog.+) " INT64_FORMAT
-												" OPERATOR(pg_catalog.*) pg_catalog.interval '1 microsecond')",
+												"OPERATOR(pg_catalog.+) (" INT64_FORMAT
+												" OPERATOR(pg_catalog.*) pg_catalog.interval '1 microsecond'))",
 												(int64) PG_GETARG_TIMESTAMPTZ(0)),
 									   false);
 		foreach(lc, results)
 			if (*(char *) lfirst(lc) != '\0')
 				deleted += strtoi64((char *) lfirst(lc), NULL, 10);
+		(void) privs_call_as_owner(rollup_share_settings_as_owner, fcinfo);
 		PG_RETURN_INT64(deleted);
 	}
 	return privs_call_as_owner(rollup_purge_logs_as_owner, fcinfo);
@@ -496,7 +531,7 @@ rollup_delete_customer(PG_FUNCTION_ARGS)
 		ListCell   *lc;
 
 		/* Done once the node of the customer's shard did it. */
-		results = rollup_on_every_node(psprintf("SELECT analytics._delete_customer_node(%s)",
+		results = rollup_on_every_node("analytics.delete_customer()", psprintf("SELECT analytics._delete_customer_node(%s)",
 												quote_literal_cstr(ident)),
 									   true);
 		foreach(lc, results)
@@ -533,9 +568,10 @@ rollup_set_timezone(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("time zone \"%s\" is not recognized", name),
 					 errhint("Use a name from pg_timezone_names, such as Europe/Paris.")));
-		(void) rollup_on_every_node(psprintf("SELECT analytics._set_timezone_node(%s)",
+		(void) rollup_on_every_node("analytics.set_timezone()", psprintf("SELECT analytics._set_timezone_node(%s)",
 											 quote_literal_cstr(pg_get_timezone_name(tz))),
 									false);
+		(void) privs_call_as_owner(rollup_share_settings_as_owner, fcinfo);
 		PG_RETURN_VOID();
 	}
 	return privs_call_as_owner(rollup_set_timezone_as_owner, fcinfo);
