@@ -159,7 +159,7 @@ sub view_checks
 			map {
 				[
 					"active_users(45 days, $_)",
-					["SELECT * FROM analytics.active_users($since, $until, '$_')"],
+					["SELECT bucket_start, active_users, requests, cost FROM analytics.active_users($since, $until, '$_')"],
 					"SELECT $bucket{$_}, count(DISTINCT customer_identifier), count(*), sum(cost)
 					   FROM raw_logs WHERE customer_identifier IS NOT NULL AND " . $window->($since, $until) . "
 					  GROUP BY 1"
