@@ -98,10 +98,14 @@ note "$logs logs of $customers customers";
 sub build
 {
 	my ($user) = @_;
-	local %ENV = (%ENV, PGHOST => $node->host, PGPORT => $node->port, PGDATABASE => $db, PGUSER => $user);
+	local %ENV = (%ENV, PGHOST => $node->host, PGPORT => $node->port, PGDATABASE => $db, PGUSER => $user,
+		NO_COLOR => '1');
 	my $out = '';
 	IPC::Run::run([ 'node', "$dashboard/build.js" ], '<', \undef, '>&', \$out);
-	return ($? >> 8, $out);
+	my $ret = $? >> 8;
+	# Colours, which some tools turn on when CI is set, whatever NO_COLOR says.
+	$out =~ s/\e\[[0-9;]*m//g;
+	return ($ret, $out);
 }
 
 # A role that can do more than read is refused.
