@@ -13,6 +13,21 @@ CREATE TABLE bench.samples (
     at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
+-- The medians of one figure's samples, each side.
+CREATE FUNCTION bench.medians(fig text, OUT ours double precision, OUT baseline double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'ours'),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'baseline')
+    FROM bench.samples WHERE figure = fig
+$$;
+
+-- A median as a table cell: rate (rows/s) or time (ms).
+CREATE FUNCTION bench.fmt(value double precision, kind text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE kind WHEN 'rate' THEN round(value)::text || ' rows/s'
+                     ELSE round(value::numeric, 2) || ' ms' END
+$$;
+
 -- Elapsed milliseconds of one statement with side effects (INSERT, COPY, a
 -- function call), run to completion in the caller's transaction.
 CREATE FUNCTION bench.time_exec(q text) RETURNS double precision
@@ -47,6 +62,16 @@ BEGIN
                    ' UNION ALL (SELECT * FROM (%s) y EXCEPT ALL SELECT * FROM (%s) x)) d',
                    a, b, b, a) INTO diff;
     EXECUTE format('SELECT count(*) FROM (%s) x', a) INTO rows_a;
+END;
+$$;
+
+-- One query's result as a digest of its rows (text forms, sorted) and a
+-- count: equal digests on two servers mean equal results as multisets.
+CREATE FUNCTION bench.result_digest(q text, OUT digest text, OUT nrows bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SELECT md5(coalesce(string_agg(r::text, E''\n'' ORDER BY r::text), '''')), count(*)'
+                   ' FROM (%s) r', q) INTO digest, nrows;
 END;
 $$;
 
