@@ -31,6 +31,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Citus, for the scale-out test (test/t/NNN_citus.pl, skipped without it),
+# from the source kept beside the project when it is there.
+CITUS_INSTALL="$ROOT/../shared/citus/install.sh"
+if [ -f "$CITUS_INSTALL" ] && [ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+	echo "== installing Citus from $CITUS_INSTALL"
+	PG_CONFIG="$PG_CONFIG" bash "$CITUS_INSTALL"
+fi
+
 echo "== building and installing analytics"
 make -C "$ROOT" -s PG_CONFIG="$PG_CONFIG" >/dev/null
 "${SUDO[@]}" make -C "$ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null

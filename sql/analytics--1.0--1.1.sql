@@ -97,24 +97,27 @@ COMMENT ON COLUMN analytics.rollup_gaps.server_started IS 'pg_postmaster_start_t
 SELECT pg_catalog.pg_extension_config_dump('analytics.rollup_gaps', '');
 COMMENT ON COLUMN analytics.rollup_state.watermark IS 'Every log with id at most this and outside rollup_gaps is counted in usage_daily.';
 
--- The ids of the logs inside a gap that the caller's snapshot sees (those
--- committed since the fold recorded the gap), or null.  One statement, one
--- index range scan per gap (LATERAL keeps the gaps outside: a join the other
--- way round reads every gap for every log); jit off, since the gaps table is
--- rarely analyzed and a guess of its size can make a query that reads
--- nothing look worth compiling.
-CREATE FUNCTION analytics._rollup_gap_ids() RETURNS bigint[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, analytics SET jit = off AS $$
-SELECT CASE WHEN pg_catalog.count(x.id) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.array_agg(x.id) END
-  FROM analytics.rollup_gaps g CROSS JOIN LATERAL (
-       SELECT l.id FROM analytics.logs l
-        WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi
-       OFFSET 0) x
-$$;
-COMMENT ON FUNCTION analytics._rollup_gap_ids() IS
-    'Internal: the ids of the logs inside a rollup gap that the caller sees (null: none).';
+-- The pending condition, node by node (src/pending.c): a log l is not
+-- folded in yet when
+--   (l.id > analytics._fold_watermark() AND l.id <= analytics._fold_id_last())
+--   OR l.id = ANY (analytics._fold_gap_ids())
+-- On a Citus cluster these run on the node of each shard task and read that
+-- node's state.
+CREATE FUNCTION analytics._fold_watermark() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_watermark' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_watermark() IS
+    'Internal: this node''s rollup watermark (the pending condition, src/pending.c).';
+CREATE FUNCTION analytics._fold_id_last() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_id_last' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_id_last() IS
+    'Internal: the greatest log id this node draws (the greatest bigint on a single node).';
+CREATE FUNCTION analytics._fold_gap_ids() RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'pending_gap_ids' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_gap_ids() IS
+    'Internal: the ids of this node''s logs inside a rollup gap that the caller sees (null: none).';
 
--- The lifetime spend counts the logs inside a gap too.
+-- The lifetime spend counts the logs not folded in yet by the pending
+-- condition (inside a gap too).
 CREATE OR REPLACE FUNCTION analytics._budget_total_raw(ident text, use_counter boolean)
 RETURNS numeric LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 DECLARE
@@ -133,10 +136,9 @@ BEGIN
              WHERE u.customer_identifier OPERATOR(pg_catalog.=) ident)
          + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
              WHERE l.customer_identifier OPERATOR(pg_catalog.=) ident
-               AND l.id OPERATOR(pg_catalog.>) (SELECT s.watermark FROM analytics.rollup_state s))
-         + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
-             WHERE l.id OPERATOR(pg_catalog.=) ANY (analytics._rollup_gap_ids())
-               AND l.customer_identifier OPERATOR(pg_catalog.=) ident)
+               AND ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
+                     AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
+                    OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids())))
       INTO v;
     RETURN v;
 END;
@@ -150,9 +152,9 @@ COMMENT ON FUNCTION analytics._worker_status() IS
 CREATE OR REPLACE VIEW analytics.status AS
 SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
-         WHERE l.id OPERATOR(pg_catalog.>) s.watermark)
-       OPERATOR(pg_catalog.+)
-       COALESCE(pg_catalog.cardinality(analytics._rollup_gap_ids()), 0) AS logs_pending,
+         WHERE (l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
+                AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
+               OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids())) AS logs_pending,
        s.last_pass,
        s.last_pass_folded,
        EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
@@ -287,89 +289,292 @@ SELECT d.customer_identifier,
  GROUP BY d.customer_identifier;
 $$;
 
-CREATE OR REPLACE FUNCTION analytics._pending_usage()
-RETURNS TABLE (
-    customer_identifier text, day date, model text,
-    -- rollup columns: returns all last
-    requests bigint,
-    errors bigint,
-    prompt_tokens bigint,
-    completion_tokens bigint,
-    cost numeric,
-    latency_sum double precision,
-    latency_count bigint,
-    ttft_sum double precision,
-    ttft_count bigint,
-    first_seen timestamptz,
-    last_seen timestamptz
-    -- end rollup columns
-)
-LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
-DECLARE
-    wm bigint;
-    tz text;
-    gap_ids bigint[];
-BEGIN
-    SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
-    gap_ids := analytics._rollup_gap_ids();
-    RETURN QUERY EXECUTE $q$
-        SELECT l.customer_identifier,
-               (l.created_at AT TIME ZONE $2)::date,
-               l.model,
-               -- rollup columns: log all last
-               pg_catalog.count(*) AS requests,
-               pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,
-               pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,
-               pg_catalog.sum(l.completion_tokens) AS completion_tokens,
-               pg_catalog.sum(l.cost) AS cost,
-               COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,
-               pg_catalog.count(l.latency) AS latency_count,
-               COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
-               pg_catalog.count(l.time_to_first_token) AS ttft_count,
-               pg_catalog.min(l.created_at) AS first_seen,
-               pg_catalog.max(l.created_at) AS last_seen
-               -- end rollup columns
-          FROM analytics.logs l
-         WHERE $q$ || CASE WHEN gap_ids IS NULL THEN 'l.id OPERATOR(pg_catalog.>) $1'
-                           ELSE '(l.id OPERATOR(pg_catalog.>) $1 OR l.id OPERATOR(pg_catalog.=) ANY ($3))'
-                      END || $q$
-           AND l.customer_identifier IS NOT NULL
-         GROUP BY 1, 2, 3$q$
-    USING wm, tz, gap_ids;
-END;
+-- The pending-log reader as plain views (pushed down on a Citus cluster):
+-- the functions it replaces, and the views that read them, change with it.
+-- The model with the most requests among the given (model, requests)
+-- pairs.  analytics.users passes a customer's usage_daily pairs and its
+-- pending ones; SQL that reads no table, so it runs wherever the row is.
+CREATE FUNCTION analytics._top_model_in(models text[], requests bigint[])
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT analytics._top_model(t.model, t.requests) FROM unnest(models, requests) t(model, requests)
 $$;
-COMMENT ON FUNCTION analytics._pending_usage() IS
-    'Internal: the logs not folded in yet (above the rollup watermark or inside a gap), aggregated per customer, day and model like usage_daily.';
+COMMENT ON FUNCTION analytics._top_model_in(text[], bigint[]) IS
+    'Internal: the model with the most requests among the given (model, requests) pairs.';
 
-CREATE OR REPLACE FUNCTION analytics._pending_customer_day()
-RETURNS TABLE (
-    customer_identifier text, day date,
-    -- rollup columns: returns per_day
-    requests bigint,
-    errors bigint,
-    prompt_tokens bigint,
-    completion_tokens bigint,
-    cost numeric,
-    -- end rollup columns
-    new_day boolean
-)
-LANGUAGE sql STABLE ROWS 1000 AS $$
-SELECT p.customer_identifier, p.day,
-       -- rollup columns: merge per_day p
-       pg_catalog.sum(p.requests)::pg_catalog.int8 AS requests,
-       pg_catalog.sum(p.errors)::pg_catalog.int8 AS errors,
-       pg_catalog.sum(p.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
-       pg_catalog.sum(p.completion_tokens)::pg_catalog.int8 AS completion_tokens,
-       pg_catalog.sum(p.cost) AS cost,
+-- The logs not folded in yet (the pending condition above, with a
+-- customer), aggregated like usage_daily (the same aggregates as the
+-- fold's).  A view, grouped by customer_identifier first, so that Citus
+-- pushes it down to the shards; the pending functions run on the node of
+-- each shard task and read that node's state.  The time zone is read once
+-- per statement (an uncorrelated subquery; on a cluster every node keeps the
+-- same one).  On a single node the planner reads the pending ids by the
+-- primary key (the functions are evaluated once per scan, so they are index
+-- conditions).
+CREATE VIEW analytics._usage_pending AS
+SELECT l.customer_identifier,
+       (l.created_at AT TIME ZONE (SELECT s.timezone FROM analytics.rollup_state s))::date AS day,
+       l.model,
+       -- rollup columns: log all last
+       pg_catalog.count(*) AS requests,
+       pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,
+       pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,
+       pg_catalog.sum(l.completion_tokens) AS completion_tokens,
+       pg_catalog.sum(l.cost) AS cost,
+       COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,
+       pg_catalog.count(l.latency) AS latency_count,
+       COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
+       pg_catalog.count(l.time_to_first_token) AS ttft_count,
+       pg_catalog.min(l.created_at) AS first_seen,
+       pg_catalog.max(l.created_at) AS last_seen
        -- end rollup columns
-       NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
-                    WHERE x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
-                      AND x.day OPERATOR(pg_catalog.=) p.day)
-  FROM analytics._pending_usage() p
- GROUP BY p.customer_identifier, p.day
-$$;
-COMMENT ON FUNCTION analytics._pending_customer_day() IS
+  FROM analytics.logs l
+ WHERE ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
+         AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
+        OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids()))
+   AND l.customer_identifier IS NOT NULL
+ GROUP BY l.customer_identifier, 2, l.model;
+COMMENT ON VIEW analytics._usage_pending IS
+    'Internal: the logs not folded in yet (src/pending.c), aggregated per customer, day and model like usage_daily.';
+COMMENT ON COLUMN analytics._usage_pending.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics._usage_pending.day IS 'Calendar day of created_at in the rollup time zone.';
+COMMENT ON COLUMN analytics._usage_pending.model IS 'Model name as logged.';
+-- rollup columns: comments all _usage_pending
+COMMENT ON COLUMN analytics._usage_pending.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_pending.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_pending.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_pending.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_pending.cost IS 'Sum of cost (USD, before markup).';
+COMMENT ON COLUMN analytics._usage_pending.latency_sum IS 'Sum of non-null latency.';
+COMMENT ON COLUMN analytics._usage_pending.latency_count IS 'Logs with a latency.';
+COMMENT ON COLUMN analytics._usage_pending.ttft_sum IS 'Sum of non-null time_to_first_token.';
+COMMENT ON COLUMN analytics._usage_pending.ttft_count IS 'Logs with a time_to_first_token.';
+COMMENT ON COLUMN analytics._usage_pending.first_seen IS 'Earliest created_at.';
+COMMENT ON COLUMN analytics._usage_pending.last_seen IS 'Latest created_at.';
+-- end rollup columns
+
+CREATE OR REPLACE VIEW analytics._usage_live AS
+SELECT d.customer_identifier, d.day, d.model,
+       -- rollup columns: list all d last
+       d.requests,
+       d.errors,
+       d.prompt_tokens,
+       d.completion_tokens,
+       d.cost,
+       d.latency_sum,
+       d.latency_count,
+       d.ttft_sum,
+       d.ttft_count,
+       d.first_seen,
+       d.last_seen
+       -- end rollup columns
+  FROM analytics.usage_daily d
+UNION ALL
+SELECT p.customer_identifier, p.day, p.model,
+       -- rollup columns: list all p last
+       p.requests,
+       p.errors,
+       p.prompt_tokens,
+       p.completion_tokens,
+       p.cost,
+       p.latency_sum,
+       p.latency_count,
+       p.ttft_sum,
+       p.ttft_count,
+       p.first_seen,
+       p.last_seen
+       -- end rollup columns
+  FROM analytics._usage_pending p;
+
+
+-- The pending logs per customer and day, with whether the pair is a new
+-- active day (no usage_customer_day row yet): a join on the customer, so
+-- that on a cluster the rollup row and the pending logs of a customer are
+-- read by one shard task, in one snapshot.  A caller that does not use
+-- new_day has the join removed (the key of usage_customer_day).
+CREATE VIEW analytics._usage_customer_day_pending AS
+SELECT p.customer_identifier, p.day,
+       -- rollup columns: list per_day p
+       p.requests,
+       p.errors,
+       p.prompt_tokens,
+       p.completion_tokens,
+       p.cost,
+       -- end rollup columns
+       x.customer_identifier IS NULL AS new_day
+  FROM (SELECT q.customer_identifier, q.day,
+               -- rollup columns: merge per_day q last
+               pg_catalog.sum(q.requests)::pg_catalog.int8 AS requests,
+               pg_catalog.sum(q.errors)::pg_catalog.int8 AS errors,
+               pg_catalog.sum(q.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+               pg_catalog.sum(q.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+               pg_catalog.sum(q.cost) AS cost
+               -- end rollup columns
+          FROM analytics._usage_pending q
+         GROUP BY q.customer_identifier, q.day) p
+  LEFT JOIN analytics.usage_customer_day x
+         ON x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+        AND x.day OPERATOR(pg_catalog.=) p.day;
+COMMENT ON VIEW analytics._usage_customer_day_pending IS
     'Internal: the logs not folded in yet per customer and day, and whether the customer had no rollup row for that day yet.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.day IS 'Calendar day of created_at in the rollup time zone.';
+-- rollup columns: comments per_day _usage_customer_day_pending
+COMMENT ON COLUMN analytics._usage_customer_day_pending.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.cost IS 'Sum of cost (USD, before markup).';
+-- end rollup columns
+COMMENT ON COLUMN analytics._usage_customer_day_pending.new_day IS 'True when usage_customer_day has no row for the customer and day yet: one more active day.';
+
+CREATE OR REPLACE VIEW analytics._usage_customer_day_live AS
+SELECT x.customer_identifier, x.day,
+       -- rollup columns: list per_day x last
+       x.requests,
+       x.errors,
+       x.prompt_tokens,
+       x.completion_tokens,
+       x.cost
+       -- end rollup columns
+  FROM analytics.usage_customer_day x
+UNION ALL
+SELECT p.customer_identifier, p.day,
+       -- rollup columns: list per_day p last
+       p.requests,
+       p.errors,
+       p.prompt_tokens,
+       p.completion_tokens,
+       p.cost
+       -- end rollup columns
+  FROM analytics._usage_customer_day_pending p;
+
+-- The per-day totals of the rollups (every customer), with
+-- customer_identifier null.  On a single node usage_day; analytics.distribute()
+-- replaces it by the rows of usage_customer_day (one active user each, with
+-- their customer), as usage_day is node-local and not kept on a cluster.
+-- Consumers sum per day: with the customer in the same place as in the
+-- pending views, Citus pushes a UNION ALL of the two down to the shards, so
+-- that each shard task reads its rollup rows and its pending logs in one
+-- snapshot and the coordinator adds the shards' per-day sums.
+CREATE VIEW analytics._usage_day AS
+SELECT NULL::text AS customer_identifier, d.day, d.active_users,
+       -- rollup columns: list per_day d last
+       d.requests,
+       d.errors,
+       d.prompt_tokens,
+       d.completion_tokens,
+       d.cost
+       -- end rollup columns
+  FROM analytics.usage_day d;
+COMMENT ON VIEW analytics._usage_day IS
+    'Internal: the per-day totals of the rollups (usage_day; on a Citus cluster the rows of usage_customer_day), to be summed per day.';
+COMMENT ON COLUMN analytics._usage_day.customer_identifier IS 'Null on a single node (the row covers every customer); on a cluster the customer of the row.';
+COMMENT ON COLUMN analytics._usage_day.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics._usage_day.active_users IS 'Customers with at least one folded log that day.';
+-- rollup columns: comments per_day _usage_day
+COMMENT ON COLUMN analytics._usage_day.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_day.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_day.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_day.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_day.cost IS 'Sum of cost (USD, before markup).';
+-- end rollup columns
+
+CREATE OR REPLACE VIEW analytics.users AS
+SELECT c.customer_identifier,
+       c.name,
+       c.email,
+       c.metadata,
+       c.created_at,
+       LEAST(u.first_seen, p.first_seen) AS first_seen,
+       GREATEST(u.last_seen, p.last_seen) AS last_active,
+       coalesce(u.active_days, 0) + coalesce(p.new_days, 0) AS active_days,
+       coalesce(u.requests, 0) + coalesce(p.requests, 0) AS requests,
+       coalesce(u.errors, 0) + coalesce(p.errors, 0) AS errors,
+       coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0) AS prompt_tokens,
+       coalesce(u.completion_tokens, 0) + coalesce(p.completion_tokens, 0) AS completion_tokens,
+       coalesce(u.prompt_tokens + u.completion_tokens, 0)
+           + coalesce(p.prompt_tokens + p.completion_tokens, 0) AS total_tokens,
+       coalesce(u.cost, 0) + coalesce(p.cost, 0) AS cost,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS billed_cost,
+       (coalesce(u.latency_sum, 0) + coalesce(p.latency_sum, 0))
+           / nullif(coalesce(u.latency_count, 0) + coalesce(p.latency_count, 0), 0) AS avg_latency,
+       (coalesce(u.ttft_sum, 0) + coalesce(p.ttft_sum, 0))
+           / nullif(coalesce(u.ttft_count, 0) + coalesce(p.ttft_count, 0), 0) AS avg_ttft,
+       analytics._top_model_in(
+           (SELECT pg_catalog.array_agg(d.model ORDER BY d.day, d.model) FROM analytics.usage_daily d
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.models,
+           (SELECT pg_catalog.array_agg(d.requests ORDER BY d.day, d.model) FROM analytics.usage_daily d
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.model_requests)
+           AS top_model,
+       c.period_budget,
+       c.budget_duration,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[1] AS period_start,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2] AS period_end,
+       analytics._budget_billed(
+           (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
+             WHERE l.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier
+               AND l.created_at >= (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[1]
+               AND l.created_at < (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2]),
+           c.markup_percentage) AS period_spend,
+       c.total_budget,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
+       c.blocked
+  FROM analytics.customers c
+ CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
+  LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
+  LEFT JOIN (SELECT g.customer_identifier,
+                    min(g.first_seen) AS first_seen,
+                    max(g.last_seen) AS last_seen,
+                    count(DISTINCT g.day) FILTER (WHERE x.customer_identifier IS NULL) AS new_days,
+                    sum(g.requests)::bigint AS requests,
+                    sum(g.errors)::bigint AS errors,
+                    sum(g.prompt_tokens)::bigint AS prompt_tokens,
+                    sum(g.completion_tokens)::bigint AS completion_tokens,
+                    sum(g.cost) AS cost,
+                    sum(g.latency_sum) AS latency_sum,
+                    sum(g.latency_count)::bigint AS latency_count,
+                    sum(g.ttft_sum) AS ttft_sum,
+                    sum(g.ttft_count)::bigint AS ttft_count,
+                    array_agg(g.model) AS models,
+                    array_agg(g.requests) AS model_requests
+               FROM analytics._usage_pending g
+               LEFT JOIN analytics.usage_customer_day x
+                      ON x.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
+                     AND x.day OPERATOR(pg_catalog.=) g.day
+              GROUP BY g.customer_identifier) p
+         ON p.customer_identifier = c.customer_identifier;
+
+CREATE OR REPLACE VIEW analytics.daily_active_users AS
+SELECT a.day,
+       sum(a.active_users)::bigint AS active_users,
+       sum(a.requests)::bigint AS requests,
+       sum(a.cost) AS cost
+  FROM (SELECT d.customer_identifier, d.day, d.active_users, d.requests, d.cost
+          FROM analytics._usage_day d
+        UNION ALL
+        SELECT p.customer_identifier, p.day, p.new_day::integer, p.requests, p.cost
+          FROM analytics._usage_customer_day_pending p) a
+ GROUP BY a.day;
+
+CREATE OR REPLACE VIEW analytics.cost_by_user AS
+SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens, x.cost
+  FROM analytics.usage_customer_day x
+  LEFT JOIN analytics._usage_customer_day_pending p
+         ON p.customer_identifier = x.customer_identifier AND p.day = x.day
+ WHERE p.customer_identifier IS NULL
+UNION ALL
+SELECT p.day, p.customer_identifier,
+       p.requests + coalesce(x.requests, 0),
+       p.prompt_tokens + coalesce(x.prompt_tokens, 0),
+       p.completion_tokens + coalesce(x.completion_tokens, 0),
+       p.cost + coalesce(x.cost, 0)
+  FROM analytics._usage_customer_day_pending p
+  LEFT JOIN analytics.usage_customer_day x
+         ON x.customer_identifier = p.customer_identifier AND x.day = p.day;
+
+DROP FUNCTION analytics._pending_customer_day(), analytics._pending_usage(),
+    analytics._period_spend(text, timestamptz, timestamptz, numeric),
+    analytics._customer_top_model(text, text[], bigint[]);
 
 -- top_users in named pieces, and the window's days shared with active_users.
 
@@ -402,19 +607,17 @@ COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
 
 -- The customers with pending logs in the days [d0, d1) and a customers row
 -- (like every customer of usage_customer: the ranking joins customers).
--- Empty without reading the pending logs when no log is above the
--- watermark (max(id) reads one index entry) and none inside a gap.
+-- Few when the worker keeps up: the pending logs are read by the primary
+-- key.
 CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
-RETURNS text[] LANGUAGE sql STABLE AS $$
-SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
-                          > (SELECT s.watermark FROM analytics.rollup_state s), false)
-                 OR analytics._rollup_gap_ids() IS NOT NULL
-            THEN ARRAY(SELECT DISTINCT p.customer_identifier
-                         FROM analytics._pending_customer_day() p
-                         JOIN analytics.customers c
-                           ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
-                        WHERE p.day >= d0 AND p.day < d1)
-            ELSE '{}' END
+RETURNS text[] LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RETURN ARRAY(SELECT DISTINCT p.customer_identifier
+                   FROM analytics._usage_customer_day_pending p
+                   JOIN analytics.customers c
+                     ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                  WHERE p.day >= d0 AND p.day < d1);
+END;
 $$;
 COMMENT ON FUNCTION analytics._top_users_pending(date, date) IS
     'Internal: the customers with logs not folded in yet in the days [d0, d1).';
@@ -469,16 +672,19 @@ BEGIN
                    CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END)
        INTO top USING threshold;
     -- Every candidate has a customers row (see _top_users_pending), so the
-    -- join can come after the LIMIT.
+    -- join can come after the LIMIT.  The ranked rows are a materialized CTE:
+    -- computed first (on a cluster, on the coordinator from the window's
+    -- per-customer rows) and then joined to customers.
     RETURN QUERY EXECUTE format(
+        'WITH r AS MATERIALIZED ('
+        '       SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
+        '              a.requests, a.total_tokens, a.cost '
+        '         FROM analytics._usage_window($1, $2, $3, $5) a '
+        '        ORDER BY 1, a.customer_identifier '
+        '        LIMIT $4) '
         'SELECT r.rank, r.customer_identifier, c.name, c.email, '
         '       r.requests, r.total_tokens, r.cost '
-        '  FROM (SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
-        '               a.requests, a.total_tokens, a.cost '
-        '          FROM analytics._usage_window($1, $2, $3, $5) a '
-        '         ORDER BY 1, a.customer_identifier '
-        '         LIMIT $4) r '
-        '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
+        '  FROM r JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
         ' ORDER BY r.rank, r.customer_identifier', analytics._top_users_metric(metric, false))
     USING top || pending, d0, d1, n, cardinality(pending) > 0;
 END;
@@ -489,14 +695,18 @@ COMMENT ON FUNCTION analytics._top_users_above(date, date, text, integer, text[]
 -- When every customer active in the days [d0, d1) is ranked: whether to
 -- read them as all-time totals minus the rows outside the window rather
 -- than from usage_customer_day in the window (_usage_window_all), whichever
--- reads fewer rows (usage_day.active_users counts the rows of each day).
+-- reads fewer rows (_usage_day's active_users counts the rows of each day).
 CREATE FUNCTION analytics._top_users_reads_totals(d0 date, d1 date)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
-       + (SELECT greatest(r.reltuples, 0)::numeric FROM pg_catalog.pg_class r
-           WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass)
-       < coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0)
-  FROM analytics.usage_day d
+RETURNS boolean LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    totals numeric;
+BEGIN
+    SELECT greatest(r.reltuples, 0)::numeric INTO totals FROM pg_catalog.pg_class r
+     WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass;
+    RETURN (SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0) + totals
+                   < coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0)
+              FROM analytics._usage_day d);
+END;
 $$;
 COMMENT ON FUNCTION analytics._top_users_reads_totals(date, date) IS
     'Internal: whether ranking every customer over [d0, d1) reads fewer rows from all-time totals than from the window''s days.';
@@ -505,46 +715,84 @@ COMMENT ON FUNCTION analytics._top_users_reads_totals(date, date) IS
 -- all-time totals minus the rows outside the window (from_totals; numeric
 -- and integer sums, so the difference is exact) or from the window's rows
 -- of usage_customer_day, plus the pending logs of the window either way.
--- SQL, so that the caller's statement inlines it and plans one arm.
+-- Grouped by customer, so pushed down on a cluster.
 CREATE FUNCTION analytics._usage_window_all(d0 date, d1 date, from_totals boolean)
 RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
-LANGUAGE sql STABLE AS $$
-SELECT a.customer_identifier, a.requests, a.total_tokens, a.cost
-  FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
-               coalesce(u.requests, 0) - coalesce(o.requests, 0)
-                   + coalesce(p.requests, 0) AS requests,
-               coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
-                   + coalesce(p.total_tokens, 0) AS total_tokens,
-               coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
-          FROM analytics.usage_customer u
-          LEFT JOIN (SELECT x.customer_identifier,
-                            sum(x.requests)::bigint AS requests,
-                            sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
-                            sum(x.cost) AS cost
-                       FROM analytics.usage_customer_day x
-                      WHERE x.day < d0 OR x.day >= d1
-                      GROUP BY x.customer_identifier) o
-                 ON o.customer_identifier = u.customer_identifier
-          FULL JOIN (SELECT q.customer_identifier,
-                            sum(q.requests)::bigint AS requests,
-                            sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
-                            sum(q.cost) AS cost
-                       FROM analytics._pending_customer_day() q
-                      WHERE q.day >= d0 AND q.day < d1
-                      GROUP BY q.customer_identifier) p
-                 ON p.customer_identifier = u.customer_identifier) a
- WHERE from_totals AND a.requests > 0
-UNION ALL
-SELECT u.customer_identifier,
-       sum(u.requests)::bigint,
-       sum(u.prompt_tokens + u.completion_tokens)::bigint,
-       sum(u.cost)
-  FROM analytics._usage_customer_day_live u
- WHERE NOT from_totals AND u.day >= d0 AND u.day < d1
- GROUP BY u.customer_identifier
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+BEGIN
+    IF from_totals THEN
+        RETURN QUERY
+        SELECT a.customer_identifier, a.requests, a.total_tokens, a.cost
+          FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
+                       coalesce(u.requests, 0) - coalesce(o.requests, 0)
+                           + coalesce(p.requests, 0) AS requests,
+                       coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
+                           + coalesce(p.total_tokens, 0) AS total_tokens,
+                       coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
+                  FROM analytics.usage_customer u
+                  LEFT JOIN (SELECT x.customer_identifier,
+                                    sum(x.requests)::bigint AS requests,
+                                    sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
+                                    sum(x.cost) AS cost
+                               FROM analytics.usage_customer_day x
+                              WHERE x.day < d0 OR x.day >= d1
+                              GROUP BY x.customer_identifier) o
+                         ON o.customer_identifier = u.customer_identifier
+                  FULL JOIN (SELECT q.customer_identifier,
+                                    sum(q.requests)::bigint AS requests,
+                                    sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
+                                    sum(q.cost) AS cost
+                               FROM analytics._usage_customer_day_pending q
+                              WHERE q.day >= d0 AND q.day < d1
+                              GROUP BY q.customer_identifier) p
+                         ON p.customer_identifier = u.customer_identifier) a
+         WHERE a.requests > 0;
+    ELSE
+        RETURN QUERY
+        SELECT u.customer_identifier,
+               sum(u.requests)::bigint,
+               sum(u.prompt_tokens + u.completion_tokens)::bigint,
+               sum(u.cost)
+          FROM analytics._usage_customer_day_live u
+         WHERE u.day >= d0 AND u.day < d1
+         GROUP BY u.customer_identifier;
+    END IF;
+END;
 $$;
 COMMENT ON FUNCTION analytics._usage_window_all(date, date, boolean) IS
     'Internal: requests, tokens and cost of every customer active in the days [d0, d1), from all-time totals minus the rows outside or from the window''s rows.';
+
+-- Window usage of the given customers: their usage_customer_day rows and,
+-- when with_pending, their pending logs of the days in [d0, d1), one row
+-- per customer with any, grouped by customer (pushed down on a cluster).
+-- By the primary key of usage_customer_day (one descent per customer).  A
+-- false with_pending skips reading the pending logs (a one-time filter).
+CREATE OR REPLACE FUNCTION analytics._usage_window(customers text[], d0 date, d1 date,
+                                        with_pending boolean)
+RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigint, sum(w.cost)
+      FROM (SELECT x.customer_identifier, x.requests,
+                   x.prompt_tokens + x.completion_tokens AS total_tokens, x.cost
+              FROM analytics.usage_customer_day x
+             WHERE x.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+               AND x.day >= d0 AND x.day < d1
+            UNION ALL
+            SELECT p.customer_identifier, p.requests,
+                   p.prompt_tokens + p.completion_tokens, p.cost
+              FROM analytics._usage_customer_day_pending p
+             WHERE with_pending
+               AND p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+               AND p.day >= d0 AND p.day < d1) w
+     GROUP BY w.customer_identifier;
+END;
+$$;
+COMMENT ON FUNCTION analytics._usage_window(text[], date, date, boolean) IS
+    'Internal: requests, tokens and cost of the given customers over the days in [d0, d1), rollups plus (with_pending) the pending logs.';
 
 -- Customers ranked by a metric over the days overlapping [since, until).
 --
@@ -595,15 +843,19 @@ BEGIN
         END IF;
     END IF;
     from_totals := analytics._top_users_reads_totals(d0, d1);
+    -- Ranked first (a materialized CTE), then joined to customers.
     RETURN QUERY
-    SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
-                                             WHEN 'requests' THEN a.requests
-                                             ELSE a.total_tokens END DESC),
-           a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
-      FROM analytics._usage_window_all(d0, d1, from_totals) a
-      JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
-     ORDER BY 1, a.customer_identifier
-     LIMIT n;
+    WITH r AS MATERIALIZED (
+        SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
+                                                 WHEN 'requests' THEN a.requests
+                                                 ELSE a.total_tokens END DESC) AS rank,
+               a.customer_identifier, a.requests, a.total_tokens, a.cost
+          FROM analytics._usage_window_all(d0, d1, from_totals) a
+         ORDER BY 1, a.customer_identifier
+         LIMIT n)
+    SELECT r.rank, r.customer_identifier, c.name, c.email, r.requests, r.total_tokens, r.cost
+      FROM r JOIN analytics.customers c ON c.customer_identifier = r.customer_identifier
+     ORDER BY r.rank, r.customer_identifier;
 END;
 $$;
 COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
@@ -649,6 +901,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION analytics.replace_on_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    replaced bigint;
 BEGIN
     -- On a Citus node the trigger fires on a shard, <table>_<shardid>:
     -- update the relation the row goes to.
@@ -666,7 +920,8 @@ BEGIN
     ELSE
         RAISE EXCEPTION 'replace_on_insert is not meant for table %', TG_TABLE_NAME;
     END IF;
-    IF FOUND THEN
+    GET DIAGNOSTICS replaced = ROW_COUNT;
+    IF replaced > 0 THEN
         RETURN NULL;
     END IF;
     RETURN NEW;
@@ -679,28 +934,9 @@ CREATE OR REPLACE FUNCTION analytics._budget_billed(raw numeric, markup numeric)
 RETURNS numeric AS 'MODULE_PATHNAME', 'budget_billed'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
--- Scale-out on Citus (SPEC §9): the pending condition node by node, the
--- administrative functions' node variants, the
--- ids of logs written on a Citus node, analytics.distribute().
--- The pending condition, node by node (src/pending.c): a log l is not
--- folded in yet when
---   (l.id > analytics._fold_watermark() AND l.id <= analytics._fold_id_last())
---   OR l.id = ANY (analytics._fold_gap_ids())
--- On a Citus cluster these run on the node of each shard task and read that
--- node's state.
-CREATE FUNCTION analytics._fold_watermark() RETURNS bigint
-    AS 'MODULE_PATHNAME', 'pending_watermark' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION analytics._fold_watermark() IS
-    'Internal: this node''s rollup watermark (the pending condition, src/pending.c).';
-CREATE FUNCTION analytics._fold_id_last() RETURNS bigint
-    AS 'MODULE_PATHNAME', 'pending_id_last' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION analytics._fold_id_last() IS
-    'Internal: the greatest log id this node draws (the greatest bigint on a single node).';
-CREATE FUNCTION analytics._fold_gap_ids() RETURNS bigint[]
-    AS 'MODULE_PATHNAME', 'pending_gap_ids' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION analytics._fold_gap_ids() IS
-    'Internal: the ids of this node''s logs inside a rollup gap that the caller sees (null: none).';
-
+-- Scale-out on Citus (SPEC §9): the administrative functions' node
+-- variants, the taken-over shards, the ids of logs written on a Citus
+-- node, analytics.distribute().
 -- Their node variants (rollup_admin.c): on a Citus cluster the functions
 -- above run these on every node, each on the node's own shards.
 CREATE FUNCTION analytics._purge_logs_node(older_than timestamptz) RETURNS bigint
@@ -823,6 +1059,19 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+
+    -- The views: usage_day is node-local and not kept on a cluster, so the
+    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql).
+    CREATE OR REPLACE VIEW analytics._usage_day AS
+    SELECT x.customer_identifier, x.day, 1::pg_catalog.int8 AS active_users,
+           -- rollup columns: list per_day x last
+           x.requests,
+           x.errors,
+           x.prompt_tokens,
+           x.completion_tokens,
+           x.cost
+           -- end rollup columns
+      FROM analytics.usage_customer_day x;
 END;
 $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS
@@ -1026,18 +1275,21 @@ CREATE OR REPLACE FUNCTION analytics.customer_logs(customer_identifier text,
                                         until timestamptz DEFAULT NULL,
                                         lim integer DEFAULT 100)
 RETURNS SETOF analytics.logs
-LANGUAGE sql STABLE ROWS 100 AS $$
-SELECT l.id, l.created_at, l.customer_identifier, l.model,
-       l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
-       l.latency, l.time_to_first_token, l.status_code, l.error_message,
-       l.thread_identifier, l.custom_identifier, l.metadata,
-       l.prompt_messages, l.completion_message
-  FROM analytics.logs_with_customer l
- WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
-   AND l.created_at >= coalesce($2, '-infinity')
-   AND l.created_at < coalesce($3, 'infinity')
- ORDER BY l.created_at DESC, l.id DESC
- LIMIT $4
+LANGUAGE plpgsql STABLE ROWS 100 SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RETURN QUERY
+    SELECT l.id, l.created_at, l.customer_identifier, l.model,
+           l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
+           l.latency, l.time_to_first_token, l.status_code, l.error_message,
+           l.thread_identifier, l.custom_identifier, l.metadata,
+           l.prompt_messages, l.completion_message
+      FROM analytics.logs_with_customer l
+     WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
+       AND l.created_at >= coalesce($2, '-infinity')
+       AND l.created_at < coalesce($3, 'infinity')
+     ORDER BY l.created_at DESC, l.id DESC
+     LIMIT $4;
+END;
 $$;
 
 DO $$
@@ -1069,6 +1321,7 @@ GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
 -- column but the message bodies (logs_with_customer and customer_logs show
 -- them as null to a role that cannot read them).
 GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
+    analytics._usage_pending, analytics._usage_customer_day_pending, analytics._usage_day,
     analytics.users, analytics.top_users, analytics.daily_active_users,
     analytics.cost_by_user, analytics.logs_with_customer
     TO analytics_reader;
@@ -1089,8 +1342,6 @@ GRANT EXECUTE ON FUNCTION
     analytics.budget_period(text, timestamptz),
     analytics.period_spend(text),
     analytics.check_budget(text),
-    analytics._pending_usage(),
-    analytics._rollup_gap_ids(),
     analytics._fold_watermark(),
     analytics._fold_id_last(),
     analytics._fold_gap_ids(),
@@ -1098,12 +1349,10 @@ GRANT EXECUTE ON FUNCTION
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),
     analytics.current_period(timestamptz, text, timestamptz),
-    analytics._period_spend(text, timestamptz, timestamptz, numeric),
-    analytics._pending_customer_day(),
     analytics._top_model_step(internal, text, bigint),
     analytics._top_model_final(internal),
     analytics._top_model(text, bigint),
-    analytics._customer_top_model(text, text[], bigint[]),
+    analytics._top_model_in(text[], bigint[]),
     analytics.top_users(timestamptz, timestamptz, text, integer),
     analytics._usage_window(text[], date, date, boolean),
     analytics._window_days(timestamptz, timestamptz),

@@ -77,7 +77,8 @@ COMMENT ON FUNCTION analytics._budget_period_raw(text, timestamptz, timestamptz,
     'Internal: raw spend of a customer in a budget period.';
 
 -- Raw lifetime spend of a customer: its lifetime counter when kept, else
--- the rollups plus the logs not folded in yet (purged logs still count).
+-- the rollups plus the logs not folded in yet (purged logs still count), in
+-- one statement (one shard on a cluster).
 CREATE FUNCTION analytics._budget_total_raw(ident text, use_counter boolean)
 RETURNS numeric LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 DECLARE
@@ -96,10 +97,9 @@ BEGIN
              WHERE u.customer_identifier OPERATOR(pg_catalog.=) ident)
          + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
              WHERE l.customer_identifier OPERATOR(pg_catalog.=) ident
-               AND l.id OPERATOR(pg_catalog.>) (SELECT s.watermark FROM analytics.rollup_state s))
-         + (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
-             WHERE l.id OPERATOR(pg_catalog.=) ANY (analytics._rollup_gap_ids())
-               AND l.customer_identifier OPERATOR(pg_catalog.=) ident)
+               AND ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
+                     AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
+                    OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids())))
       INTO v;
     RETURN v;
 END;

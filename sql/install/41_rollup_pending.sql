@@ -1,93 +1,83 @@
 -- Piece 41: the pending-log reader, the other half of the fold (rollup.c).
 --
--- The logs above rollup_state.watermark, and those inside a range of
--- rollup_gaps, are not folded in yet; the views count them from the raw
--- logs, aggregated like the rollups, so that a view equals the same GROUP
--- BY over the raw logs at any moment.  _usage_live and
--- _usage_customer_day_live are the rollups plus these pending logs, in the
--- rollups' shapes.  One snapshot must read the watermark, the gaps and the
--- rollups: see src/README.md, "How the views stay exact".
+-- The logs a node has not folded in yet (the pending condition below) are
+-- counted by the views from the raw logs, aggregated like the rollups, so
+-- that a view equals the same GROUP BY over the raw logs at any moment.
+-- _usage_live and _usage_customer_day_live are the rollups plus these
+-- pending logs, in the rollups' shapes; _usage_day is the per-day totals.
+-- Everything here is a plain view, which Citus pushes down: one snapshot
+-- reads a customer's rollup rows and its pending logs (one shard task on a
+-- cluster).  See src/README.md, "How the views stay exact".
 
--- The ids of the logs inside a gap that the caller's snapshot sees (those
--- committed since the fold recorded the gap), or null.  One statement, one
--- index range scan per gap (LATERAL keeps the gaps outside: a join the other
--- way round reads every gap for every log); jit off, since the gaps table is
--- rarely analyzed and a guess of its size can make a query that reads
--- nothing look worth compiling.
-CREATE FUNCTION analytics._rollup_gap_ids() RETURNS bigint[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, analytics SET jit = off AS $$
-SELECT CASE WHEN pg_catalog.count(x.id) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.array_agg(x.id) END
-  FROM analytics.rollup_gaps g CROSS JOIN LATERAL (
-       SELECT l.id FROM analytics.logs l
-        WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi
-       OFFSET 0) x
-$$;
-COMMENT ON FUNCTION analytics._rollup_gap_ids() IS
-    'Internal: the ids of the logs inside a rollup gap that the caller sees (null: none).';
+-- The pending condition, node by node (src/pending.c): a log l is not
+-- folded in yet when
+--   (l.id > analytics._fold_watermark() AND l.id <= analytics._fold_id_last())
+--   OR l.id = ANY (analytics._fold_gap_ids())
+-- On a Citus cluster these run on the node of each shard task and read that
+-- node's state.
+CREATE FUNCTION analytics._fold_watermark() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_watermark' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_watermark() IS
+    'Internal: this node''s rollup watermark (the pending condition, src/pending.c).';
+CREATE FUNCTION analytics._fold_id_last() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pending_id_last' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_id_last() IS
+    'Internal: the greatest log id this node draws (the greatest bigint on a single node).';
+CREATE FUNCTION analytics._fold_gap_ids() RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'pending_gap_ids' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION analytics._fold_gap_ids() IS
+    'Internal: the ids of this node''s logs inside a rollup gap that the caller sees (null: none).';
 
--- The logs not folded in yet (id above the watermark or inside a gap, with
--- a customer), aggregated like usage_daily (the same aggregates as the
--- fold's).  plpgsql so that the watermark and the ids of the logs in gaps
--- (a few: those committed since the last fold) are known values when the
--- query is planned: the planner then reads the few pending logs through the
--- primary key (or all logs, when nothing is folded) instead of guessing.
--- STABLE: every statement runs in the caller's snapshot, so the watermark
--- and gaps read here match the usage_daily the caller reads.  EXECUTE
--- passes the values as parameters; only one of two fixed conditions is
--- pasted in.
-CREATE FUNCTION analytics._pending_usage()
-RETURNS TABLE (
-    customer_identifier text, day date, model text,
-    -- rollup columns: returns all last
-    requests bigint,
-    errors bigint,
-    prompt_tokens bigint,
-    completion_tokens bigint,
-    cost numeric,
-    latency_sum double precision,
-    latency_count bigint,
-    ttft_sum double precision,
-    ttft_count bigint,
-    first_seen timestamptz,
-    last_seen timestamptz
-    -- end rollup columns
-)
-LANGUAGE plpgsql STABLE ROWS 1000 SET search_path = pg_catalog, analytics AS $$
-DECLARE
-    wm bigint;
-    tz text;
-    gap_ids bigint[];
-BEGIN
-    SELECT s.watermark, s.timezone INTO wm, tz FROM analytics.rollup_state s;
-    gap_ids := analytics._rollup_gap_ids();
-    RETURN QUERY EXECUTE $q$
-        SELECT l.customer_identifier,
-               (l.created_at AT TIME ZONE $2)::date,
-               l.model,
-               -- rollup columns: log all last
-               pg_catalog.count(*) AS requests,
-               pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,
-               pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,
-               pg_catalog.sum(l.completion_tokens) AS completion_tokens,
-               pg_catalog.sum(l.cost) AS cost,
-               COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,
-               pg_catalog.count(l.latency) AS latency_count,
-               COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
-               pg_catalog.count(l.time_to_first_token) AS ttft_count,
-               pg_catalog.min(l.created_at) AS first_seen,
-               pg_catalog.max(l.created_at) AS last_seen
-               -- end rollup columns
-          FROM analytics.logs l
-         WHERE $q$ || CASE WHEN gap_ids IS NULL THEN 'l.id OPERATOR(pg_catalog.>) $1'
-                           ELSE '(l.id OPERATOR(pg_catalog.>) $1 OR l.id OPERATOR(pg_catalog.=) ANY ($3))'
-                      END || $q$
-           AND l.customer_identifier IS NOT NULL
-         GROUP BY 1, 2, 3$q$
-    USING wm, tz, gap_ids;
-END;
-$$;
-COMMENT ON FUNCTION analytics._pending_usage() IS
-    'Internal: the logs not folded in yet (above the rollup watermark or inside a gap), aggregated per customer, day and model like usage_daily.';
+-- The logs not folded in yet (the pending condition above, with a
+-- customer), aggregated like usage_daily (the same aggregates as the
+-- fold's).  A view, grouped by customer_identifier first, so that Citus
+-- pushes it down to the shards; the pending functions run on the node of
+-- each shard task and read that node's state.  The time zone is read once
+-- per statement (an uncorrelated subquery; on a cluster every node keeps the
+-- same one).  On a single node the planner reads the pending ids by the
+-- primary key (the functions are evaluated once per scan, so they are index
+-- conditions).
+CREATE VIEW analytics._usage_pending AS
+SELECT l.customer_identifier,
+       (l.created_at AT TIME ZONE (SELECT s.timezone FROM analytics.rollup_state s))::date AS day,
+       l.model,
+       -- rollup columns: log all last
+       pg_catalog.count(*) AS requests,
+       pg_catalog.count(*) FILTER (WHERE l.status_code OPERATOR(pg_catalog.>=) 400) AS errors,
+       pg_catalog.sum(l.prompt_tokens) AS prompt_tokens,
+       pg_catalog.sum(l.completion_tokens) AS completion_tokens,
+       pg_catalog.sum(l.cost) AS cost,
+       COALESCE(pg_catalog.sum(l.latency), 0) AS latency_sum,
+       pg_catalog.count(l.latency) AS latency_count,
+       COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
+       pg_catalog.count(l.time_to_first_token) AS ttft_count,
+       pg_catalog.min(l.created_at) AS first_seen,
+       pg_catalog.max(l.created_at) AS last_seen
+       -- end rollup columns
+  FROM analytics.logs l
+ WHERE ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
+         AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
+        OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids()))
+   AND l.customer_identifier IS NOT NULL
+ GROUP BY l.customer_identifier, 2, l.model;
+COMMENT ON VIEW analytics._usage_pending IS
+    'Internal: the logs not folded in yet (src/pending.c), aggregated per customer, day and model like usage_daily.';
+COMMENT ON COLUMN analytics._usage_pending.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics._usage_pending.day IS 'Calendar day of created_at in the rollup time zone.';
+COMMENT ON COLUMN analytics._usage_pending.model IS 'Model name as logged.';
+-- rollup columns: comments all _usage_pending
+COMMENT ON COLUMN analytics._usage_pending.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_pending.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_pending.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_pending.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_pending.cost IS 'Sum of cost (USD, before markup).';
+COMMENT ON COLUMN analytics._usage_pending.latency_sum IS 'Sum of non-null latency.';
+COMMENT ON COLUMN analytics._usage_pending.latency_count IS 'Logs with a latency.';
+COMMENT ON COLUMN analytics._usage_pending.ttft_sum IS 'Sum of non-null time_to_first_token.';
+COMMENT ON COLUMN analytics._usage_pending.ttft_count IS 'Logs with a time_to_first_token.';
+COMMENT ON COLUMN analytics._usage_pending.first_seen IS 'Earliest created_at.';
+COMMENT ON COLUMN analytics._usage_pending.last_seen IS 'Latest created_at.';
+-- end rollup columns
 
 -- usage_daily plus the logs not folded in yet, in the shape of usage_daily.
 -- A (customer, day, model) may appear twice, once folded and once pending:
@@ -124,7 +114,7 @@ SELECT p.customer_identifier, p.day, p.model,
        p.first_seen,
        p.last_seen
        -- end rollup columns
-  FROM analytics._pending_usage() p;
+  FROM analytics._usage_pending p;
 
 COMMENT ON VIEW analytics._usage_live IS
     'Internal: usage_daily plus the logs not folded in yet, same columns; a (customer, day, model) may appear in two rows, sum them.';
@@ -146,38 +136,45 @@ COMMENT ON COLUMN analytics._usage_live.last_seen IS 'Latest created_at.';
 -- end rollup columns
 
 -- The pending logs per customer and day, with whether the pair is a new
--- active day (no usage_customer_day row yet).  SQL, so the planner inlines
--- it; the NOT EXISTS reads usage_customer_day in the caller's snapshot, the
--- one _pending_usage() reads the watermark in.
-CREATE FUNCTION analytics._pending_customer_day()
-RETURNS TABLE (
-    customer_identifier text, day date,
-    -- rollup columns: returns per_day
-    requests bigint,
-    errors bigint,
-    prompt_tokens bigint,
-    completion_tokens bigint,
-    cost numeric,
-    -- end rollup columns
-    new_day boolean
-)
-LANGUAGE sql STABLE ROWS 1000 AS $$
+-- active day (no usage_customer_day row yet): a join on the customer, so
+-- that on a cluster the rollup row and the pending logs of a customer are
+-- read by one shard task, in one snapshot.  A caller that does not use
+-- new_day has the join removed (the key of usage_customer_day).
+CREATE VIEW analytics._usage_customer_day_pending AS
 SELECT p.customer_identifier, p.day,
-       -- rollup columns: merge per_day p
-       pg_catalog.sum(p.requests)::pg_catalog.int8 AS requests,
-       pg_catalog.sum(p.errors)::pg_catalog.int8 AS errors,
-       pg_catalog.sum(p.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
-       pg_catalog.sum(p.completion_tokens)::pg_catalog.int8 AS completion_tokens,
-       pg_catalog.sum(p.cost) AS cost,
+       -- rollup columns: list per_day p
+       p.requests,
+       p.errors,
+       p.prompt_tokens,
+       p.completion_tokens,
+       p.cost,
        -- end rollup columns
-       NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
-                    WHERE x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
-                      AND x.day OPERATOR(pg_catalog.=) p.day)
-  FROM analytics._pending_usage() p
- GROUP BY p.customer_identifier, p.day
-$$;
-COMMENT ON FUNCTION analytics._pending_customer_day() IS
+       x.customer_identifier IS NULL AS new_day
+  FROM (SELECT q.customer_identifier, q.day,
+               -- rollup columns: merge per_day q last
+               pg_catalog.sum(q.requests)::pg_catalog.int8 AS requests,
+               pg_catalog.sum(q.errors)::pg_catalog.int8 AS errors,
+               pg_catalog.sum(q.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+               pg_catalog.sum(q.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+               pg_catalog.sum(q.cost) AS cost
+               -- end rollup columns
+          FROM analytics._usage_pending q
+         GROUP BY q.customer_identifier, q.day) p
+  LEFT JOIN analytics.usage_customer_day x
+         ON x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+        AND x.day OPERATOR(pg_catalog.=) p.day;
+COMMENT ON VIEW analytics._usage_customer_day_pending IS
     'Internal: the logs not folded in yet per customer and day, and whether the customer had no rollup row for that day yet.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.day IS 'Calendar day of created_at in the rollup time zone.';
+-- rollup columns: comments per_day _usage_customer_day_pending
+COMMENT ON COLUMN analytics._usage_customer_day_pending.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_customer_day_pending.cost IS 'Sum of cost (USD, before markup).';
+-- end rollup columns
+COMMENT ON COLUMN analytics._usage_customer_day_pending.new_day IS 'True when usage_customer_day has no row for the customer and day yet: one more active day.';
 
 -- usage_customer_day plus the logs not folded in yet, in its shape.  A
 -- (customer, day) may appear twice: callers sum.
@@ -200,7 +197,7 @@ SELECT p.customer_identifier, p.day,
        p.completion_tokens,
        p.cost
        -- end rollup columns
-  FROM analytics._pending_customer_day() p;
+  FROM analytics._usage_customer_day_pending p;
 COMMENT ON VIEW analytics._usage_customer_day_live IS
     'Internal: usage_customer_day plus the logs not folded in yet, same columns; a (customer, day) may appear in two rows, sum them.';
 COMMENT ON COLUMN analytics._usage_customer_day_live.customer_identifier IS 'The customer.';
@@ -213,21 +210,33 @@ COMMENT ON COLUMN analytics._usage_customer_day_live.completion_tokens IS 'Sum o
 COMMENT ON COLUMN analytics._usage_customer_day_live.cost IS 'Sum of cost (USD, before markup).';
 -- end rollup columns
 
--- The pending condition, node by node (src/pending.c): a log l is not
--- folded in yet when
---   (l.id > analytics._fold_watermark() AND l.id <= analytics._fold_id_last())
---   OR l.id = ANY (analytics._fold_gap_ids())
--- On a Citus cluster these run on the node of each shard task and read that
--- node's state.
-CREATE FUNCTION analytics._fold_watermark() RETURNS bigint
-    AS 'MODULE_PATHNAME', 'pending_watermark' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION analytics._fold_watermark() IS
-    'Internal: this node''s rollup watermark (the pending condition, src/pending.c).';
-CREATE FUNCTION analytics._fold_id_last() RETURNS bigint
-    AS 'MODULE_PATHNAME', 'pending_id_last' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION analytics._fold_id_last() IS
-    'Internal: the greatest log id this node draws (the greatest bigint on a single node).';
-CREATE FUNCTION analytics._fold_gap_ids() RETURNS bigint[]
-    AS 'MODULE_PATHNAME', 'pending_gap_ids' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION analytics._fold_gap_ids() IS
-    'Internal: the ids of this node''s logs inside a rollup gap that the caller sees (null: none).';
+-- The per-day totals of the rollups (every customer), with
+-- customer_identifier null.  On a single node usage_day; analytics.distribute()
+-- replaces it by the rows of usage_customer_day (one active user each, with
+-- their customer), as usage_day is node-local and not kept on a cluster.
+-- Consumers sum per day: with the customer in the same place as in the
+-- pending views, Citus pushes a UNION ALL of the two down to the shards, so
+-- that each shard task reads its rollup rows and its pending logs in one
+-- snapshot and the coordinator adds the shards' per-day sums.
+CREATE VIEW analytics._usage_day AS
+SELECT NULL::text AS customer_identifier, d.day, d.active_users,
+       -- rollup columns: list per_day d last
+       d.requests,
+       d.errors,
+       d.prompt_tokens,
+       d.completion_tokens,
+       d.cost
+       -- end rollup columns
+  FROM analytics.usage_day d;
+COMMENT ON VIEW analytics._usage_day IS
+    'Internal: the per-day totals of the rollups (usage_day; on a Citus cluster the rows of usage_customer_day), to be summed per day.';
+COMMENT ON COLUMN analytics._usage_day.customer_identifier IS 'Null on a single node (the row covers every customer); on a cluster the customer of the row.';
+COMMENT ON COLUMN analytics._usage_day.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics._usage_day.active_users IS 'Customers with at least one folded log that day.';
+-- rollup columns: comments per_day _usage_day
+COMMENT ON COLUMN analytics._usage_day.requests IS 'Number of logs.';
+COMMENT ON COLUMN analytics._usage_day.errors IS 'Logs with status_code >= 400.';
+COMMENT ON COLUMN analytics._usage_day.prompt_tokens IS 'Sum of prompt_tokens.';
+COMMENT ON COLUMN analytics._usage_day.completion_tokens IS 'Sum of completion_tokens.';
+COMMENT ON COLUMN analytics._usage_day.cost IS 'Sum of cost (USD, before markup).';
+-- end rollup columns

@@ -50,9 +50,9 @@ COMMENT ON FUNCTION analytics._worker_status() IS
 CREATE VIEW analytics.status AS
 SELECT s.watermark,
        (SELECT pg_catalog.count(*) FROM analytics.logs l
-         WHERE l.id OPERATOR(pg_catalog.>) s.watermark)
-       OPERATOR(pg_catalog.+)
-       COALESCE(pg_catalog.cardinality(analytics._rollup_gap_ids()), 0) AS logs_pending,
+         WHERE (l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
+                AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
+               OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids())) AS logs_pending,
        s.last_pass,
        s.last_pass_folded,
        EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a

@@ -1,14 +1,18 @@
 -- Piece 50: the views and functions for people and BI tools (SPEC section 6).
 --
--- Every figure is real time: it reads analytics.usage_daily (the logs folded
--- in, including those purge_logs() removed since) plus the logs above
--- rollup_state.watermark or inside a range of rollup_gaps (not folded in
--- yet), so it equals the same GROUP BY over the raw logs at any moment.  The watermark and the time zone are read
--- by uncorrelated subqueries of the same statement that reads the rollups
--- and the logs: one snapshot sees both sides of a fold-in or neither, and
--- rollup_state is read once per statement, not once per row.  No function
--- here reads the watermark into a variable and queries later: under READ
--- COMMITTED a fold-in could commit in between and count logs twice.
+-- Every figure is real time: it reads the rollups (the logs folded in,
+-- including those purge_logs() removed since) plus the logs not folded in
+-- yet (41_rollup_pending.sql), in one statement: one snapshot sees both
+-- sides of a fold-in or neither.  No function here reads the fold's state
+-- into a variable and queries later: under READ COMMITTED a fold-in could
+-- commit in between and count logs twice.
+--
+-- Everything here plans on a Citus cluster through the coordinator:
+-- per-customer work is grouped or joined by customer_identifier (pushed
+-- down, a customer's rollup rows and pending logs in one shard task), no
+-- set-returning function reads a distributed table in FROM, and the
+-- functions that read tables with parameters are plpgsql (Citus plans
+-- their statements; it cannot plan a LANGUAGE sql function's).
 --
 -- A day is a calendar day in rollup_state.timezone.  Functions taking
 -- since/until count every day that overlaps [since, until) in full: the day
@@ -55,19 +59,6 @@ $$;
 COMMENT ON FUNCTION analytics.current_period(timestamptz, text, timestamptz) IS
     'The budget period [anchor + k*duration, anchor + (k+1)*duration) containing as_of, in calendar arithmetic in the rollup time zone.';
 
--- Billed cost of one customer's logs with created_at in [since, until), from
--- the raw logs by the (customer_identifier, created_at) index: the same sum
--- and markup as check_budget() (30_budget.sql).  Marked expensive so that
--- the planner computes it after ORDER BY ... LIMIT when a query over
--- analytics.users has one.
-CREATE FUNCTION analytics._period_spend(customer text, since timestamptz,
-                                        until timestamptz, markup numeric)
-RETURNS numeric LANGUAGE sql STABLE COST 10000 AS $$
-SELECT analytics._budget_billed(analytics._budget_period_raw(customer, since, until, false), markup)
-$$;
-COMMENT ON FUNCTION analytics._period_spend(text, timestamptz, timestamptz, numeric) IS
-    'Internal: billed cost of a customer''s logs created in [since, until), from the raw logs.';
-
 -- The model with the most requests in a group, ties to the first name in
 -- sort order (C, views.c): one pass over the rollups for analytics.users.
 CREATE FUNCTION analytics._top_model_step(internal, text, bigint) RETURNS internal
@@ -86,25 +77,25 @@ CREATE AGGREGATE analytics._top_model(text, bigint) (
 COMMENT ON AGGREGATE analytics._top_model(text, bigint) IS
     'Internal: the model with the most requests (summed per model), ties to the first name in sort order.';
 
--- A customer's top model: its usage_daily rows plus the pending
--- (model, requests) pairs the caller passes.  Marked expensive so that a
--- query over analytics.users with ORDER BY ... LIMIT computes it only for
--- the rows it returns.
-CREATE FUNCTION analytics._customer_top_model(customer text, pending_models text[],
-                                              pending_requests bigint[])
-RETURNS text LANGUAGE sql STABLE COST 10000 AS $$
-SELECT analytics._top_model(m.model, m.requests)
-  FROM (SELECT d.model, d.requests FROM analytics.usage_daily d
-         WHERE d.customer_identifier OPERATOR(pg_catalog.=) customer
-        UNION ALL
-        SELECT t.model, t.requests FROM unnest(pending_models, pending_requests) t(model, requests)) m
+-- The model with the most requests among the given (model, requests)
+-- pairs.  analytics.users passes a customer's usage_daily pairs and its
+-- pending ones; SQL that reads no table, so it runs wherever the row is.
+CREATE FUNCTION analytics._top_model_in(models text[], requests bigint[])
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT analytics._top_model(t.model, t.requests) FROM unnest(models, requests) t(model, requests)
 $$;
-COMMENT ON FUNCTION analytics._customer_top_model(text, text[], bigint[]) IS
-    'Internal: a customer''s model with the most requests, from usage_daily plus the given pending (model, requests) pairs.';
+COMMENT ON FUNCTION analytics._top_model_in(text[], bigint[]) IS
+    'Internal: the model with the most requests among the given (model, requests) pairs.';
 
 -- One row per customer: usage_customer (all the folded logs) plus the
 -- pending logs aggregated per customer; a pending (customer, day) without a
--- usage_customer_day row is one more active day.
+-- usage_customer_day row is one more active day.  Joined on the customer,
+-- so a shard task reads all of a customer's parts.  top_model and
+-- period_spend are correlated subqueries on the customer (index scans of
+-- usage_daily and of the raw logs by (customer_identifier, created_at)),
+-- expensive enough that the planner evaluates them after ORDER BY ...
+-- LIMIT; period_spend reads the raw logs, the same sum and markup as
+-- check_budget() (30_budget.sql).
 CREATE VIEW analytics.users AS
 SELECT c.customer_identifier,
        c.name,
@@ -126,29 +117,32 @@ SELECT c.customer_identifier,
            / nullif(coalesce(u.latency_count, 0) + coalesce(p.latency_count, 0), 0) AS avg_latency,
        (coalesce(u.ttft_sum, 0) + coalesce(p.ttft_sum, 0))
            / nullif(coalesce(u.ttft_count, 0) + coalesce(p.ttft_count, 0), 0) AS avg_ttft,
-       analytics._customer_top_model(c.customer_identifier, p.models, p.model_requests) AS top_model,
+       analytics._top_model_in(
+           (SELECT pg_catalog.array_agg(d.model ORDER BY d.day, d.model) FROM analytics.usage_daily d
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.models,
+           (SELECT pg_catalog.array_agg(d.requests ORDER BY d.day, d.model) FROM analytics.usage_daily d
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.model_requests)
+           AS top_model,
        c.period_budget,
        c.budget_duration,
-       (analytics._period_bounds(c.period_start, c.budget_duration, now(),
-                                 (SELECT s.timezone FROM analytics.rollup_state s)))[1] AS period_start,
-       (analytics._period_bounds(c.period_start, c.budget_duration, now(),
-                                 (SELECT s.timezone FROM analytics.rollup_state s)))[2] AS period_end,
-       analytics._period_spend(
-           c.customer_identifier,
-           (analytics._period_bounds(c.period_start, c.budget_duration, now(),
-                                     (SELECT s.timezone FROM analytics.rollup_state s)))[1],
-           (analytics._period_bounds(c.period_start, c.budget_duration, now(),
-                                     (SELECT s.timezone FROM analytics.rollup_state s)))[2],
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[1] AS period_start,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2] AS period_end,
+       analytics._budget_billed(
+           (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
+             WHERE l.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier
+               AND l.created_at >= (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[1]
+               AND l.created_at < (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2]),
            c.markup_percentage) AS period_spend,
        c.total_budget,
        (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
        c.blocked
   FROM analytics.customers c
+ CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
   LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
   LEFT JOIN (SELECT g.customer_identifier,
                     min(g.first_seen) AS first_seen,
                     max(g.last_seen) AS last_seen,
-                    count(DISTINCT g.day) FILTER (WHERE g.new_day) AS new_days,
+                    count(DISTINCT g.day) FILTER (WHERE x.customer_identifier IS NULL) AS new_days,
                     sum(g.requests)::bigint AS requests,
                     sum(g.errors)::bigint AS errors,
                     sum(g.prompt_tokens)::bigint AS prompt_tokens,
@@ -160,11 +154,10 @@ SELECT c.customer_identifier,
                     sum(g.ttft_count)::bigint AS ttft_count,
                     array_agg(g.model) AS models,
                     array_agg(g.requests) AS model_requests
-               FROM (SELECT q.*,
-                            NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
-                                         WHERE x.customer_identifier OPERATOR(pg_catalog.=) q.customer_identifier
-                                           AND x.day OPERATOR(pg_catalog.=) q.day) AS new_day
-                       FROM analytics._pending_usage() q) g
+               FROM analytics._usage_pending g
+               LEFT JOIN analytics.usage_customer_day x
+                      ON x.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
+                     AND x.day OPERATOR(pg_catalog.=) g.day
               GROUP BY g.customer_identifier) p
          ON p.customer_identifier = c.customer_identifier;
 
@@ -199,27 +192,31 @@ COMMENT ON COLUMN analytics.users.blocked IS 'True when the customer''s new logs
 
 -- Window usage of the given customers: their usage_customer_day rows and,
 -- when with_pending, their pending logs of the days in [d0, d1), one row
--- per customer with any.  By the primary key of usage_customer_day (one
--- descent per customer).  A false with_pending (a constant when the caller
--- passes it to EXECUTE) skips reading the pending logs.
+-- per customer with any, grouped by customer (pushed down on a cluster).
+-- By the primary key of usage_customer_day (one descent per customer).  A
+-- false with_pending skips reading the pending logs (a one-time filter).
 CREATE FUNCTION analytics._usage_window(customers text[], d0 date, d1 date,
                                         with_pending boolean)
 RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
-LANGUAGE sql STABLE AS $$
-SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigint, sum(w.cost)
-  FROM (SELECT x.customer_identifier, x.requests,
-               x.prompt_tokens + x.completion_tokens AS total_tokens, x.cost
-          FROM analytics.usage_customer_day x
-         WHERE x.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
-           AND x.day >= d0 AND x.day < d1
-        UNION ALL
-        SELECT p.customer_identifier, p.requests,
-               p.prompt_tokens + p.completion_tokens, p.cost
-          FROM analytics._pending_customer_day() p
-         WHERE with_pending
-           AND p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
-           AND p.day >= d0 AND p.day < d1) w
- GROUP BY w.customer_identifier
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigint, sum(w.cost)
+      FROM (SELECT x.customer_identifier, x.requests,
+                   x.prompt_tokens + x.completion_tokens AS total_tokens, x.cost
+              FROM analytics.usage_customer_day x
+             WHERE x.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+               AND x.day >= d0 AND x.day < d1
+            UNION ALL
+            SELECT p.customer_identifier, p.requests,
+                   p.prompt_tokens + p.completion_tokens, p.cost
+              FROM analytics._usage_customer_day_pending p
+             WHERE with_pending
+               AND p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+               AND p.day >= d0 AND p.day < d1) w
+     GROUP BY w.customer_identifier;
+END;
 $$;
 COMMENT ON FUNCTION analytics._usage_window(text[], date, date, boolean) IS
     'Internal: requests, tokens and cost of the given customers over the days in [d0, d1), rollups plus (with_pending) the pending logs.';
@@ -253,19 +250,17 @@ COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
 
 -- The customers with pending logs in the days [d0, d1) and a customers row
 -- (like every customer of usage_customer: the ranking joins customers).
--- Empty without reading the pending logs when no log is above the
--- watermark (max(id) reads one index entry) and none inside a gap.
+-- Few when the worker keeps up: the pending logs are read by the primary
+-- key.
 CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
-RETURNS text[] LANGUAGE sql STABLE AS $$
-SELECT CASE WHEN coalesce((SELECT max(l.id) FROM analytics.logs l)
-                          > (SELECT s.watermark FROM analytics.rollup_state s), false)
-                 OR analytics._rollup_gap_ids() IS NOT NULL
-            THEN ARRAY(SELECT DISTINCT p.customer_identifier
-                         FROM analytics._pending_customer_day() p
-                         JOIN analytics.customers c
-                           ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
-                        WHERE p.day >= d0 AND p.day < d1)
-            ELSE '{}' END
+RETURNS text[] LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RETURN ARRAY(SELECT DISTINCT p.customer_identifier
+                   FROM analytics._usage_customer_day_pending p
+                   JOIN analytics.customers c
+                     ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                  WHERE p.day >= d0 AND p.day < d1);
+END;
 $$;
 COMMENT ON FUNCTION analytics._top_users_pending(date, date) IS
     'Internal: the customers with logs not folded in yet in the days [d0, d1).';
@@ -320,16 +315,19 @@ BEGIN
                    CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END)
        INTO top USING threshold;
     -- Every candidate has a customers row (see _top_users_pending), so the
-    -- join can come after the LIMIT.
+    -- join can come after the LIMIT.  The ranked rows are a materialized CTE:
+    -- computed first (on a cluster, on the coordinator from the window's
+    -- per-customer rows) and then joined to customers.
     RETURN QUERY EXECUTE format(
+        'WITH r AS MATERIALIZED ('
+        '       SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
+        '              a.requests, a.total_tokens, a.cost '
+        '         FROM analytics._usage_window($1, $2, $3, $5) a '
+        '        ORDER BY 1, a.customer_identifier '
+        '        LIMIT $4) '
         'SELECT r.rank, r.customer_identifier, c.name, c.email, '
         '       r.requests, r.total_tokens, r.cost '
-        '  FROM (SELECT rank() OVER (ORDER BY %s DESC) AS rank, a.customer_identifier, '
-        '               a.requests, a.total_tokens, a.cost '
-        '          FROM analytics._usage_window($1, $2, $3, $5) a '
-        '         ORDER BY 1, a.customer_identifier '
-        '         LIMIT $4) r '
-        '  JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
+        '  FROM r JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
         ' ORDER BY r.rank, r.customer_identifier', analytics._top_users_metric(metric, false))
     USING top || pending, d0, d1, n, cardinality(pending) > 0;
 END;
@@ -340,14 +338,18 @@ COMMENT ON FUNCTION analytics._top_users_above(date, date, text, integer, text[]
 -- When every customer active in the days [d0, d1) is ranked: whether to
 -- read them as all-time totals minus the rows outside the window rather
 -- than from usage_customer_day in the window (_usage_window_all), whichever
--- reads fewer rows (usage_day.active_users counts the rows of each day).
+-- reads fewer rows (_usage_day's active_users counts the rows of each day).
 CREATE FUNCTION analytics._top_users_reads_totals(d0 date, d1 date)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0)
-       + (SELECT greatest(r.reltuples, 0)::numeric FROM pg_catalog.pg_class r
-           WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass)
-       < coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0)
-  FROM analytics.usage_day d
+RETURNS boolean LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    totals numeric;
+BEGIN
+    SELECT greatest(r.reltuples, 0)::numeric INTO totals FROM pg_catalog.pg_class r
+     WHERE r.oid OPERATOR(pg_catalog.=) 'analytics.usage_customer'::pg_catalog.regclass;
+    RETURN (SELECT coalesce(sum(d.active_users) FILTER (WHERE d.day < d0 OR d.day >= d1), 0) + totals
+                   < coalesce(sum(d.active_users) FILTER (WHERE d.day >= d0 AND d.day < d1), 0)
+              FROM analytics._usage_day d);
+END;
 $$;
 COMMENT ON FUNCTION analytics._top_users_reads_totals(date, date) IS
     'Internal: whether ranking every customer over [d0, d1) reads fewer rows from all-time totals than from the window''s days.';
@@ -356,43 +358,50 @@ COMMENT ON FUNCTION analytics._top_users_reads_totals(date, date) IS
 -- all-time totals minus the rows outside the window (from_totals; numeric
 -- and integer sums, so the difference is exact) or from the window's rows
 -- of usage_customer_day, plus the pending logs of the window either way.
--- SQL, so that the caller's statement inlines it and plans one arm.
+-- Grouped by customer, so pushed down on a cluster.
 CREATE FUNCTION analytics._usage_window_all(d0 date, d1 date, from_totals boolean)
 RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, cost numeric)
-LANGUAGE sql STABLE AS $$
-SELECT a.customer_identifier, a.requests, a.total_tokens, a.cost
-  FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
-               coalesce(u.requests, 0) - coalesce(o.requests, 0)
-                   + coalesce(p.requests, 0) AS requests,
-               coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
-                   + coalesce(p.total_tokens, 0) AS total_tokens,
-               coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
-          FROM analytics.usage_customer u
-          LEFT JOIN (SELECT x.customer_identifier,
-                            sum(x.requests)::bigint AS requests,
-                            sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
-                            sum(x.cost) AS cost
-                       FROM analytics.usage_customer_day x
-                      WHERE x.day < d0 OR x.day >= d1
-                      GROUP BY x.customer_identifier) o
-                 ON o.customer_identifier = u.customer_identifier
-          FULL JOIN (SELECT q.customer_identifier,
-                            sum(q.requests)::bigint AS requests,
-                            sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
-                            sum(q.cost) AS cost
-                       FROM analytics._pending_customer_day() q
-                      WHERE q.day >= d0 AND q.day < d1
-                      GROUP BY q.customer_identifier) p
-                 ON p.customer_identifier = u.customer_identifier) a
- WHERE from_totals AND a.requests > 0
-UNION ALL
-SELECT u.customer_identifier,
-       sum(u.requests)::bigint,
-       sum(u.prompt_tokens + u.completion_tokens)::bigint,
-       sum(u.cost)
-  FROM analytics._usage_customer_day_live u
- WHERE NOT from_totals AND u.day >= d0 AND u.day < d1
- GROUP BY u.customer_identifier
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+BEGIN
+    IF from_totals THEN
+        RETURN QUERY
+        SELECT a.customer_identifier, a.requests, a.total_tokens, a.cost
+          FROM (SELECT coalesce(u.customer_identifier, p.customer_identifier) AS customer_identifier,
+                       coalesce(u.requests, 0) - coalesce(o.requests, 0)
+                           + coalesce(p.requests, 0) AS requests,
+                       coalesce(u.prompt_tokens + u.completion_tokens, 0) - coalesce(o.total_tokens, 0)
+                           + coalesce(p.total_tokens, 0) AS total_tokens,
+                       coalesce(u.cost, 0) - coalesce(o.cost, 0) + coalesce(p.cost, 0) AS cost
+                  FROM analytics.usage_customer u
+                  LEFT JOIN (SELECT x.customer_identifier,
+                                    sum(x.requests)::bigint AS requests,
+                                    sum(x.prompt_tokens + x.completion_tokens)::bigint AS total_tokens,
+                                    sum(x.cost) AS cost
+                               FROM analytics.usage_customer_day x
+                              WHERE x.day < d0 OR x.day >= d1
+                              GROUP BY x.customer_identifier) o
+                         ON o.customer_identifier = u.customer_identifier
+                  FULL JOIN (SELECT q.customer_identifier,
+                                    sum(q.requests)::bigint AS requests,
+                                    sum(q.prompt_tokens + q.completion_tokens)::bigint AS total_tokens,
+                                    sum(q.cost) AS cost
+                               FROM analytics._usage_customer_day_pending q
+                              WHERE q.day >= d0 AND q.day < d1
+                              GROUP BY q.customer_identifier) p
+                         ON p.customer_identifier = u.customer_identifier) a
+         WHERE a.requests > 0;
+    ELSE
+        RETURN QUERY
+        SELECT u.customer_identifier,
+               sum(u.requests)::bigint,
+               sum(u.prompt_tokens + u.completion_tokens)::bigint,
+               sum(u.cost)
+          FROM analytics._usage_customer_day_live u
+         WHERE u.day >= d0 AND u.day < d1
+         GROUP BY u.customer_identifier;
+    END IF;
+END;
 $$;
 COMMENT ON FUNCTION analytics._usage_window_all(date, date, boolean) IS
     'Internal: requests, tokens and cost of every customer active in the days [d0, d1), from all-time totals minus the rows outside or from the window''s rows.';
@@ -446,15 +455,19 @@ BEGIN
         END IF;
     END IF;
     from_totals := analytics._top_users_reads_totals(d0, d1);
+    -- Ranked first (a materialized CTE), then joined to customers.
     RETURN QUERY
-    SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
-                                             WHEN 'requests' THEN a.requests
-                                             ELSE a.total_tokens END DESC),
-           a.customer_identifier, c.name, c.email, a.requests, a.total_tokens, a.cost
-      FROM analytics._usage_window_all(d0, d1, from_totals) a
-      JOIN analytics.customers c ON c.customer_identifier = a.customer_identifier
-     ORDER BY 1, a.customer_identifier
-     LIMIT n;
+    WITH r AS MATERIALIZED (
+        SELECT rank() OVER (ORDER BY CASE metric WHEN 'cost' THEN a.cost
+                                                 WHEN 'requests' THEN a.requests
+                                                 ELSE a.total_tokens END DESC) AS rank,
+               a.customer_identifier, a.requests, a.total_tokens, a.cost
+          FROM analytics._usage_window_all(d0, d1, from_totals) a
+         ORDER BY 1, a.customer_identifier
+         LIMIT n)
+    SELECT r.rank, r.customer_identifier, c.name, c.email, r.requests, r.total_tokens, r.cost
+      FROM r JOIN analytics.customers c ON c.customer_identifier = r.customer_identifier
+     ORDER BY r.rank, r.customer_identifier;
 END;
 $$;
 COMMENT ON FUNCTION analytics.top_users(timestamptz, timestamptz, text, integer) IS
@@ -476,21 +489,22 @@ COMMENT ON COLUMN analytics.top_users.requests IS 'Number of logs in the 30 days
 COMMENT ON COLUMN analytics.top_users.total_tokens IS 'Prompt plus completion tokens in the 30 days.';
 COMMENT ON COLUMN analytics.top_users.cost IS 'USD before markup in the 30 days.';
 
--- usage_day plus the pending logs per day; a pending (customer, day)
--- without a usage_customer_day row is one more active user that day.
+-- The per-day totals plus the pending logs, summed per day; a pending
+-- (customer, day) without a usage_customer_day row is one more active user
+-- that day.  Both arms carry the customer in the same place, so on a
+-- cluster each shard task reads its rollup rows and its pending logs in one
+-- snapshot and the coordinator adds the shards' per-day sums.
 CREATE VIEW analytics.daily_active_users AS
-SELECT coalesce(d.day, p.day) AS day,
-       coalesce(d.active_users, 0) + coalesce(p.new_users, 0) AS active_users,
-       coalesce(d.requests, 0) + coalesce(p.requests, 0) AS requests,
-       coalesce(d.cost, 0) + coalesce(p.cost, 0) AS cost
-  FROM analytics.usage_day d
-  FULL JOIN (SELECT x.day,
-                    count(*) FILTER (WHERE x.new_day) AS new_users,
-                    sum(x.requests)::bigint AS requests,
-                    sum(x.cost) AS cost
-               FROM analytics._pending_customer_day() x
-              GROUP BY x.day) p
-         ON p.day = d.day;
+SELECT a.day,
+       sum(a.active_users)::bigint AS active_users,
+       sum(a.requests)::bigint AS requests,
+       sum(a.cost) AS cost
+  FROM (SELECT d.customer_identifier, d.day, d.active_users, d.requests, d.cost
+          FROM analytics._usage_day d
+        UNION ALL
+        SELECT p.customer_identifier, p.day, p.new_day::integer, p.requests, p.cost
+          FROM analytics._usage_customer_day_pending p) a
+ GROUP BY a.day;
 COMMENT ON VIEW analytics.daily_active_users IS
     'Per calendar day (rollup time zone) with any log: distinct customers, requests and cost. Filter on day.';
 COMMENT ON COLUMN analytics.daily_active_users.day IS 'Calendar day in the rollup time zone.';
@@ -543,19 +557,21 @@ COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
 
 -- usage_customer_day rows without pending logs, and the pending (customer,
 -- day) pairs with their folded part added: one row per customer and day
--- either way.  Quals on day and customer_identifier reach both arms.
+-- either way.  Quals on day and customer_identifier reach both arms; both
+-- are joins on the customer (pushed down on a cluster).
 CREATE VIEW analytics.cost_by_user AS
 SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens, x.cost
   FROM analytics.usage_customer_day x
- WHERE NOT EXISTS (SELECT 1 FROM analytics._pending_customer_day() p
-                    WHERE p.customer_identifier = x.customer_identifier AND p.day = x.day)
+  LEFT JOIN analytics._usage_customer_day_pending p
+         ON p.customer_identifier = x.customer_identifier AND p.day = x.day
+ WHERE p.customer_identifier IS NULL
 UNION ALL
 SELECT p.day, p.customer_identifier,
        p.requests + coalesce(x.requests, 0),
        p.prompt_tokens + coalesce(x.prompt_tokens, 0),
        p.completion_tokens + coalesce(x.completion_tokens, 0),
        p.cost + coalesce(x.cost, 0)
-  FROM analytics._pending_customer_day() p
+  FROM analytics._usage_customer_day_pending p
   LEFT JOIN analytics.usage_customer_day x
          ON x.customer_identifier = p.customer_identifier AND x.day = p.day;
 COMMENT ON VIEW analytics.cost_by_user IS
@@ -603,26 +619,30 @@ COMMENT ON COLUMN analytics.logs_with_customer.email IS 'The customer''s email a
 COMMENT ON COLUMN analytics.logs_with_customer.customer_metadata IS 'The customer''s free-form JSON.';
 
 -- One customer's logs, newest first, by the (customer_identifier,
--- created_at) index.  SQL so that the planner inlines it.  It reads
--- logs_with_customer (whose join the planner removes), so the message
--- bodies are null for a role that may not read them (analytics_reader).
+-- created_at) index.  plpgsql, whose statement Citus plans (a router query
+-- to the customer's shard).  It reads logs_with_customer (whose join the
+-- planner removes), so the message bodies are null for a role that may not
+-- read them (analytics_reader).
 CREATE FUNCTION analytics.customer_logs(customer_identifier text,
                                         since timestamptz DEFAULT NULL,
                                         until timestamptz DEFAULT NULL,
                                         lim integer DEFAULT 100)
 RETURNS SETOF analytics.logs
-LANGUAGE sql STABLE ROWS 100 AS $$
-SELECT l.id, l.created_at, l.customer_identifier, l.model,
-       l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
-       l.latency, l.time_to_first_token, l.status_code, l.error_message,
-       l.thread_identifier, l.custom_identifier, l.metadata,
-       l.prompt_messages, l.completion_message
-  FROM analytics.logs_with_customer l
- WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
-   AND l.created_at >= coalesce($2, '-infinity')
-   AND l.created_at < coalesce($3, 'infinity')
- ORDER BY l.created_at DESC, l.id DESC
- LIMIT $4
+LANGUAGE plpgsql STABLE ROWS 100 SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RETURN QUERY
+    SELECT l.id, l.created_at, l.customer_identifier, l.model,
+           l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
+           l.latency, l.time_to_first_token, l.status_code, l.error_message,
+           l.thread_identifier, l.custom_identifier, l.metadata,
+           l.prompt_messages, l.completion_message
+      FROM analytics.logs_with_customer l
+     WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
+       AND l.created_at >= coalesce($2, '-infinity')
+       AND l.created_at < coalesce($3, 'infinity')
+     ORDER BY l.created_at DESC, l.id DESC
+     LIMIT $4;
+END;
 $$;
 COMMENT ON FUNCTION analytics.customer_logs(text, timestamptz, timestamptz, integer) IS
     'A customer''s logs created in [since, until) (null: unbounded), newest first, at most lim (null: all).';

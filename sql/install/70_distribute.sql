@@ -110,6 +110,19 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+
+    -- The views: usage_day is node-local and not kept on a cluster, so the
+    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql).
+    CREATE OR REPLACE VIEW analytics._usage_day AS
+    SELECT x.customer_identifier, x.day, 1::pg_catalog.int8 AS active_users,
+           -- rollup columns: list per_day x last
+           x.requests,
+           x.errors,
+           x.prompt_tokens,
+           x.completion_tokens,
+           x.cost
+           -- end rollup columns
+      FROM analytics.usage_customer_day x;
 END;
 $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS

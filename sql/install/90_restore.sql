@@ -7,6 +7,8 @@
 
 CREATE FUNCTION analytics.replace_on_insert() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    replaced bigint;
 BEGIN
     -- On a Citus node the trigger fires on a shard, <table>_<shardid>:
     -- update the relation the row goes to.
@@ -24,7 +26,8 @@ BEGIN
     ELSE
         RAISE EXCEPTION 'replace_on_insert is not meant for table %', TG_TABLE_NAME;
     END IF;
-    IF FOUND THEN
+    GET DIAGNOSTICS replaced = ROW_COUNT;
+    IF replaced > 0 THEN
         RETURN NULL;
     END IF;
     RETURN NEW;

@@ -44,6 +44,7 @@ GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
 -- column but the message bodies (logs_with_customer and customer_logs show
 -- them as null to a role that cannot read them).
 GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
+    analytics._usage_pending, analytics._usage_customer_day_pending, analytics._usage_day,
     analytics.users, analytics.top_users, analytics.daily_active_users,
     analytics.cost_by_user, analytics.logs_with_customer
     TO analytics_reader;
@@ -64,8 +65,6 @@ GRANT EXECUTE ON FUNCTION
     analytics.budget_period(text, timestamptz),
     analytics.period_spend(text),
     analytics.check_budget(text),
-    analytics._pending_usage(),
-    analytics._rollup_gap_ids(),
     analytics._fold_watermark(),
     analytics._fold_id_last(),
     analytics._fold_gap_ids(),
@@ -73,12 +72,10 @@ GRANT EXECUTE ON FUNCTION
     analytics._argument_error(text, text, text),
     analytics._period_bounds(timestamptz, text, timestamptz, text),
     analytics.current_period(timestamptz, text, timestamptz),
-    analytics._period_spend(text, timestamptz, timestamptz, numeric),
-    analytics._pending_customer_day(),
     analytics._top_model_step(internal, text, bigint),
     analytics._top_model_final(internal),
     analytics._top_model(text, bigint),
-    analytics._customer_top_model(text, text[], bigint[]),
+    analytics._top_model_in(text[], bigint[]),
     analytics.top_users(timestamptz, timestamptz, text, integer),
     analytics._usage_window(text[], date, date, boolean),
     analytics._window_days(timestamptz, timestamptz),

@@ -1,0 +1,339 @@
+# Scale-out on Citus (SPEC §9), on a coordinator and two workers on
+# loopback: analytics.distribute() (idempotent; refused without Citus),
+# then through the coordinator every ingest path, writes through a worker,
+# logs without a customer and ids unique across the cluster; budgets exact
+# with 8 sessions spread over the three nodes; every view and read function
+# equal to the same GROUP BY over the distributed raw logs before any fold,
+# after the nodes' workers folded, after a worker node was killed with
+# SIGKILL mid-ingest and restarted (every acknowledged log present once),
+# after delete_customer, set_timezone and purge_logs.  Skipped, saying why,
+# when Citus is not installed.  Bounded to 4 minutes.
+use strict;
+use warnings;
+
+use AnalyticsCitus;
+use AnalyticsTest;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $missing = citus_missing();
+plan skip_all => "Citus not installed: $missing (bash ../shared/citus/install.sh installs it)"
+  if defined $missing;
+
+my $start = time;
+my $limit = 240;
+
+note 'without Citus, distribute() refuses';
+my $plain = analytics_node('plain');
+$plain->safe_psql('postgres', 'CREATE EXTENSION analytics');
+my ($ret, $out) = psql_verbose($plain, 'postgres', 'SELECT analytics.distribute()');
+isnt($ret, 0, 'distribute() fails on a node without Citus');
+like($out, qr/citus/i, 'and its error names Citus') or diag $out;
+$plain->stop;
+
+# The folds wait until the views were compared with nothing folded.
+my ($coord, @workers) = citus_cluster('citus', conf => 'analytics.worker_enabled = off');
+my @nodes = ($coord, @workers);
+my $dir = $coord->basedir;
+
+# query(SQL): the result of SQL through the coordinator, dying on error.
+sub query { return $coord->safe_psql('postgres', $_[0]); }
+
+# logs_of(CUSTOMER): the number of logs of CUSTOMER.
+sub logs_of
+{
+	return query("SELECT count(*) FROM analytics.logs WHERE customer_identifier = '$_[0]'");
+}
+
+# check_views(WHEN, ZONE, PURGED): one test per view and read function.
+sub check_views
+{
+	my ($when, $zone, $purged) = @_;
+	for my $r (view_mismatches($coord, $zone // 'UTC', $purged))
+	{
+		my ($name, $count, $detail) = @$r;
+		is($count, '0', "$when: $name equals the raw GROUP BY") or diag $detail;
+	}
+	return;
+}
+
+# wait_folded(WHEN): wait until no node has logs pending, then check that
+# the rollup counts every log with a customer once.
+sub wait_folded
+{
+	my ($when) = @_;
+	ok(wait_until($coord, 'postgres', 'SELECT bool_and(logs_pending = 0) FROM analytics.status', 60),
+		"$when: the nodes' workers folded every log")
+	  or diag query('SELECT * FROM analytics.status');
+	is( query(q{SELECT (SELECT coalesce(sum(requests), 0) FROM analytics.usage_daily)
+	                 - (SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NOT NULL)}),
+		'0', "$when: usage_daily counts every log once");
+	return;
+}
+
+# ids_unique(WHEN): no id twice in logs.
+sub ids_unique
+{
+	is(query('SELECT count(*) - count(DISTINCT id) FROM analytics.logs'),
+		'0', "$_[0]: ids are unique across the cluster");
+	return;
+}
+
+note 'distribute()';
+my $placement = q{SELECT string_agg(format('%s %s %s %s', p.logicalrelid, p.partmethod, p.colocationid,
+                                      (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid)),
+                               ', ' ORDER BY p.logicalrelid::text)
+                    FROM pg_dist_partition p
+                   WHERE p.logicalrelid::text LIKE 'analytics.%'};
+($ret, $out) = psql_verbose($coord, 'postgres', 'SELECT analytics.distribute()');
+unless (is($ret, 0, 'distribute() succeeds on the coordinator'))
+{
+	diag $out;
+	done_testing();
+	exit;
+}
+is( query(q{SELECT string_agg(format('%s %s %s', logicalrelid, partmethod, column_to_column_name(logicalrelid, partkey)), ', ' ORDER BY logicalrelid::text)
+              FROM pg_dist_partition
+             WHERE logicalrelid IN ('analytics.customers'::regclass, 'analytics.logs'::regclass)}),
+	'analytics.customers h customer_identifier, analytics.logs h customer_identifier',
+	'customers and logs are distributed by customer_identifier');
+is( query(q{SELECT count(DISTINCT colocationid) FROM pg_dist_partition
+             WHERE logicalrelid IN ('analytics.customers'::regclass, 'analytics.logs'::regclass)}),
+	'1', 'and co-located');
+is(query(q{SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'analytics.logs'::regclass}),
+	'32', 'logs has 32 shards (the default shard_count)');
+my $placed = query($placement);
+($ret, $out) = psql_verbose($coord, 'postgres', 'SELECT analytics.distribute()');
+is($ret, 0, 'a second distribute() succeeds') or diag $out;
+is(query($placement), $placed, 'and changes nothing');
+
+note 'every ingest path through the coordinator';
+my $id = query(q{INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('path_insert', 'gpt-4o', 0.01) RETURNING id});
+is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier = 'path_insert'"),
+	'1', 'plain INSERT: the log is recorded');
+is(query(q{SELECT count(*) FROM analytics.customers WHERE customer_identifier = 'path_insert'}),
+	'1', 'plain INSERT: its first log created the customer');
+
+query(q{INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens)
+        SELECT 'path_multi_' || g, 'gpt-4o-mini', 100 * g, 10 * g FROM generate_series(1, 8) g});
+is( query(q{SELECT count(*) || ' ' || count(DISTINCT l.customer_identifier) || ' ' || count(c.customer_identifier)
+              FROM analytics.logs l LEFT JOIN analytics.customers c USING (customer_identifier)
+             WHERE l.customer_identifier LIKE 'path\_multi\_%'}),
+	'8 8 8', 'multi-row INSERT over 8 customers: every log recorded, every customer created');
+
+my $copy_rows = join '', map { "path_copy_" . ($_ % 4) . "\tgpt-4o\t$_\t7\n" } 1 .. 20;
+my ($copy_out, $copy_err) = ('', '');
+IPC::Run::run(
+	[
+		$coord->installed_command('psql'), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $coord->host,
+		'-p', $coord->port, '-d', 'postgres', '-c',
+		'COPY analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) FROM STDIN'
+	],
+	'<', \$copy_rows, '>', \$copy_out, '2>', \$copy_err);
+is($? >> 8, 0, 'COPY succeeds') or diag $copy_err;
+is(query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier LIKE 'path\_copy\_%'}),
+	'20', 'COPY: every row recorded');
+
+for my $type (qw(text json jsonb))
+{
+	$id = query(qq{SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "path_ingest_$type", "usage": {"prompt_tokens": 12, "completion_tokens": 3}, "latency": 0.5}'::$type)});
+	is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier = 'path_ingest_$type'"),
+		'1', "ingest($type): the log is recorded under the id it returned");
+}
+$id = query(q{SELECT analytics.ingest_openai(
+    '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Tell me a long story"}],
+      "customer_params": {"customer_identifier": "path_openai", "name": "Hendrix Liu", "email": "hendrix@example.com"}}',
+    '{"model": "gpt-4o-mini-2024-07-18", "usage": {"prompt_tokens": 9, "completion_tokens": 120},
+      "choices": [{"message": {"role": "assistant", "content": "Once upon a time"}}]}', 1.25)});
+is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier = 'path_openai'"),
+	'1', 'ingest_openai: the log is recorded under the id it returned');
+is(query(q{SELECT name || ' ' || email FROM analytics.customers WHERE customer_identifier = 'path_openai'}),
+	'Hendrix Liu hendrix@example.com', 'ingest_openai: customer_params upserted the customer');
+my $batch = query(q{SELECT analytics.ingest_batch(
+    '{"model": "gpt-4o", "customer_identifier": "path_batch_1", "cost": 0.02}
+{"model": "gpt-4o", "customer_identifier": "path_batch_2", "cost": 0.03}
+{"model": "gpt-4o", "customer_params": {"customer_identifier": "path_batch_3", "name": "Batch"}, "cost": 0.04}')});
+is($batch, '3', 'ingest_batch returns the number of payloads');
+is(query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier LIKE 'path\_batch\_%'}),
+	$batch, 'ingest_batch: every payload recorded');
+
+note 'writes through the workers';
+$id = $workers[0]->safe_psql('postgres',
+	q{INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('path_worker', 'gpt-4o', 0.05) RETURNING id});
+is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier = 'path_worker'"),
+	'1', 'INSERT through a worker: the coordinator sees the log');
+$id = $workers[1]->safe_psql('postgres',
+	q{SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "path_worker_ingest", "cost": 0.06}')});
+is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier = 'path_worker_ingest'"),
+	'1', 'ingest() through a worker: the coordinator sees the log');
+
+note 'logs without a customer';
+$id = query(q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.07) RETURNING id});
+is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
+	'1', 'INSERT without a customer is recorded');
+$id = query(q{SELECT analytics.ingest('{"model": "gpt-4o", "cost": 0.08}')});
+is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
+	'1', 'ingest() without a customer is recorded');
+$id = $workers[0]->safe_psql('postgres', q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.09) RETURNING id});
+is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
+	'1', 'INSERT without a customer through a worker is recorded');
+is( query(q{SELECT count(*) FROM analytics.logs_with_customer WHERE customer_identifier IS NULL}),
+	query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL}),
+	'logs_with_customer shows the logs without a customer');
+ids_unique('after every ingest path');
+
+note 'budgets exact with 8 sessions on the three nodes';
+# Each session alternates a $0.01 log of a customer with a period budget
+# and one of a customer with a total budget, 30 of each, every insert its
+# own transaction; a rejection leaves its SQLSTATE in the session output.
+query(q{SELECT analytics.upsert_customer('{"customer_identifier": "stress_period", "period_budget": 1.00}');
+        SELECT analytics.upsert_customer('{"customer_identifier": "stress_total", "total_budget": 0.50}')});
+my $attempts = 30;
+my $stress_sql = "\\set ON_ERROR_STOP 0\n" . join '', map {
+	"INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('stress_period', 'gpt-4o', 0.01);\n"
+	  . "INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('stress_total', 'gpt-4o', 0.01);\n"
+} 1 .. $attempts;
+my @sessions = map { [ "stress_$_", $nodes[ $_ % 3 ] ] } 0 .. 7;
+wait_timed(map { run_timed($_->[1], $dir, $_->[0], undef, 'postgres', $stress_sql) } @sessions);
+my %refused;
+for my $s (@sessions)
+{
+	my $r = read_timed($dir, $s->[0]);
+	$refused{$_}++ for $r->{out} =~ /ERROR:\s+(\w{5}):/g;
+}
+diag 'refusals by SQLSTATE: ' . join(', ', map { "$_ $refused{$_}" } sort keys %refused);
+for my $b ([ 'stress_period', 'period_budget', 'UA001' ], [ 'stress_total', 'total_budget', 'UA002' ])
+{
+	my ($c, $column, $sqlstate) = @$b;
+	# The log that reaches the budget is accepted, none after it.
+	my $expected = query("SELECT ceil($column / 0.01) FROM analytics.customers WHERE customer_identifier = '$c'");
+	is(logs_of($c), $expected, "$c: exactly ceil($column / cost) = $expected logs accepted");
+	is($refused{$sqlstate} // 0, 8 * $attempts - $expected, "$c: every other attempt refused with $sqlstate");
+}
+is(join(',', grep { !/^UA00[12]$/ } sort keys %refused), '', 'no refusal with another SQLSTATE');
+
+note 'views with nothing folded';
+# 3,000 logs over 13 customers and 3 days, cost given or priced.
+my $bulk_sql = q{INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens, cost,
+                                             latency, time_to_first_token, status_code, created_at)
+SELECT 'c' || (g % 13), (ARRAY['gpt-4o', 'gpt-4o-mini', 'other'])[1 + g % 3], g % 500, g % 70,
+       CASE WHEN g % 2 = 0 THEN (g % 7) / 100.0 END, CASE WHEN g % 4 <> 0 THEN (g % 9) / 3.0 END,
+       CASE WHEN g % 5 <> 0 THEN (g % 11) / 10.0 END, CASE WHEN g % 17 = 0 THEN 500 ELSE 200 END,
+       now() - (g % 72) * interval '1 hour' - (g % 60) * interval '1 minute'
+  FROM generate_series(1, 3000) g};
+query(q{SELECT analytics.upsert_customer('{"customer_identifier": "c1", "name": "One", "markup_percentage": 10}')});
+query($bulk_sql);
+is(query('SELECT count(*) FROM analytics.usage_daily'), '0', 'nothing is folded yet');
+check_views('nothing folded');
+
+note 'views after the folds';
+for my $node (@nodes)
+{
+	$node->append_conf('postgresql.conf', 'analytics.worker_enabled = on');
+	$node->reload;
+}
+wait_folded('after the folds');
+check_views('after the folds');
+
+note 'a worker node killed with SIGKILL mid-ingest';
+# Three sessions through the coordinator, each statement autocommitted:
+# a single-row insert and a 4-row insert over customers on both workers
+# (a 2PC), each row tagged; a tag printed was acknowledged.
+my $stop = "$dir/stop_writers";
+my @writers = map {
+	my $k = $_;
+	IPC::Run::start(
+		[
+			'bash', '-c',
+			'i=0; while [ ! -e "$1" ]; do i=$((i + 1)); '
+			  . q{printf "INSERT INTO analytics.logs (customer_identifier, model, cost, custom_identifier) VALUES ('crash_%d', 'gpt-4o', 0.001, 'crash-%d-%d-0') RETURNING custom_identifier;\n" $(( (i * 7 + $2) % 20 )) $2 $i; }
+			  . q{printf "INSERT INTO analytics.logs (customer_identifier, model, cost, custom_identifier) SELECT 'crash_' || ((%d + g * 5) %% 20), 'gpt-4o-mini', 0.002, 'crash-%d-%d-' || g FROM generate_series(1, 4) g RETURNING custom_identifier;\n" $i $2 $i; }
+			  . 'done | "${@:3}"',
+			'writer', $stop, $k,
+			$coord->installed_command('psql'), '-XAtq', '-h', $coord->host, '-p', $coord->port, '-d', 'postgres'
+		],
+		'>', "$dir/writer_$k.out", '2>', "$dir/writer_$k.err");
+} 1 .. 3;
+my $crash_logs = q{SELECT count(*) FROM analytics.logs WHERE custom_identifier LIKE 'crash-%'};
+ok(wait_until($coord, 'postgres', "$crash_logs > 300", 30), 'the writers are writing');
+ok(kill9_server($workers[0]), 'worker 1 killed with SIGKILL');
+my $saw_errors = 0;
+for (1 .. 100)
+{
+	$saw_errors = grep { -s $_ } map { "$dir/writer_$_.err" } 1 .. 3;
+	last if $saw_errors;
+	usleep(100_000);
+}
+ok($saw_errors, 'the writers saw the node down');
+$workers[0]->start;
+my $acked_before = query($crash_logs);
+ok(wait_until($coord, 'postgres', "$crash_logs > $acked_before + 300", 60),
+	'the writers write again after the restart');
+PostgreSQL::Test::Utils::append_to_file($stop, '');
+$_->finish for @writers;
+my %acked;
+for my $k (1 .. 3)
+{
+	$acked{$_}++ for grep { /^crash-/ } split /\n/, PostgreSQL::Test::Utils::slurp_file("$dir/writer_$k.out");
+}
+diag sprintf('%d logs acknowledged', scalar keys %acked);
+
+# Citus commits or aborts what the crash left prepared.
+my $recovered = 0;
+for (1 .. 300)
+{
+	query('SELECT recover_prepared_transactions()');
+	$recovered = !grep { $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') ne '0' } @nodes;
+	last if $recovered;
+	usleep(200_000);
+}
+ok($recovered, 'no prepared transaction is left after recovery');
+my %present = map { split /\|/ } split /\n/,
+  query(q{SELECT custom_identifier, count(*) FROM analytics.logs WHERE custom_identifier LIKE 'crash-%' GROUP BY 1});
+my @lost = grep { !$present{$_} } sort keys %acked;
+my @twice = grep { $present{$_} > 1 } sort keys %present;
+is(scalar @lost, 0, 'every acknowledged log is present') or diag "lost: @lost[0 .. min(9, $#lost)]";
+is(scalar @twice, 0, 'no log is present twice') or diag "twice: @twice[0 .. min(9, $#twice)]";
+ids_unique('after the crash');
+wait_folded('after the crash');
+check_views('after the crash');
+
+note 'delete_customer';
+query(q{SELECT analytics.delete_customer('c3')});
+is( query(q{SELECT (SELECT count(*) FROM analytics.logs WHERE customer_identifier = 'c3')
+                 + (SELECT count(*) FROM analytics.customers WHERE customer_identifier = 'c3')
+                 + (SELECT count(*) FROM analytics.usage_daily WHERE customer_identifier = 'c3')
+                 + (SELECT count(*) FROM analytics.usage_customer_day WHERE customer_identifier = 'c3')
+                 + (SELECT count(*) FROM analytics.usage_customer WHERE customer_identifier = 'c3')
+                 + (SELECT count(*) FROM analytics.budget_counters WHERE customer_identifier = 'c3')}),
+	'0', "delete_customer: the customer's logs, rollups, counters and row are gone");
+check_views('after delete_customer');
+
+note 'set_timezone';
+my $zone = 'Asia/Kolkata';
+query("SELECT analytics.set_timezone('$zone')");
+is(query(q{SELECT string_agg(DISTINCT timezone, ',') FROM analytics.status}), $zone,
+	'status shows the new time zone');
+isnt( query(q{SELECT string_agg(format('%s %s', d, n), ',' ORDER BY d) FROM (SELECT (created_at AT TIME ZONE 'UTC')::date d, count(*) n FROM analytics.logs GROUP BY 1) x}),
+	query(qq{SELECT string_agg(format('%s %s', d, n), ',' ORDER BY d) FROM (SELECT (created_at AT TIME ZONE '$zone')::date d, count(*) n FROM analytics.logs GROUP BY 1) x}),
+	'the logs fall on other days in the new zone');
+check_views('after set_timezone', $zone);
+
+note 'purge_logs';
+query("CREATE TABLE public.before_purge AS SELECT $RAW_LOG_COLUMNS FROM analytics.logs");
+my $purged = query(q{SELECT analytics.purge_logs(now() - interval '1 day')});
+query(q{CREATE TABLE public.purged_logs AS
+        SELECT * FROM public.before_purge WHERE id NOT IN (SELECT id FROM analytics.logs)});
+cmp_ok($purged, '>', 0, "purge_logs removed logs ($purged)");
+is(query('SELECT count(*) FROM public.purged_logs'), $purged, 'purge_logs returns how many it removed');
+check_views('after purge_logs', $zone, 'public.purged_logs');
+
+cmp_ok(time - $start, '<', $limit, "took less than $limit seconds");
+diag sprintf('citus test: %.0f s', time - $start);
+$_->stop for @nodes;
+done_testing();
+
+sub min { return $_[0] < $_[1] ? $_[0] : $_[1]; }
