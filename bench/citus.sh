@@ -391,12 +391,7 @@ citus_run() {
 
 # citus_report: the results file of the --citus mode.
 citus_report() {
-	echo "# analytics benchmark on Citus, scale $SCALE"
-	echo
-	echo "\`bench/run.sh --citus --scale $SCALE\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
-		"$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
-		"$("$PGBIN/postgres" --version), commit $(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
-		"$ELAPSED s end to end ($(( LOCKED - START )) s of it waiting for the install lock)."
+	report_head "analytics benchmark on Citus, scale $SCALE" "bench/run.sh --citus --scale $SCALE"
 	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
 		"median of $REPS runs per side, the sides alternating."
 	echo "Single node: one server, shared_buffers 2GB, effective_cache_size 16GB, maintenance_work_mem 1GB," \

@@ -670,13 +670,18 @@ installed_warning() {
 	fi
 }
 
-report() {
-	echo "# analytics benchmark, scale $SCALE"
+# report_head TITLE COMMAND: the title and what ran where, how long.
+report_head() {
+	echo "# $1"
 	echo
-	echo "\`bench/run.sh --scale $SCALE\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+	echo "\`$2\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
 		"$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
 		"$("$PGBIN/postgres" --version), commit $(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
 		"$ELAPSED s end to end ($(( LOCKED - START )) s of it waiting for the install lock)."
+}
+
+report() {
+	report_head "analytics benchmark, scale $SCALE" "bench/run.sh --scale $SCALE"
 	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
 		"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
 		"(on for everything else), jit off."

@@ -109,14 +109,19 @@ BEGIN
 END;
 $$;
 
--- Customers 1..n as cust-1 .. cust-n (a name, an email, no budget).
+-- Customers 1..n as cust-1 .. cust-n (a name, an email, no budget).  The
+-- count goes into the statement's text: Citus plans no parameter of an SQL
+-- function in a distributed INSERT.
 CREATE FUNCTION bench.gen_customers(n integer) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO analytics.customers (customer_identifier, name, email, metadata)
-    SELECT 'cust-' || i, 'Customer ' || i, 'user' || i || '@example.com',
-           jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + i % 3])
-    FROM generate_series(1, n) i
-    ON CONFLICT DO NOTHING;
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format($q$
+        INSERT INTO analytics.customers (customer_identifier, name, email, metadata)
+        SELECT 'cust-' || i, 'Customer ' || i, 'user' || i || '@example.com',
+               jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + i %% 3])
+        FROM generate_series(1, %s) i
+        ON CONFLICT DO NOTHING$q$, n);
+END;
 $$;
 
 -- The reference traffic, n logs for customers 1..ncust, as a query text to
