@@ -14,7 +14,9 @@ CPORT=${NODE_PORTS[0]}
 
 # The settings every node shares: Citus before the library, logical WAL
 # for shard moves, prepared transactions for Citus' two-phase commits,
-# connections and worker processes for its executor.
+# connections and worker processes for its executor.  The coordinator's
+# records of two-phase commits (pg_dist_transaction) are kept, not
+# recovered, so the bench can count them.
 CLUSTER_CONF="shared_preload_libraries = 'citus,analytics'
 listen_addresses = '127.0.0.1'
 wal_level = logical
@@ -22,6 +24,7 @@ max_prepared_transactions = 100
 max_connections = 150
 max_worker_processes = 32
 citus.node_conninfo = 'sslmode=disable'
+citus.recover_2pc_interval = -1
 work_mem = 64MB"
 # The single node's memory divided among three servers: the coordinator
 # holds no shards (a quarter), each worker holds half of them (three
@@ -62,7 +65,8 @@ side_dirs() {
 cpu_ticks() {
 	local pm
 	pm="$(head -1 "$1/postmaster.pid")"
-	cat /proc/[0-9]*/stat 2>/dev/null | awk -v pm="$pm" '{
+	# (a process may end between the glob and the read)
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '{
 		pid = $1; s = $0; sub(/^.*\) /, "", s); split(s, f, " ")
 		if (pid == pm) t += f[12] + f[13] + f[14] + f[15]
 		else if (f[2] == pm) t += f[12] + f[13] } END { printf "%d\n", t }'
@@ -76,32 +80,40 @@ cpu_start() {
 
 cpu_stop() {
 	local d
+	CPU_SUM[wall-$1]=$(( ${CPU_SUM[wall-$1]:-0} + $(date +%s%N) - CPU_AT[wall-$1] ))
+	# the backends of the session that just ended exit and are reaped
+	sleep 0.3
 	for d in $(side_dirs "$1"); do
 		CPU_SUM[$d]=$(( ${CPU_SUM[$d]:-0} + $(cpu_ticks "$d") - CPU_AT[$d] ))
 	done
-	CPU_SUM[wall-$1]=$(( ${CPU_SUM[wall-$1]:-0} + $(date +%s%N) - CPU_AT[wall-$1] ))
 }
 
-# cpu_note: what the servers used during the figure's timed runs; resets.
+# cpu_note: CPU_NOTE, what the servers used during the figure's timed runs
+# (CPU seconds / wall seconds, and how many cores that is); resets the sums.
 cpu_note() {
 	local hz side d parts total wall
 	hz="$(getconf CLK_TCK)"
+	CPU_NOTE="CPU"
 	for side in single cluster; do
 		wall="${CPU_SUM[wall-$side]:-0}"
 		[ "$wall" -gt 0 ] || continue
 		parts="" total=0
 		for d in $(side_dirs "$side"); do
 			parts="$parts${parts:+ + }$(awk -v t="${CPU_SUM[$d]:-0}" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')"
-			[ "$side" = single ] || parts="$parts ${d##*/}"
 			total=$(( total + ${CPU_SUM[$d]:-0} ))
 			CPU_SUM[$d]=0
 		done
-		printf '%s: CPU %s s in %s s (%s cores)' "$side" "$parts" \
-			"$(awk -v w="$wall" 'BEGIN { printf "%.2f", w / 1e9 }')" \
-			"$(awk -v t="$total" -v hz="$hz" -v w="$wall" 'BEGIN { printf "%.2f", t / hz / (w / 1e9) }')"
+		[ "$side" = single ] || parts="$parts (coordinator + workers)"
+		CPU_NOTE="$CPU_NOTE $side $parts s / $(awk -v w="$wall" 'BEGIN { printf "%.2f", w / 1e9 }') s ($(awk -v t="$total" -v hz="$hz" -v w="$wall" 'BEGIN { printf "%.2f", t / hz / (w / 1e9) }') cores)"
+		[ "$side" = cluster ] || CPU_NOTE="$CPU_NOTE,"
 		CPU_SUM[wall-$side]=0
-		[ "$side" = cluster ] || printf '; '
 	done
+}
+
+# prepared_count: the two-phase commits the coordinator has recorded (one
+# row per worker node in each).
+prepared_count() {
+	qp "$CPORT" $CDB -c "SELECT count(*) FROM pg_dist_transaction"
 }
 
 # cfig KEY LABEL KIND NOTE: the medians of KEY as a row; KIND rate or time;
@@ -158,12 +170,12 @@ $WORKER_MEM"
 # bulk-load sample (cost included, as in the single-node figures).
 citus_data() {
 	local side
-	q $CDB -c "SELECT setseed(0.1)" \
+	q $CDB -o /dev/null -c "SELECT setseed(0.1)" \
 		-c "COPY ($(q $CDB -c "SELECT bench.gen_logs_sql($NLOGS, $NCUST, false)")) TO '$TMP/ref.csv' WITH (FORMAT csv)"
-	q $CDB -c "SELECT setseed(0.2)" \
+	q $CDB -o /dev/null -c "SELECT setseed(0.2)" \
 		-c "COPY ($(q $CDB -c "SELECT bench.gen_logs_sql($NBULK, $NCUST, true)")) TO '$TMP/src.csv' WITH (FORMAT csv)"
 	for side in single cluster; do
-		on $side -c "SELECT bench.gen_customers($NCUST)"
+		on $side -o /dev/null -c "SELECT bench.gen_customers($NCUST)"
 		on $side -c "CREATE TABLE bench.ref_logs AS $(q $CDB -c "SELECT bench.gen_logs_sql(0, $NCUST, false)")" \
 			-c "CREATE TABLE bench.src_logs (LIKE bench.ref_logs)" \
 			-c "COPY bench.ref_logs FROM '$TMP/ref.csv' WITH (FORMAT csv)" \
@@ -213,8 +225,9 @@ citus_ref_load() {
 		cpu_stop $side
 		sample $CDB "ref load" "$(side_of $side)" 1 "$(awk -v n="$NLOGS" -v ms="$ms" 'BEGIN { printf "%.1f", n / ms * 1000 }')"
 	done
+	cpu_note
 	cfig "ref load" "load $NLOGS reference logs through the trigger (INSERT … SELECT)" rate \
-		"one statement from a staging table (on the cluster, a local table of the coordinator); no budgets; $(cpu_note)"
+		"one statement from a staging table (on the cluster, a local table of the coordinator); no budgets; $CPU_NOTE"
 	for side in single cluster; do
 		cpu_start $side
 		a=$(date +%s%N)
@@ -223,8 +236,9 @@ citus_ref_load() {
 		cpu_stop $side
 		sample $CDB "fold" "$(side_of $side)" 1 "$(( (b - a) / 1000000 ))"
 	done
+	cpu_note
 	cfig "fold" "fold-in after the load (wall time)" time \
-		"rollup_now() until nothing is pending (on the cluster on both worker nodes at once), checkpoints included; the background workers fold too; $(cpu_note)"
+		"rollup_now() until nothing is pending (on the cluster on both worker nodes at once), checkpoints included; the background workers fold too; $CPU_NOTE"
 	for side in single cluster; do on $side -c "VACUUM ANALYZE"; done
 	a="$(logs_summary single)"
 	b="$(logs_summary cluster)"
@@ -243,9 +257,10 @@ side_of() {
 
 # citus_view ORD NAME COLUMN: the query COLUMN (ours: the view, raw: its
 # GROUP BY over the raw logs) of view case ORD on both sides: the results
-# compared, then timed (bench.time_exec: planned and run in the server,
-# every row computed, none sent), the sides alternating.  A side that fails
-# shows its error in its cell.
+# compared, then timed (bench.time_exec_twice: planned and run in the
+# server, every row computed, none sent; the figure is the second run in
+# the session, the first is in the note), the sides alternating.  A side
+# that fails shows its error in its cell.
 citus_view() {
 	local ord="$1" name="$2" col="$3" key="$3 $1" label side rep s d=() n=() err=() ok=1 note
 	if [ "$col" = ours ]; then label="view: $name"; else label="raw GROUP BY of: $name"; fi
@@ -265,9 +280,10 @@ citus_view() {
 	for rep in $(seq 1 "$REPS"); do
 		for side in $([ $(( rep % 2 )) = 1 ] && echo single cluster || echo cluster single); do
 			cpu_start $side
-			s="$(on $side -c "SELECT bench.time_exec($col) FROM bench.view_cases WHERE ord = $ord")"
+			s="$(on $side -F ' ' -c "SELECT t.* FROM bench.view_cases, bench.time_exec_twice($col) t WHERE ord = $ord")"
 			cpu_stop $side
-			sample $CDB "$key" "$(side_of $side)" "$rep" "$s"
+			sample $CDB "$key first" "$(side_of $side)" "$rep" "${s% *}"
+			sample $CDB "$key" "$(side_of $side)" "$rep" "${s#* }"
 		done
 	done
 	if [ "${d[0]}" = "${d[1]}" ]; then
@@ -275,7 +291,10 @@ citus_view() {
 	else
 		note="RESULTS DIFFER: ${n[0]} rows on the single node, ${n[1]} on the cluster"
 	fi
-	cfig "$key" "$label" time "$note; $(cpu_note)"
+	cpu_note
+	cfig "$key" "$label" time "$note; first run in a fresh session $(q $CDB -c "
+		SELECT 'single ' || round(baseline::numeric, 1) || ' ms, cluster ' || round(ours::numeric, 1) || ' ms'
+		FROM bench.medians(\$f\$$key first\$f\$)"); $CPU_NOTE"
 }
 
 citus_views() {
@@ -297,7 +316,8 @@ citus_views() {
 # alternating, each run after a fold-in and checkpoints; checked to add
 # NBULK logs.
 citus_write() {
-	local key="$1" label="$2" note="$3" stmt="$4" rep side ms before after
+	local key="$1" label="$2" note="$3" stmt="$4" rep side ms before after prep0 prep1
+	prep0="$(prepared_count)"
 	stmt="${stmt//\{cols\}/$(q $CDB -c "SELECT bench.log_columns()")}"
 	for rep in $(seq 1 "$REPS"); do
 		for side in $([ $(( rep % 2 )) = 1 ] && echo single cluster || echo cluster single); do
@@ -314,7 +334,14 @@ citus_write() {
 			sample $CDB "$key" "$(side_of $side)" "$rep" "$(awk -v n="$NBULK" -v ms="$ms" 'BEGIN { printf "%.1f", n / ms * 1000 }')"
 		done
 	done
-	cfig "$key" "$label" rate "$note; $(cpu_note)"
+	prep1="$(prepared_count)"
+	cpu_note
+	cfig "$key" "$label" rate "$note; $(two_phase "$prep0" "$prep1"); $CPU_NOTE"
+}
+
+# two_phase BEFORE AFTER: the two-phase commits between two counts, per run.
+two_phase() {
+	echo "two-phase commits recorded on the coordinator: $(( $2 - $1 )) (one per worker node in each) in $REPS runs"
 }
 
 citus_bulk_insert() {
@@ -340,7 +367,8 @@ citus_ingest_batch() {
 # 2 pgbench clients, one log of a random customer per transaction, on the
 # single node and through the coordinator.
 citus_single_row() {
-	local rep side tps
+	local rep side tps lat=() prep0 prep1
+	prep0="$(prepared_count)"
 	for rep in $(seq 1 "$REPS"); do
 		for side in $([ $(( rep % 2 )) = 1 ] && echo single cluster || echo cluster single); do
 			csettle $side
@@ -348,10 +376,13 @@ citus_single_row() {
 			tps="$(pgbench_run analytics.logs "$(side_port $side)" $CDB)"
 			cpu_stop $side
 			sample $CDB single "$(side_of $side)" "$rep" "$tps"
+			lat+=("$side $(sed -n 's/^latency average = \(.*\)$/\1/p' "$TMP/pgbench.out")")
 		done
 	done
+	prep1="$(prepared_count)"
+	cpu_note
 	cfig single "single-row INSERT, 2 pgbench clients" rate \
-		"$PGBENCH_T s runs, 1 log per transaction, random customer, synchronous_commit $SYNC; on the cluster through the coordinator; $(cpu_note)"
+		"$PGBENCH_T s runs, 1 log per transaction, random customer, synchronous_commit $SYNC; on the cluster through the coordinator; latency average per run: $(IFS=,; echo "${lat[*]}" | sed 's/,/, /g'); $(two_phase "$prep0" "$prep1"); $CPU_NOTE"
 }
 
 # ------------------------------------------------------------------ plans

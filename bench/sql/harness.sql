@@ -40,6 +40,18 @@ BEGIN
 END;
 $$;
 
+-- Elapsed milliseconds of one query run twice in one session: the first
+-- run in a fresh session (caches cold; on Citus, the connections to the
+-- workers opened by the query) and the second (as a pooled application's
+-- session would run it).  Rows computed, none sent.
+CREATE FUNCTION bench.time_exec_twice(q text, OUT first_ms double precision, OUT again_ms double precision)
+LANGUAGE plpgsql AS $$
+BEGIN
+    first_ms := bench.time_exec(q);
+    again_ms := bench.time_exec(q);
+END;
+$$;
+
 -- Planning plus execution milliseconds of one query, every row and column
 -- computed but none sent anywhere (EXPLAIN ANALYZE, per-node timing off so
 -- the instrumentation costs next to nothing; parallel plans allowed).
@@ -65,13 +77,14 @@ BEGIN
 END;
 $$;
 
--- One query's result as a digest of its rows (text forms, sorted) and a
--- count: equal digests on two servers mean equal results as multisets.
+-- One query's result as a digest of its rows (as JSON, sorted, without a
+-- column id: each server draws its own log ids) and a count: equal digests
+-- on two servers mean equal results as multisets.
 CREATE FUNCTION bench.result_digest(q text, OUT digest text, OUT nrows bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format('SELECT md5(coalesce(string_agg(r::text, E''\n'' ORDER BY r::text), '''')), count(*)'
-                   ' FROM (%s) r', q) INTO digest, nrows;
+    EXECUTE format('SELECT md5(coalesce(string_agg(j, E''\n'' ORDER BY j), '''')), count(*)'
+                   ' FROM (SELECT (to_jsonb(r) - ''id'')::text AS j FROM (%s) r) d', q) INTO digest, nrows;
 END;
 $$;
 
