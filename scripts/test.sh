@@ -4,7 +4,8 @@
 # (pg_regress and isolation specs against temporary instances that preload
 # the library, the worker off; then the TAP tests test/t/NNN_name.pl, one
 # make call each, on clusters of their own: worker, stress, stalls, fuzzing,
-# upgrade).  Prints the diffs or the TAP logs of a failure, ends with "N
+# upgrade, Citus, which prove reports as skipped, with the reason, when
+# citus.so is not installed).  Prints the diffs or the TAP logs of a failure, ends with "N
 # passed, M failed" (every regression test, spec and TAP script counts one)
 # and exits non-zero on a failure.
 #

@@ -331,7 +331,9 @@ SELECT l.customer_identifier,
  WHERE ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
          AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
         OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids()))
-   AND l.customer_identifier IS NOT NULL
+   -- with a customer: not null, nor '' (a log without one on a Citus
+   -- cluster, src/shards.c)
+   AND l.customer_identifier OPERATOR(pg_catalog.<>) ''
  GROUP BY l.customer_identifier, 2, l.model;
 COMMENT ON VIEW analytics._usage_pending IS
     'Internal: the logs not folded in yet (src/pending.c), aggregated per customer, day and model like usage_daily.';
@@ -774,6 +776,18 @@ RETURNS TABLE (customer_identifier text, requests bigint, total_tokens bigint, c
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 #variable_conflict use_column
 BEGIN
+    IF NOT with_pending THEN
+        -- Two statements, not a constant-false branch: Citus on PostgreSQL
+        -- 15 refuses an outer join next to a pseudoconstant qual.
+        RETURN QUERY
+        SELECT x.customer_identifier, sum(x.requests)::bigint,
+               sum(x.prompt_tokens + x.completion_tokens)::bigint, sum(x.cost)
+          FROM analytics.usage_customer_day x
+         WHERE x.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+           AND x.day >= d0 AND x.day < d1
+         GROUP BY x.customer_identifier;
+        RETURN;
+    END IF;
     RETURN QUERY
     SELECT w.customer_identifier, sum(w.requests)::bigint, sum(w.total_tokens)::bigint, sum(w.cost)
       FROM (SELECT x.customer_identifier, x.requests,
@@ -785,8 +799,7 @@ BEGIN
             SELECT p.customer_identifier, p.requests,
                    p.prompt_tokens + p.completion_tokens, p.cost
               FROM analytics._usage_customer_day_pending p
-             WHERE with_pending
-               AND p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
+             WHERE p.customer_identifier OPERATOR(pg_catalog.=) ANY (customers)
                AND p.day >= d0 AND p.day < d1) w
      GROUP BY w.customer_identifier;
 END;
@@ -977,10 +990,31 @@ COMMENT ON SEQUENCE analytics.log_ids IS
     'Ids of logs written on this Citus node (the node''s group id is added above bit 48); unused on a single node.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.log_ids', '');
 
+-- Run a statement on every worker node (each in a transaction of its
+-- own); raise the first failure.
+CREATE FUNCTION analytics._on_workers(command text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    r record;
+BEGIN
+    -- The node's own objects: Citus would refuse the DDL on a worker.
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_workers(
+                 'SET citus.enable_ddl_propagation TO off; ' OPERATOR(pg_catalog.||) command) LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'analytics.distribute() failed on node %:%', r.nodename, r.nodeport
+                USING DETAIL = r.result;
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION analytics._on_workers(text) IS
+    'Internal: runs a statement on every Citus worker node, raising the first failure (distribute()).';
+
 CREATE FUNCTION analytics.distribute(shard_count integer DEFAULT 32) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 DECLARE
     t text;
+    view text;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'analytics.distribute() needs Citus'
@@ -1033,7 +1067,7 @@ BEGIN
     END IF;
     -- Every node folds with the time zone and retention boundary of this
     -- one (each keeps its own rollup_state).
-    PERFORM pg_catalog.run_command_on_workers(pg_catalog.format(
+    PERFORM analytics._on_workers(pg_catalog.format(
         'UPDATE analytics.rollup_state SET timezone = %L, retained_from = %L',
         s.timezone, s.retained_from))
        FROM analytics.rollup_state s;
@@ -1061,7 +1095,9 @@ BEGIN
     END LOOP;
 
     -- The views: usage_day is node-local and not kept on a cluster, so the
-    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql).
+    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql),
+    -- on the coordinator and on every worker (a query may enter anywhere).
+    view := $view$
     CREATE OR REPLACE VIEW analytics._usage_day AS
     SELECT x.customer_identifier, x.day, 1::pg_catalog.int8 AS active_users,
            -- rollup columns: list per_day x last
@@ -1071,7 +1107,10 @@ BEGIN
            x.completion_tokens,
            x.cost
            -- end rollup columns
-      FROM analytics.usage_customer_day x;
+      FROM analytics.usage_customer_day x
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
 END;
 $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS

@@ -369,8 +369,9 @@ customer_create(Oid customers, Datum ident)
  *		of the last committed change: covers the customer for this
  *		transaction first (changes_cover), then reads them from the cache
  *		or the table, creating the customer with default settings when
- *		unknown.  The pointer is valid until the trigger returns.  Inside
- *		the inserting transaction.
+ *		unknown.  customers is the relation holding the customer (a Citus
+ *		shard), or InvalidOid for analytics.customers.  The pointer is valid
+ *		until the trigger returns.  Inside the inserting transaction.
  */
 const CustomerSettings *
 customers_settings(const char *ident_str, Datum ident, Oid customers)
@@ -400,6 +401,8 @@ customers_settings(const char *ident_str, Datum ident, Oid customers)
 	 * commit, so the settings read now stay current until it ends.
 	 */
 	customers_resolve();
+	if (!OidIsValid(customers))
+		customers = customers_relid;
 	if (!customer_read(customers, ident, GetLatestSnapshot(), &settings))
 	{
 		customer_create(customers, ident);

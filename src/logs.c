@@ -408,7 +408,8 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 		logs_check_customer_identifier(ident);
 		ident_str = TextDatumGetCString(ident);
 		settings = customers_settings(ident_str, ident,
-									  shards_colocated_relid(trigdata->tg_relation, "customers"));
+									  on_shard ? shards_colocated_relid(trigdata->tg_relation, "customers")
+									  : InvalidOid);
 		if (budget_applies(settings))
 			budget_check_log(ident_str, settings,
 							 DatumGetTimestampTz(values[logs_columns.created_at]),

@@ -96,26 +96,29 @@ analytics_relid(const char *table)
  * of the extension's tables, or 0 when relid is not such a shard.
  */
 static int64
-shard_id_of(Oid relid)
+shard_id_of_name(const char *relname)
 {
-	char	   *name = get_rel_name(relid);
-	char	   *sep;
-	char	   *end;
-	int64		shardid;
+	const char *sep = strrchr(relname, '_');
+	const char *end;
 
-	if (name == NULL || (sep = strrchr(name, '_')) == NULL || sep[1] == '\0')
+	if (sep == NULL || sep[1] == '\0')
 		return 0;
 	for (end = sep + 1; *end; end++)
 		if (!isdigit((unsigned char) *end))
 			return 0;
-	*sep = '\0';
 	for (int i = 0; i < (int) SHARD_TABLES; i++)
-		if (strcmp(shard_tables[i], name) == 0)
-		{
-			shardid = strtoi64(sep + 1, NULL, 10);
-			return shardid;
-		}
+		if (strlen(shard_tables[i]) == (size_t) (sep - relname) &&
+			strncmp(shard_tables[i], relname, sep - relname) == 0)
+			return strtoi64(sep + 1, NULL, 10);
 	return 0;
+}
+
+static int64
+shard_id_of(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	return name == NULL ? 0 : shard_id_of_name(name);
 }
 
 static void
@@ -258,7 +261,7 @@ shards_init(void)
 bool
 shards_is_shard(Relation rel)
 {
-	return shard_id_of(RelationGetRelid(rel)) != 0;
+	return shard_id_of_name(RelationGetRelationName(rel)) != 0;
 }
 
 /*

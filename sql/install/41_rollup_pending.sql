@@ -58,7 +58,9 @@ SELECT l.customer_identifier,
  WHERE ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
          AND l.id OPERATOR(pg_catalog.<=) analytics._fold_id_last())
         OR l.id OPERATOR(pg_catalog.=) ANY (analytics._fold_gap_ids()))
-   AND l.customer_identifier IS NOT NULL
+   -- with a customer: not null, nor '' (a log without one on a Citus
+   -- cluster, src/shards.c)
+   AND l.customer_identifier OPERATOR(pg_catalog.<>) ''
  GROUP BY l.customer_identifier, 2, l.model;
 COMMENT ON VIEW analytics._usage_pending IS
     'Internal: the logs not folded in yet (src/pending.c), aggregated per customer, day and model like usage_daily.';

@@ -28,10 +28,31 @@ COMMENT ON TABLE analytics.rollup_node_shards IS 'On a Citus node: the logs shar
 COMMENT ON COLUMN analytics.rollup_node_shards.shardid IS 'Citus shard id of a logs shard placed on this node.';
 COMMENT ON COLUMN analytics.rollup_node_shards.taken_over IS 'When this node rebuilt the shard''s rollups and began folding it.';
 
+-- Run a statement on every worker node (each in a transaction of its
+-- own); raise the first failure.
+CREATE FUNCTION analytics._on_workers(command text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    r record;
+BEGIN
+    -- The node's own objects: Citus would refuse the DDL on a worker.
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_workers(
+                 'SET citus.enable_ddl_propagation TO off; ' OPERATOR(pg_catalog.||) command) LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'analytics.distribute() failed on node %:%', r.nodename, r.nodeport
+                USING DETAIL = r.result;
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION analytics._on_workers(text) IS
+    'Internal: runs a statement on every Citus worker node, raising the first failure (distribute()).';
+
 CREATE FUNCTION analytics.distribute(shard_count integer DEFAULT 32) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
 DECLARE
     t text;
+    view text;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'analytics.distribute() needs Citus'
@@ -84,7 +105,7 @@ BEGIN
     END IF;
     -- Every node folds with the time zone and retention boundary of this
     -- one (each keeps its own rollup_state).
-    PERFORM pg_catalog.run_command_on_workers(pg_catalog.format(
+    PERFORM analytics._on_workers(pg_catalog.format(
         'UPDATE analytics.rollup_state SET timezone = %L, retained_from = %L',
         s.timezone, s.retained_from))
        FROM analytics.rollup_state s;
@@ -112,7 +133,9 @@ BEGIN
     END LOOP;
 
     -- The views: usage_day is node-local and not kept on a cluster, so the
-    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql).
+    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql),
+    -- on the coordinator and on every worker (a query may enter anywhere).
+    view := $view$
     CREATE OR REPLACE VIEW analytics._usage_day AS
     SELECT x.customer_identifier, x.day, 1::pg_catalog.int8 AS active_users,
            -- rollup columns: list per_day x last
@@ -122,7 +145,10 @@ BEGIN
            x.completion_tokens,
            x.cost
            -- end rollup columns
-      FROM analytics.usage_customer_day x;
+      FROM analytics.usage_customer_day x
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
 END;
 $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS

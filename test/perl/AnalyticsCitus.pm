@@ -121,7 +121,8 @@ sub view_checks
 			'users',
 			[ q{SELECT customer_identifier, name, email, first_seen, last_active, active_days, requests,
 			          errors, prompt_tokens, completion_tokens, total_tokens, cost, billed_cost,
-			          round(avg_latency::numeric, 8), round(avg_ttft::numeric, 8), top_model, total_spend
+			          round(avg_latency::numeric, 8) AS avg_latency, round(avg_ttft::numeric, 8) AS avg_ttft,
+			          top_model, total_spend
 			     FROM analytics.users} ],
 			q{SELECT c.customer_identifier, c.name, c.email, min(l.created_at), max(l.created_at),
 			         count(DISTINCT l.day), count(l.id), count(l.id) FILTER (WHERE l.status_code >= 400),
@@ -185,9 +186,9 @@ sub view_checks
 				map {
 					my $c = $_;
 					(
-						"SELECT $c::text AS c, 'last 5'::text AS args, row_number() OVER () AS n, id
+						"SELECT ${c}::text AS c, 'last 5'::text AS args, row_number() OVER () AS n, id
 						   FROM analytics.customer_logs($c, NULL, NULL, 5)",
-						"SELECT $c::text, 'one day', row_number() OVER (), id
+						"SELECT ${c}::text, 'one day', row_number() OVER (), id
 						   FROM analytics.customer_logs($c, now() - interval '1 day', now(), NULL)")
 				} @lits, literal('nobody')
 			],
@@ -209,7 +210,7 @@ sub view_checks
 			'check_budget(customer), period_spend(customer)',
 			[
 				map {
-					"SELECT $_::text AS c, b.period_start, b.period_end, b.period_spend, b.total_spend,
+					"SELECT ${_}::text AS c, b.period_start, b.period_end, b.period_spend, b.total_spend,
 					        analytics.period_spend($_) AS spend_fn
 					   FROM analytics.check_budget($_) b"
 				} @lits
@@ -256,7 +257,8 @@ sub view_mismatches
 		my $sql = $copy
 		  . "CREATE TEMP TABLE view_rows AS $first;\n"
 		  . join('', map { "INSERT INTO view_rows $_;\n" } @rest)
-		  . "CREATE TEMP TABLE raw_rows AS $raw;\n"
+		  . "CREATE TEMP TABLE raw_rows AS SELECT * FROM view_rows LIMIT 0;\n"
+		  . "INSERT INTO raw_rows $raw;\n"
 		  . q{SELECT count(*) || coalesce(E'\n' || string_agg(side || ': ' || r, E'\n') FILTER (WHERE k <= 10), '')
 		        FROM (SELECT side, r, row_number() OVER () AS k
 		                FROM (SELECT 'view only' AS side, x::text AS r

@@ -20,7 +20,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 my $missing = citus_missing();
-plan skip_all => "Citus not installed: $missing (bash ../shared/citus/install.sh installs it)"
+plan skip_all => "Citus not installed: $missing (install Citus 13.2 for PostgreSQL 15 to run it)"
   if defined $missing;
 
 my $start = time;
@@ -82,6 +82,23 @@ sub ids_unique
 	return;
 }
 
+# copy_in(ROWS): COPY of ROWS (customer, model, prompt and completion
+# tokens) into logs from psql's stdin through the coordinator; returns
+# (exit status, stderr).
+sub copy_in
+{
+	my ($rows) = @_;
+	my ($stdout, $stderr) = ('', '');
+	IPC::Run::run(
+		[
+			$coord->installed_command('psql'), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $coord->host,
+			'-p', $coord->port, '-d', 'postgres', '-c',
+			'COPY analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) FROM STDIN'
+		],
+		'<', \$rows, '>', \$stdout, '2>', \$stderr);
+	return ($? >> 8, $stderr);
+}
+
 note 'distribute()';
 my $placement = q{SELECT string_agg(format('%s %s %s %s', p.logicalrelid, p.partmethod, p.colocationid,
                                       (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid)),
@@ -124,18 +141,11 @@ is( query(q{SELECT count(*) || ' ' || count(DISTINCT l.customer_identifier) || '
              WHERE l.customer_identifier LIKE 'path\_multi\_%'}),
 	'8 8 8', 'multi-row INSERT over 8 customers: every log recorded, every customer created');
 
-my $copy_rows = join '', map { "path_copy_" . ($_ % 4) . "\tgpt-4o\t$_\t7\n" } 1 .. 20;
-my ($copy_out, $copy_err) = ('', '');
-IPC::Run::run(
-	[
-		$coord->installed_command('psql'), '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $coord->host,
-		'-p', $coord->port, '-d', 'postgres', '-c',
-		'COPY analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) FROM STDIN'
-	],
-	'<', \$copy_rows, '>', \$copy_out, '2>', \$copy_err);
-is($? >> 8, 0, 'COPY succeeds') or diag $copy_err;
+my @copied = map { "path_copy_" . ($_ % 4) . "\tgpt-4o\t$_\t7\n" } 1 .. 20;
+($ret, $out) = copy_in(join '', @copied);
+is($ret, 0, 'COPY succeeds') or diag $out;
 is(query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier LIKE 'path\_copy\_%'}),
-	'20', 'COPY: every row recorded');
+	scalar @copied, 'COPY: every row recorded');
 
 for my $type (qw(text json jsonb))
 {
@@ -171,18 +181,29 @@ is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_ident
 	'1', 'ingest() through a worker: the coordinator sees the log');
 
 note 'logs without a customer';
-$id = query(q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.07) RETURNING id});
-is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
-	'1', 'INSERT without a customer is recorded');
-$id = query(q{SELECT analytics.ingest('{"model": "gpt-4o", "cost": 0.08}')});
-is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
-	'1', 'ingest() without a customer is recorded');
-$id = $workers[0]->safe_psql('postgres', q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.09) RETURNING id});
-is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
-	'1', 'INSERT without a customer through a worker is recorded');
-is( query(q{SELECT count(*) FROM analytics.logs_with_customer WHERE customer_identifier IS NULL}),
-	query(q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL}),
-	'logs_with_customer shows the logs without a customer');
+# Each through a path of its own; the id it returned must name a log whose
+# customer_identifier is null, in logs and in logs_with_customer.
+my @without = (
+	[ 'INSERT', $coord, q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.07) RETURNING id} ],
+	[ 'ingest()', $coord, q{SELECT analytics.ingest('{"model": "gpt-4o", "cost": 0.08}')} ],
+	[ 'INSERT through a worker', $workers[0], q{INSERT INTO analytics.logs (model, cost) VALUES ('gpt-4o', 0.09) RETURNING id} ]);
+my @without_ids;
+for my $w (@without)
+{
+	my ($path, $node, $sql) = @$w;
+	$id = $node->safe_psql('postgres', $sql);
+	push @without_ids, $id;
+	is(query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_identifier IS NULL"),
+		'1', "$path without a customer is recorded with a null customer");
+}
+my $null_logs = q{SELECT count(*) FROM analytics.logs WHERE customer_identifier IS NULL};
+my $before_copy = query($null_logs);
+($ret, $out) = copy_in("\\N\tgpt-4o\t5\t5\npath_copy_0\tgpt-4o\t5\t5\n");
+is($ret, 0, 'COPY with a row without a customer succeeds') or diag $out;
+is(query($null_logs), $before_copy + 1, 'COPY: the row without a customer is recorded with a null customer');
+is( query('SELECT count(*) FROM analytics.logs_with_customer WHERE customer_identifier IS NULL AND id IN ('
+		  . join(', ', @without_ids) . ')'),
+	scalar @without_ids, 'logs_with_customer shows them without a customer');
 ids_unique('after every ingest path');
 
 note 'budgets exact with 8 sessions on the three nodes';
@@ -257,8 +278,8 @@ my @writers = map {
 		],
 		'>', "$dir/writer_$k.out", '2>', "$dir/writer_$k.err");
 } 1 .. 3;
-my $crash_logs = q{SELECT count(*) FROM analytics.logs WHERE custom_identifier LIKE 'crash-%'};
-ok(wait_until($coord, 'postgres', "$crash_logs > 300", 30), 'the writers are writing');
+my $crash_logs = q{(SELECT count(*) FROM analytics.logs WHERE custom_identifier LIKE 'crash-%')};
+ok(wait_until($coord, 'postgres', "SELECT $crash_logs > 300", 30), 'the writers are writing');
 ok(kill9_server($workers[0]), 'worker 1 killed with SIGKILL');
 my $saw_errors = 0;
 for (1 .. 100)
@@ -269,8 +290,8 @@ for (1 .. 100)
 }
 ok($saw_errors, 'the writers saw the node down');
 $workers[0]->start;
-my $acked_before = query($crash_logs);
-ok(wait_until($coord, 'postgres', "$crash_logs > $acked_before + 300", 60),
+my $acked_before = query("SELECT $crash_logs");
+ok(wait_until($coord, 'postgres', "SELECT $crash_logs > $acked_before + 300", 60),
 	'the writers write again after the restart');
 PostgreSQL::Test::Utils::append_to_file($stop, '');
 $_->finish for @writers;
@@ -282,6 +303,9 @@ for my $k (1 .. 3)
 diag sprintf('%d logs acknowledged', scalar keys %acked);
 
 # Citus commits or aborts what the crash left prepared.
+my $prepared = 0;
+$prepared += $_->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') for @nodes;
+diag "$prepared transactions prepared after the restart";
 my $recovered = 0;
 for (1 .. 300)
 {
