@@ -82,7 +82,7 @@ cpu_stop() {
 	local d
 	CPU_SUM[wall-$1]=$(( ${CPU_SUM[wall-$1]:-0} + $(date +%s%N) - CPU_AT[wall-$1] ))
 	# the backends of the session that just ended exit and are reaped
-	sleep 0.3
+	sleep 0.1
 	for d in $(side_dirs "$1"); do
 		CPU_SUM[$d]=$(( ${CPU_SUM[$d]:-0} + $(cpu_ticks "$d") - CPU_AT[$d] ))
 	done
@@ -110,8 +110,8 @@ cpu_note() {
 	done
 }
 
-# prepared_count: the two-phase commits the coordinator has recorded (one
-# row per worker node in each).
+# prepared_count: the prepared transactions of two-phase commits the
+# coordinator has recorded (one per connection to a worker that wrote).
 prepared_count() {
 	qp "$CPORT" $CDB -c "SELECT count(*) FROM pg_dist_transaction"
 }
@@ -339,9 +339,9 @@ citus_write() {
 	cfig "$key" "$label" rate "$note; $(two_phase "$prep0" "$prep1"); $CPU_NOTE"
 }
 
-# two_phase BEFORE AFTER: the two-phase commits between two counts, per run.
+# two_phase BEFORE AFTER: the prepared transactions between two counts.
 two_phase() {
-	echo "two-phase commits recorded on the coordinator: $(( $2 - $1 )) (one per worker node in each) in $REPS runs"
+	echo "prepared transactions (two-phase commit, one per connection to a worker that wrote) recorded on the coordinator: $(( $2 - $1 )) in $REPS runs"
 }
 
 citus_bulk_insert() {
@@ -399,7 +399,7 @@ citus_plans() {
 				echo
 				echo '```'
 				on $side -c "SELECT 'EXPLAIN (ANALYZE, COSTS OFF) ' || ours || ';' FROM bench.view_cases WHERE ord = $ord" \
-					| on $side 2>&1 | sed 's/^/    /' || true
+					| on $side 2>&1 || true
 				echo '```'
 			} >>"$TMP/plans.md"
 		done
@@ -437,7 +437,9 @@ citus_report() {
 	echo
 	echo "Ratio: the cluster's figure over the single node's (rates: above 1× the cluster is faster;" \
 		"times: above 1× it is slower). Notes give the CPU each side's servers used during the timed runs" \
-		"(from /proc, client start-up included in the wall time)."
+		"(from /proc, until 0.1 s after each run so that the session's backends are reaped: this includes the start of" \
+		"the background fold of what a write committed; the wall time is the client's, from before its connection" \
+		"to its return)."
 	echo
 	echo "| figure | single node | cluster | cluster ÷ single | note |"
 	echo "|---|---|---|---|---|"
