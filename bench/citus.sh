@@ -72,24 +72,35 @@ cpu_ticks() {
 		else if (f[2] == pm) t += f[12] + f[13] } END { printf "%d\n", t }'
 }
 
+# machine_ticks: the CPU time the whole machine has been busy (every
+# process, ours or not), from /proc/stat.
+machine_ticks() {
+	awk '$1 == "cpu" { printf "%d\n", $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
 cpu_start() {
 	local d
 	for d in $(side_dirs "$1"); do CPU_AT[$d]=$(cpu_ticks "$d"); done
+	CPU_AT[machine-$1]=$(machine_ticks)
 	CPU_AT[wall-$1]=$(date +%s%N)
 }
 
+# cpu_stop SIDE: adds what SIDE's servers and the machine used since
+# cpu_start, until 0.1 s after the run: the backends of the session that
+# just ended exit and are reaped by then.
 cpu_stop() {
 	local d
-	CPU_SUM[wall-$1]=$(( ${CPU_SUM[wall-$1]:-0} + $(date +%s%N) - CPU_AT[wall-$1] ))
-	# the backends of the session that just ended exit and are reaped
 	sleep 0.1
+	CPU_SUM[wall-$1]=$(( ${CPU_SUM[wall-$1]:-0} + $(date +%s%N) - CPU_AT[wall-$1] ))
+	CPU_SUM[machine-$1]=$(( ${CPU_SUM[machine-$1]:-0} + $(machine_ticks) - CPU_AT[machine-$1] ))
 	for d in $(side_dirs "$1"); do
 		CPU_SUM[$d]=$(( ${CPU_SUM[$d]:-0} + $(cpu_ticks "$d") - CPU_AT[$d] ))
 	done
 }
 
 # cpu_note: CPU_NOTE, what the servers used during the figure's timed runs
-# (CPU seconds / wall seconds, and how many cores that is); resets the sums.
+# (CPU seconds in wall seconds, how many cores that is, and how many cores
+# the whole machine had busy meanwhile); resets the sums.
 cpu_note() {
 	local hz side d parts total wall
 	hz="$(getconf CLK_TCK)"
@@ -104,9 +115,11 @@ cpu_note() {
 			CPU_SUM[$d]=0
 		done
 		[ "$side" = single ] || parts="$parts (coordinator + workers)"
-		CPU_NOTE="$CPU_NOTE $side $parts s / $(awk -v w="$wall" 'BEGIN { printf "%.2f", w / 1e9 }') s ($(awk -v t="$total" -v hz="$hz" -v w="$wall" 'BEGIN { printf "%.2f", t / hz / (w / 1e9) }') cores)"
+		CPU_NOTE="$CPU_NOTE $side $parts s in $(awk -v w="$wall" 'BEGIN { printf "%.2f", w / 1e9 }') s$(awk -v t="$total" -v m="${CPU_SUM[machine-$side]}" -v hz="$hz" -v w="$wall" \
+			'BEGIN { printf " (%.2f cores; machine %.2f cores)", t / hz / (w / 1e9), m / hz / (w / 1e9) }')"
 		[ "$side" = cluster ] || CPU_NOTE="$CPU_NOTE,"
 		CPU_SUM[wall-$side]=0
+		CPU_SUM[machine-$side]=0
 	done
 }
 
@@ -437,9 +450,9 @@ citus_report() {
 	echo
 	echo "Ratio: the cluster's figure over the single node's (rates: above 1× the cluster is faster;" \
 		"times: above 1× it is slower). Notes give the CPU each side's servers used during the timed runs" \
-		"(from /proc, until 0.1 s after each run so that the session's backends are reaped: this includes the start of" \
-		"the background fold of what a write committed; the wall time is the client's, from before its connection" \
-		"to its return)."
+		"(from /proc: each server's processes, and the whole machine's busy time, ours or not; from the client's" \
+		"start to 0.1 s after its return, so that the session's backends are reaped: this includes the start of" \
+		"the background fold of what a write committed)."
 	echo
 	echo "| figure | single node | cluster | cluster ÷ single | note |"
 	echo "|---|---|---|---|---|"
