@@ -16,7 +16,8 @@ CPORT=${NODE_PORTS[0]}
 # for shard moves, prepared transactions for Citus' two-phase commits,
 # connections and worker processes for its executor.  The coordinator's
 # records of two-phase commits (pg_dist_transaction) are kept, not
-# recovered, so the bench can count them.
+# recovered, so the bench can count them; Citus counts the connections
+# its executor opens (citus_stat_counters).
 CLUSTER_CONF="shared_preload_libraries = 'citus,analytics'
 listen_addresses = '127.0.0.1'
 wal_level = logical
@@ -25,6 +26,7 @@ max_connections = 150
 max_worker_processes = 32
 citus.node_conninfo = 'sslmode=disable'
 citus.recover_2pc_interval = -1
+citus.enable_stat_counters = on
 work_mem = 64MB"
 # The single node's memory divided among three servers: the coordinator
 # holds no shards (a quarter), each worker holds half of them (three
@@ -56,7 +58,9 @@ on() {
 # over the timed runs of a figure; the wall time is the client's, psql
 # start-up included.
 
+# The sums are kept per figure: CPU_FIG names the one being measured.
 declare -A CPU_AT CPU_SUM
+CPU_FIG=""
 
 side_dirs() {
 	if [ "$1" = single ]; then echo "$TMP/data"; else printf "$TMP/%s\n" "${NODES[@]}"; fi
@@ -91,10 +95,10 @@ cpu_start() {
 cpu_stop() {
 	local d
 	sleep 0.1
-	CPU_SUM[wall-$1]=$(( ${CPU_SUM[wall-$1]:-0} + $(date +%s%N) - CPU_AT[wall-$1] ))
-	CPU_SUM[machine-$1]=$(( ${CPU_SUM[machine-$1]:-0} + $(machine_ticks) - CPU_AT[machine-$1] ))
+	CPU_SUM[$CPU_FIG:wall-$1]=$(( ${CPU_SUM[$CPU_FIG:wall-$1]:-0} + $(date +%s%N) - CPU_AT[wall-$1] ))
+	CPU_SUM[$CPU_FIG:machine-$1]=$(( ${CPU_SUM[$CPU_FIG:machine-$1]:-0} + $(machine_ticks) - CPU_AT[machine-$1] ))
 	for d in $(side_dirs "$1"); do
-		CPU_SUM[$d]=$(( ${CPU_SUM[$d]:-0} + $(cpu_ticks "$d") - CPU_AT[$d] ))
+		CPU_SUM[$CPU_FIG:$d]=$(( ${CPU_SUM[$CPU_FIG:$d]:-0} + $(cpu_ticks "$d") - CPU_AT[$d] ))
 	done
 }
 
@@ -106,21 +110,27 @@ cpu_note() {
 	hz="$(getconf CLK_TCK)"
 	CPU_NOTE="CPU"
 	for side in single cluster; do
-		wall="${CPU_SUM[wall-$side]:-0}"
+		wall="${CPU_SUM[$CPU_FIG:wall-$side]:-0}"
 		[ "$wall" -gt 0 ] || continue
 		parts="" total=0
 		for d in $(side_dirs "$side"); do
-			parts="$parts${parts:+ + }$(awk -v t="${CPU_SUM[$d]:-0}" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')"
-			total=$(( total + ${CPU_SUM[$d]:-0} ))
-			CPU_SUM[$d]=0
+			parts="$parts${parts:+ + }$(awk -v t="${CPU_SUM[$CPU_FIG:$d]:-0}" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')"
+			total=$(( total + ${CPU_SUM[$CPU_FIG:$d]:-0} ))
+			CPU_SUM[$CPU_FIG:$d]=0
 		done
 		[ "$side" = single ] || parts="$parts (coordinator + workers)"
-		CPU_NOTE="$CPU_NOTE $side $parts s in $(awk -v w="$wall" 'BEGIN { printf "%.2f", w / 1e9 }') s$(awk -v t="$total" -v m="${CPU_SUM[machine-$side]}" -v hz="$hz" -v w="$wall" \
+		CPU_NOTE="$CPU_NOTE $side $parts s in $(awk -v w="$wall" 'BEGIN { printf "%.2f", w / 1e9 }') s$(awk -v t="$total" -v m="${CPU_SUM[$CPU_FIG:machine-$side]}" -v hz="$hz" -v w="$wall" \
 			'BEGIN { printf " (%.2f cores; machine %.2f cores)", t / hz / (w / 1e9), m / hz / (w / 1e9) }')"
 		[ "$side" = cluster ] || CPU_NOTE="$CPU_NOTE,"
-		CPU_SUM[wall-$side]=0
-		CPU_SUM[machine-$side]=0
+		CPU_SUM[$CPU_FIG:wall-$side]=0
+		CPU_SUM[$CPU_FIG:machine-$side]=0
 	done
+}
+
+# connections: how many connections to the workers the coordinator's
+# executor has opened in database bench.
+connections() {
+	qp "$CPORT" $CDB -c "SELECT connection_establishment_succeeded FROM citus.citus_stat_counters WHERE name = current_database()"
 }
 
 # prepared_count: the prepared transactions of two-phase commits the
@@ -232,16 +242,15 @@ logs_summary() {
 # fold-in, each timed; both sides must then hold the same logs.
 citus_ref_load() {
 	local side ms a b
+	# One side after the other, each folded before the other loads: the
+	# other side's background workers must not fold meanwhile.
 	for side in single cluster; do
+		CPU_FIG=load
 		cpu_start $side
 		ms="$(on $side -c "SELECT bench.time_exec(format('INSERT INTO analytics.logs (%1\$s) SELECT %1\$s FROM bench.ref_logs', bench.log_columns()))")"
 		cpu_stop $side
 		sample $CDB "ref load" "$(side_of $side)" 1 "$(awk -v n="$NLOGS" -v ms="$ms" 'BEGIN { printf "%.1f", n / ms * 1000 }')"
-	done
-	cpu_note
-	cfig "ref load" "load $NLOGS reference logs through the trigger (INSERT … SELECT)" rate \
-		"one statement from a staging table (on the cluster, a local table of the coordinator); no budgets; $CPU_NOTE"
-	for side in single cluster; do
+		CPU_FIG=fold
 		cpu_start $side
 		a=$(date +%s%N)
 		csettle $side
@@ -249,9 +258,15 @@ citus_ref_load() {
 		cpu_stop $side
 		sample $CDB "fold" "$(side_of $side)" 1 "$(( (b - a) / 1000000 ))"
 	done
+	CPU_FIG=load
 	cpu_note
+	cfig "ref load" "load $NLOGS reference logs through the trigger (INSERT … SELECT)" rate \
+		"one statement from a staging table (on the cluster, a local table of the coordinator); no budgets; $CPU_NOTE"
+	CPU_FIG=fold
+	cpu_note
+	CPU_FIG=""
 	cfig "fold" "fold-in after the load (wall time)" time \
-		"rollup_now() until nothing is pending (on the cluster on both worker nodes at once), checkpoints included; the background workers fold too; $CPU_NOTE"
+		"right after the side's load: rollup_now() until nothing is pending (on the cluster on both worker nodes at once), checkpoints included; the background workers fold too; $CPU_NOTE"
 	for side in single cluster; do on $side -c "VACUUM ANALYZE"; done
 	a="$(logs_summary single)"
 	b="$(logs_summary cluster)"
@@ -275,7 +290,7 @@ side_of() {
 # the session, the first is in the note), the sides alternating.  A side
 # that fails shows its error in its cell.
 citus_view() {
-	local ord="$1" name="$2" col="$3" key="$3 $1" label side rep s d=() n=() err=() ok=1 note
+	local ord="$1" name="$2" col="$3" key="$3 $1" label side rep s d=() n=() err=() ok=1 note c0 c1=""
 	if [ "$col" = ours ]; then label="view: $name"; else label="raw GROUP BY of: $name"; fi
 	for side in single cluster; do
 		if s="$(on $side -F ' ' -c "SELECT d.* FROM bench.view_cases, bench.result_digest($col) d WHERE ord = $ord" 2>"$TMP/view.err")"; then
@@ -293,8 +308,10 @@ citus_view() {
 	for rep in $(seq 1 "$REPS"); do
 		for side in $([ $(( rep % 2 )) = 1 ] && echo single cluster || echo cluster single); do
 			cpu_start $side
+			[ $side = single ] || c0="$(connections)"
 			s="$(on $side -F ' ' -c "SELECT t.* FROM bench.view_cases, bench.time_exec_twice($col) t WHERE ord = $ord")"
 			cpu_stop $side
+			[ $side = single ] || c1="$c1${c1:+, }$(( $(connections) - c0 ))"
 			sample $CDB "$key first" "$(side_of $side)" "$rep" "${s% *}"
 			sample $CDB "$key" "$(side_of $side)" "$rep" "${s#* }"
 		done
@@ -307,7 +324,7 @@ citus_view() {
 	cpu_note
 	cfig "$key" "$label" time "$note; first run in a fresh session $(q $CDB -c "
 		SELECT 'single ' || round(baseline::numeric, 1) || ' ms, cluster ' || round(ours::numeric, 1) || ' ms'
-		FROM bench.medians(\$f\$$key first\$f\$)"); $CPU_NOTE"
+		FROM bench.medians(\$f\$$key first\$f\$)"); connections the coordinator opened to the workers per session (both runs): $c1; $CPU_NOTE"
 }
 
 citus_views() {
@@ -380,7 +397,8 @@ citus_ingest_batch() {
 # 2 pgbench clients, one log of a random customer per transaction, on the
 # single node and through the coordinator.
 citus_single_row() {
-	local rep side tps lat=() prep0 prep1
+	local rep side tps prep0 prep1
+	declare -A lat
 	prep0="$(prepared_count)"
 	for rep in $(seq 1 "$REPS"); do
 		for side in $([ $(( rep % 2 )) = 1 ] && echo single cluster || echo cluster single); do
@@ -389,13 +407,13 @@ citus_single_row() {
 			tps="$(pgbench_run analytics.logs "$(side_port $side)" $CDB)"
 			cpu_stop $side
 			sample $CDB single "$(side_of $side)" "$rep" "$tps"
-			lat+=("$side $(sed -n 's/^latency average = \(.*\)$/\1/p' "$TMP/pgbench.out")")
+			lat[$side]="${lat[$side]}${lat[$side]:+, }$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' "$TMP/pgbench.out")"
 		done
 	done
 	prep1="$(prepared_count)"
 	cpu_note
 	cfig single "single-row INSERT, 2 pgbench clients" rate \
-		"$PGBENCH_T s runs, 1 log per transaction, random customer, synchronous_commit $SYNC; on the cluster through the coordinator; latency average per run: $(IFS=,; echo "${lat[*]}" | sed 's/,/, /g'); $(two_phase "$prep0" "$prep1"); $CPU_NOTE"
+		"$PGBENCH_T s runs, 1 log per transaction, random customer, synchronous_commit $SYNC; on the cluster through the coordinator; pgbench's latency average per run: single ${lat[single]} ms, cluster ${lat[cluster]} ms; $(two_phase "$prep0" "$prep1"); $CPU_NOTE"
 }
 
 # ------------------------------------------------------------------ plans
