@@ -130,7 +130,7 @@ cpu_note() {
 # connections: how many connections to the workers the coordinator's
 # executor has opened in database bench.
 connections() {
-	qp "$CPORT" $CDB -c "SELECT connection_establishment_succeeded FROM citus.citus_stat_counters WHERE name = current_database()"
+	qp "$CPORT" $CDB -c "SELECT connection_establishment_succeeded FROM pg_catalog.citus_stat_counters WHERE name = current_database()"
 }
 
 # prepared_count: the prepared transactions of two-phase commits the
@@ -407,7 +407,7 @@ citus_single_row() {
 			tps="$(pgbench_run analytics.logs "$(side_port $side)" $CDB)"
 			cpu_stop $side
 			sample $CDB single "$(side_of $side)" "$rep" "$tps"
-			lat[$side]="${lat[$side]}${lat[$side]:+, }$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' "$TMP/pgbench.out")"
+			lat[$side]="${lat[$side]:-}${lat[$side]:+, }$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' "$TMP/pgbench.out")"
 		done
 	done
 	prep1="$(prepared_count)"
