@@ -462,9 +462,7 @@ citus_report() {
 		"maintenance_work_mem 256MB, max_wal_size 5GB; each worker 768MB, 6GB, 384MB, 7.5GB. work_mem 64MB," \
 		"jit off, synchronous_commit on everywhere."
 	echo
-	while read -r line; do echo "- $line"; done <"$NOTES"
-	echo "- time per step: $(paste -sd ';' "$TMP/steps.txt" | sed 's/;/; /g')"
-	installed_warning
+	report_notes ""
 	echo
 	echo "Ratio: the cluster's figure over the single node's (rates: above 1× the cluster is faster;" \
 		"times: above 1× it is slower). Notes give the CPU each side's servers used during the timed runs" \
@@ -472,9 +470,7 @@ citus_report() {
 		"start to 0.1 s after its return, so that the session's backends are reaped: this includes the start of" \
 		"the background fold of what a write committed)."
 	echo
-	echo "| figure | single node | cluster | cluster ÷ single | note |"
-	echo "|---|---|---|---|---|"
-	awk -F '\t' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }' "$ROWS"
+	report_table figure "single node" cluster "cluster ÷ single" note
 	echo
 	echo "## Plans"
 	cat "$TMP/plans.md"

@@ -680,19 +680,32 @@ report_head() {
 		"$ELAPSED s end to end ($(( LOCKED - START )) s of it waiting for the install lock)."
 }
 
+# report_notes PREFIX: the run's notes as list items (after PREFIX), the time
+# per step, and the warning if the library changed.
+report_notes() {
+	while read -r line; do echo "- $1$line"; done <"$NOTES"
+	echo "- time per step: $(paste -sd ';' "$TMP/steps.txt" | sed 's/;/; /g')"
+	installed_warning
+}
+
+# report_table HEADING...: the rows as a Markdown table, one column a heading.
+report_table() {
+	local h sep=""
+	printf '|'
+	for h in "$@"; do printf ' %s |' "$h"; sep="$sep---|"; done
+	printf '\n|%s\n' "$sep"
+	awk -F '\t' -v n=$# '{ printf "|"; for (i = 1; i <= n; i++) printf " %s |", $i; printf "\n" }' "$ROWS"
+}
+
 report() {
 	report_head "analytics benchmark, scale $SCALE" "bench/run.sh --scale $SCALE"
 	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
 		"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
 		"(on for everything else), jit off."
 	echo
-	while read -r line; do echo "- data: $line"; done <"$NOTES"
-	echo "- time per step: $(paste -sd ';' "$TMP/steps.txt" | sed 's/;/; /g')"
-	installed_warning
+	report_notes "data: "
 	echo
-	echo "| figure | ours | baseline | ratio | target | met | note |"
-	echo "|---|---|---|---|---|---|---|"
-	awk -F '\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$ROWS"
+	report_table figure ours baseline ratio target met note
 }
 
 if [ -n "$CITUS" ]; then
