@@ -66,8 +66,10 @@ CONF
 }
 
 # The columns of analytics.logs the raw GROUP BYs read.
+# A log without a customer is stored under '' on a cluster
+# (docs/scaling-out.md): the raw side reads it as null, as the views do.
 our $RAW_LOG_COLUMNS =
-  'id, created_at, customer_identifier, model, prompt_tokens, completion_tokens, total_tokens, '
+  "id, created_at, nullif(customer_identifier, '') AS customer_identifier, model, prompt_tokens, completion_tokens, total_tokens, "
   . 'cost, latency, time_to_first_token, status_code';
 
 # literal(TEXT): TEXT as an SQL string literal.
@@ -172,7 +174,8 @@ sub view_checks
 		],
 		[
 			'logs_with_customer',
-			[ q{SELECT id, created_at, customer_identifier, model, cost, status_code, name, email,
+			# The view shows the stored '' of a log without a customer.
+			[ q{SELECT id, created_at, nullif(customer_identifier, ''), model, cost, status_code, name, email,
 			          customer_metadata
 			     FROM analytics.logs_with_customer} ],
 			q{SELECT l.id, l.created_at, l.customer_identifier, l.model, l.cost, l.status_code, c.name, c.email,
