@@ -17,6 +17,10 @@
 #   --extra-sql FILE
 #               SQL run in both databases right after CREATE EXTENSION, to
 #               try an object (a view, a function) before it is merged
+#   --citus     instead of the figures above: the dashboard reads and bulk
+#               ingest on a single node and on a Citus cluster (a coordinator
+#               and 2 workers on this machine) with the same data, side by
+#               side; written to bench/results-citus-<F>.md (bench/citus.sh)
 #
 # It takes the machine-wide lock of scripts/test.sh for its whole run: the
 # library is installed system-wide and nobody may reinstall it under us.
@@ -28,6 +32,7 @@ SCALE=1
 REPS=3
 EXTRA_SQL=""
 SYNC=on
+CITUS=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--scale) SCALE="$2"; shift 2 ;;
@@ -36,6 +41,7 @@ while [ $# -gt 0 ]; do
 		--reps=*) REPS="${1#--reps=}"; shift ;;
 		--extra-sql) EXTRA_SQL="$(realpath "$2")"; shift 2 ;;
 		--sync-commit) SYNC="$2"; shift 2 ;;
+		--citus) CITUS=1; shift ;;
 		-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 		*) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -55,6 +61,11 @@ exec 9>/tmp/analytics-install.lock
 flock 9
 LOCKED=$(date +%s)
 source "$BENCH_DIR/../scripts/setup.sh"
+if [ -n "$CITUS" ] && [ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then
+	echo "bench: --citus needs Citus, and there is no citus.so in $("$PG_CONFIG" --pkglibdir)" \
+		"(Citus 13.2 for PostgreSQL 15: bash ../shared/citus/install.sh builds and installs it)" >&2
+	exit 1
+fi
 
 # Sizes.  Bulk loads are 200k logs at full scale, never fewer than 50k.
 NCUST=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 100000 * s }')
@@ -74,6 +85,9 @@ OUT="$BENCH_DIR/results-$SCALE.md"
 if [ "$SYNC" = off ]; then
 	OUT="$BENCH_DIR/results-$SCALE-async.md"
 fi
+if [ -n "$CITUS" ]; then
+	OUT="$BENCH_DIR/results-citus-$SCALE.md"
+fi
 ROWS="$TMP/rows.tsv"
 NOTES="$TMP/notes.txt"
 if [ "$(id -u)" -eq 0 ]; then
@@ -81,11 +95,14 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 chmod 755 "$TMP"
 
+# Every server of the run has its data directory in $TMP.
 cleanup() {
-	if [ -f "$TMP/data/postmaster.pid" ]; then
-		run_as "$PGBIN/pg_ctl" -D "$TMP/data" -m fast -w stop >/dev/null 2>&1 ||
-			run_as "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
+	local pid
+	for pid in "$TMP"/*/postmaster.pid; do
+		[ -f "$pid" ] || continue
+		run_as "$PGBIN/pg_ctl" -D "${pid%/*}" -m fast -w stop >/dev/null 2>&1 ||
+			run_as "$PGBIN/pg_ctl" -D "${pid%/*}" -m immediate -w stop >/dev/null 2>&1 || true
+	done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -93,11 +110,15 @@ trap 'exit 130' INT TERM
 
 log() { echo "== [$(( $(date +%s) - START ))s] $*"; }
 
-# q DB ARGS...: psql as the cluster user, tuples only, stop at the first error.
+# qp PORT DB ARGS...: psql as the cluster user on the server of PORT, tuples
+# only, stop at the first error.  q DB ARGS...: the same on the single node.
+qp() {
+	local port="$1" db="$2"
+	shift 2
+	run_as "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p "$port" -d "$db" "$@"
+}
 q() {
-	local db="$1"
-	shift
-	run_as "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" -d "$db" "$@"
+	qp "$PORT" "$@"
 }
 
 # row FIGURE OURS BASELINE RATIO TARGET MET NOTE: one line of the results table.
@@ -130,15 +151,34 @@ step() {
 
 # ---------------------------------------------------------------- cluster
 
-log "cluster in $TMP (scale $SCALE: $NCUST customers, $NLOGS logs, bulk $NBULK, pgbench ${PGBENCH_T}s, $REPS reps)"
-run_as "$PGBIN/initdb" -D "$TMP/data" -A trust -E UTF8 --locale=C.UTF-8 >"$TMP/initdb.log" 2>&1 ||
-	{ cat "$TMP/initdb.log"; exit 1; }
-cat >>"$TMP/data/postgresql.conf" <<EOF
-# analytics benchmark: a 24 GiB / 2-core machine
-shared_preload_libraries = 'analytics'
-listen_addresses = ''
+# start_server DIR PORT CONF: initdb DIR and start it on PORT (Unix socket
+# in $TMP) with the settings every server of the run shares and CONF (the
+# libraries, memory and anything the server's role needs).
+start_server() {
+	local dir="$1" port="$2" conf="$3"
+	run_as "$PGBIN/initdb" -D "$dir" -A trust -E UTF8 --locale=C.UTF-8 >"$dir.initdb.log" 2>&1 ||
+		{ cat "$dir.initdb.log"; return 1; }
+	cat >>"$dir/postgresql.conf" <<EOF
+# analytics benchmark on a 24 GiB / 2-core machine
 unix_socket_directories = '$TMP'
-port = $PORT
+port = $port
+synchronous_commit = on
+random_page_cost = 1.1
+jit = off
+timezone = 'UTC'
+log_min_messages = warning
+checkpoint_timeout = 30min
+analytics.rollup_interval = '1s'
+$conf
+EOF
+	# The server must not inherit the lock's descriptor: it would hold the lock.
+	run_as "$PGBIN/pg_ctl" -D "$dir" -l "$dir.log" -w start >/dev/null 9>&- ||
+		{ cat "$dir.log"; return 1; }
+}
+
+# The single node's libraries and memory (24 GiB, 2 cores, one server).
+SINGLE_CONF="shared_preload_libraries = 'analytics'
+listen_addresses = ''
 max_connections = 50
 max_worker_processes = 16
 shared_buffers = 2GB
@@ -147,27 +187,25 @@ work_mem = 64MB
 maintenance_work_mem = 1GB
 max_wal_size = 20GB
 min_wal_size = 2GB
-checkpoint_timeout = 30min
-wal_buffers = 64MB
-synchronous_commit = on
-random_page_cost = 1.1
-jit = off
-timezone = 'UTC'
-log_min_messages = warning
-analytics.rollup_interval = '1s'
-EOF
-# The server must not inherit the lock's descriptor: it would hold the lock.
-run_as "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w start >/dev/null 9>&- ||
-	{ cat "$TMP/server.log"; exit 1; }
+wal_buffers = 64MB"
 
-# newdb DB: a database with the extension and the harness.
+log "cluster in $TMP (scale $SCALE: $NCUST customers, $NLOGS logs, bulk $NBULK, pgbench ${PGBENCH_T}s, $REPS reps)"
+start_server "$TMP/data" "$PORT" "$SINGLE_CONF"
+
+# newdb DB [PORT [PREPARE]]: a database with the extension and the harness,
+# on the single node or the server of PORT; the command PREPARE runs after
+# CREATE DATABASE, before CREATE EXTENSION analytics.
 newdb() {
-	run_as "$PGBIN/createdb" -h "$TMP" -p "$PORT" "$1"
-	q "$1" -c "CREATE EXTENSION analytics"
-	if [ -n "$EXTRA_SQL" ]; then
-		q "$1" <"$EXTRA_SQL"
+	local db="$1" port="${2:-$PORT}" prepare="${3:-}"
+	run_as "$PGBIN/createdb" -h "$TMP" -p "$port" "$db"
+	if [ -n "$prepare" ]; then
+		"$prepare"
 	fi
-	q "$1" <"$BENCH_DIR/sql/harness.sql"
+	qp "$port" "$db" -c "CREATE EXTENSION analytics"
+	if [ -n "$EXTRA_SQL" ]; then
+		qp "$port" "$db" <"$EXTRA_SQL"
+	fi
+	qp "$port" "$db" <"$BENCH_DIR/sql/harness.sql"
 }
 
 # has DB OBJECT: whether analytics has it (relation, or function "name(").
@@ -193,14 +231,9 @@ sample() {
 fig() {
 	local db="$1" key="$2" label="$3" kind="$4" target="$5" ttext="$6" note="${7:-}" met="${8:-}"
 	q "$db" -F $'\t' -c "
-		WITH m AS (
-			SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'ours') AS o,
-			       percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'baseline') AS b
-			FROM bench.samples WHERE figure = \$f\$$key\$f\$),
+		WITH m AS (SELECT ours AS o, baseline AS b FROM bench.medians(\$f\$$key\$f\$)),
 		r AS (SELECT o, b, CASE '$kind' WHEN 'rate' THEN o / b ELSE b / o END AS ratio FROM m)
-		SELECT \$l\$$label\$l\$,
-		       CASE '$kind' WHEN 'rate' THEN round(o)::text || ' rows/s' ELSE round(o::numeric, 2) || ' ms' END,
-		       CASE '$kind' WHEN 'rate' THEN round(b)::text || ' rows/s' ELSE round(b::numeric, 2) || ' ms' END,
+		SELECT \$l\$$label\$l\$, bench.fmt(o, '$kind'), bench.fmt(b, '$kind'),
 		       round(ratio::numeric, 2) || '×', \$t\$$ttext\$t\$,
 		       coalesce(nullif(\$m\$$met\$m\$, ''),
 		                CASE WHEN $target::float8 IS NULL THEN '—' WHEN ratio >= $target THEN 'yes' ELSE 'NO' END),
@@ -267,16 +300,10 @@ bulk() {
 		"$NBULK logs in one statement; the peer upserts a daily rollup and a spend counter per row"
 }
 
-ingest_batch() {
-	local figure="analytics.ingest_batch vs COPY (CSV) into analytics.logs" rep order ms before after
-	if ! has $W 'analytics.ingest_batch('; then
-		na "$figure" "≥ 0.5×" analytics.ingest_batch
-		return
-	fi
-	local cols
-	cols="$(q $W -c "SELECT bench.log_columns()")"
-	# The same rows as NDJSON, in calls of 1000 lines.
-	q $W -c "CREATE TABLE bench.batch_payloads AS
+# batch_payloads PORT DB: bench.batch_payloads, the rows of bench.src_logs as
+# NDJSON, in calls of 1000 lines.
+batch_payloads() {
+	qp "$1" "$2" -c "CREATE TABLE bench.batch_payloads AS
 		SELECT string_agg(jsonb_strip_nulls(jsonb_build_object(
 		           'timestamp', created_at, 'customer_identifier', customer_identifier,
 		           'model', model, 'prompt_tokens', prompt_tokens,
@@ -285,6 +312,17 @@ ingest_batch() {
 		           'error_message', error_message))::text, E'\n') AS t
 		FROM (SELECT *, (row_number() OVER () - 1) / 1000 AS chunk FROM bench.src_logs) s
 		GROUP BY chunk"
+}
+
+ingest_batch() {
+	local figure="analytics.ingest_batch vs COPY (CSV) into analytics.logs" rep order ms before after
+	if ! has $W 'analytics.ingest_batch('; then
+		na "$figure" "≥ 0.5×" analytics.ingest_batch
+		return
+	fi
+	local cols
+	cols="$(q $W -c "SELECT bench.log_columns()")"
+	batch_payloads "$PORT" $W
 	for rep in $(seq 1 "$REPS"); do
 		for order in $(( rep % 2 )) $(( (rep + 1) % 2 )); do
 			settle $W
@@ -306,10 +344,11 @@ ingest_batch() {
 	fig $W batch "$figure" rate 0.5 "≥ 0.5×" "$NBULK logs as NDJSON, 1000 per call, one transaction"
 }
 
-# pgbench_run TABLE: transactions per second of single-row INSERTs from 2
-# clients for PGBENCH_T seconds, each a random customer's log.
+# pgbench_run TABLE [PORT DB]: transactions per second of single-row INSERTs
+# from 2 clients for PGBENCH_T seconds, each a random customer's log (on the
+# single node's bench_write unless PORT and DB say otherwise).
 pgbench_run() {
-	local table="$1"
+	local table="$1" port="${2:-$PORT}" db="${3:-$W}"
 	cat >"$TMP/pgbench-$table.sql" <<EOF
 \\set c random(1, $NCUST)
 \\set p random(50, 2000)
@@ -317,8 +356,8 @@ pgbench_run() {
 INSERT INTO $table (customer_identifier, model, prompt_tokens, completion_tokens, cost, latency, time_to_first_token, status_code)
 VALUES ('cust-' || :c, 'gpt-4o-mini', :p, :k, (:p * 0.15 + :k * 0.6) / 1000000.0, 1.25, 0.2, 200);
 EOF
-	run_as env PGOPTIONS="-c synchronous_commit=$SYNC" "$PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_T" -h "$TMP" -p "$PORT" \
-		-f "$TMP/pgbench-$table.sql" $W >"$TMP/pgbench.out" 2>&1 ||
+	run_as env PGOPTIONS="-c synchronous_commit=$SYNC" "$PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_T" -h "$TMP" -p "$port" \
+		-f "$TMP/pgbench-$table.sql" "$db" >"$TMP/pgbench.out" 2>&1 ||
 		{ cat "$TMP/pgbench.out" >&2; return 1; }
 	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$TMP/pgbench.out"
 }
@@ -596,48 +635,84 @@ data_check() {
 : >"$ROWS"
 : >"$NOTES"
 : >"$TMP/steps.txt"
-step "write path: setup" write_setup
-step "bulk INSERT … SELECT" bulk insert
-step "bulk COPY" bulk copy
-step "ingest_batch vs COPY" ingest_batch
-step "single-row INSERTs and worker lag" single_row
-step "no global stall" stall
+if [ -n "$CITUS" ]; then
+	source "$BENCH_DIR/citus.sh"
+	citus_run
+else
+	step "write path: setup" write_setup
+	step "bulk INSERT … SELECT" bulk insert
+	step "bulk COPY" bulk copy
+	step "ingest_batch vs COPY" ingest_batch
+	step "single-row INSERTs and worker lag" single_row
+	step "no global stall" stall
 
-AT1="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", n / 1e6 }')"
-AT2="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", 2 * n / 1e6 }')"
-step "reference data: setup" ref_setup
-step "reference data: load $AT1" ref_load "$NLOGS" "$AT1"
-step "reference data: check" data_check
-step "views @ $AT1" views "$AT1"
-step "reference data: load to $AT2" ref_load "$NLOGS" "+$AT1 (to $AT2)"
-step "reference data: check" data_check
-step "views @ $AT2" views "$AT2"
-step "view growth" growth
+	AT1="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", n / 1e6 }')"
+	AT2="$(awk -v n="$NLOGS" 'BEGIN { printf "%gM", 2 * n / 1e6 }')"
+	step "reference data: setup" ref_setup
+	step "reference data: load $AT1" ref_load "$NLOGS" "$AT1"
+	step "reference data: check" data_check
+	step "views @ $AT1" views "$AT1"
+	step "reference data: load to $AT2" ref_load "$NLOGS" "+$AT1 (to $AT2)"
+	step "reference data: check" data_check
+	step "views @ $AT2" views "$AT2"
+	step "view growth" growth
+fi
 
 ELAPSED=$(( $(date +%s) - START ))
-{
-	echo "# analytics benchmark, scale $SCALE"
-	echo
-	echo "\`bench/run.sh --scale $SCALE\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
-		"$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
-		"$("$PGBIN/postgres" --version), commit $(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
-		"$ELAPSED s end to end ($(( LOCKED - START )) s of it waiting for the install lock)."
-	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
-		"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
-		"(on for everything else), jit off."
-	echo
-	while read -r line; do echo "- data: $line"; done <"$NOTES"
-	echo "- time per step: $(paste -sd ';' "$TMP/steps.txt" | sed 's/;/; /g')"
+
+# installed_warning: in bold, if the installed library changed during the run
+# (someone installed without taking the lock).
+installed_warning() {
 	if [ "$(installed_sum)" != "$INSTALLED_SUM" ]; then
 		echo
 		echo "**WARNING: the installed extension changed during this run (installed without the lock);" \
 			"figures after that point measured another build.**"
 	fi
+}
+
+# report_head TITLE COMMAND: the title and what ran where, how long.
+report_head() {
+	echo "# $1"
 	echo
-	echo "| figure | ours | baseline | ratio | target | met | note |"
-	echo "|---|---|---|---|---|---|---|"
-	awk -F '\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$ROWS"
-} >"$TMP/results.md"
+	echo "\`$2\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+		"$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+		"$("$PGBIN/postgres" --version), commit $(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+		"$ELAPSED s end to end ($(( LOCKED - START )) s of it waiting for the install lock)."
+}
+
+# report_notes PREFIX: the run's notes as list items (after PREFIX), the time
+# per step, and the warning if the library changed.
+report_notes() {
+	while read -r line; do echo "- $1$line"; done <"$NOTES"
+	echo "- time per step: $(paste -sd ';' "$TMP/steps.txt" | sed 's/;/; /g')"
+	installed_warning
+}
+
+# report_table HEADING...: the rows as a Markdown table, one column a heading.
+report_table() {
+	local h sep=""
+	printf '|'
+	for h in "$@"; do printf ' %s |' "$h"; sep="$sep---|"; done
+	printf '\n|%s\n' "$sep"
+	awk -F '\t' -v n=$# '{ printf "|"; for (i = 1; i <= n; i++) printf " %s |", $i; printf "\n" }' "$ROWS"
+}
+
+report() {
+	report_head "analytics benchmark, scale $SCALE" "bench/run.sh --scale $SCALE"
+	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
+		"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
+		"(on for everything else), jit off."
+	echo
+	report_notes "data: "
+	echo
+	report_table figure ours baseline ratio target met note
+}
+
+if [ -n "$CITUS" ]; then
+	citus_report
+else
+	report
+fi >"$TMP/results.md"
 echo
 cat "$TMP/results.md"
 cp "$TMP/results.md" "$OUT"

@@ -13,6 +13,21 @@ CREATE TABLE bench.samples (
     at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
+-- The medians of one figure's samples, each side.
+CREATE FUNCTION bench.medians(fig text, OUT ours double precision, OUT baseline double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'ours'),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE side = 'baseline')
+    FROM bench.samples WHERE figure = fig
+$$;
+
+-- A median as a table cell: rate (rows/s) or time (ms).
+CREATE FUNCTION bench.fmt(value double precision, kind text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE kind WHEN 'rate' THEN round(value)::text || ' rows/s'
+                     ELSE round(value::numeric, 2) || ' ms' END
+$$;
+
 -- Elapsed milliseconds of one statement with side effects (INSERT, COPY, a
 -- function call), run to completion in the caller's transaction.
 CREATE FUNCTION bench.time_exec(q text) RETURNS double precision
@@ -22,6 +37,18 @@ DECLARE
 BEGIN
     EXECUTE q;
     RETURN 1000 * extract(epoch FROM clock_timestamp() - t0);
+END;
+$$;
+
+-- Elapsed milliseconds of one query run twice in one session: the first
+-- run in a fresh session (caches cold; on Citus, the connections to the
+-- workers opened by the query) and the second (as a pooled application's
+-- session would run it).  Rows computed, none sent.
+CREATE FUNCTION bench.time_exec_twice(q text, OUT first_ms double precision, OUT again_ms double precision)
+LANGUAGE plpgsql AS $$
+BEGIN
+    first_ms := bench.time_exec(q);
+    again_ms := bench.time_exec(q);
 END;
 $$;
 
@@ -47,6 +74,17 @@ BEGIN
                    ' UNION ALL (SELECT * FROM (%s) y EXCEPT ALL SELECT * FROM (%s) x)) d',
                    a, b, b, a) INTO diff;
     EXECUTE format('SELECT count(*) FROM (%s) x', a) INTO rows_a;
+END;
+$$;
+
+-- One query's result as a digest of its rows (as JSON, sorted, without a
+-- column id: each server draws its own log ids) and a count: equal digests
+-- on two servers mean equal results as multisets.
+CREATE FUNCTION bench.result_digest(q text, OUT digest text, OUT nrows bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SELECT md5(coalesce(string_agg(j, E''\n'' ORDER BY j), '''')), count(*)'
+                   ' FROM (SELECT (to_jsonb(r) - ''id'')::text AS j FROM (%s) r) d', q) INTO digest, nrows;
 END;
 $$;
 
@@ -84,14 +122,19 @@ BEGIN
 END;
 $$;
 
--- Customers 1..n as cust-1 .. cust-n (a name, an email, no budget).
+-- Customers 1..n as cust-1 .. cust-n (a name, an email, no budget).  The
+-- count goes into the statement's text: Citus plans no parameter of an SQL
+-- function in a distributed INSERT.
 CREATE FUNCTION bench.gen_customers(n integer) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO analytics.customers (customer_identifier, name, email, metadata)
-    SELECT 'cust-' || i, 'Customer ' || i, 'user' || i || '@example.com',
-           jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + i % 3])
-    FROM generate_series(1, n) i
-    ON CONFLICT DO NOTHING;
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format($q$
+        INSERT INTO analytics.customers (customer_identifier, name, email, metadata)
+        SELECT 'cust-' || i, 'Customer ' || i, 'user' || i || '@example.com',
+               jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + i %% 3])
+        FROM generate_series(1, %s) i
+        ON CONFLICT DO NOTHING$q$, n);
+END;
 $$;
 
 -- The reference traffic, n logs for customers 1..ncust, as a query text to
