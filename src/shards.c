@@ -388,22 +388,10 @@ shards_colocated_oid(Oid relid, const char *table)
 }
 
 /*
- * shards_colocated_name
- *		The same relation's qualified name, for SQL.
- */
-char *
-shards_colocated_name(Relation rel, const char *table)
-{
-	ShardEntry *entry = shard_entry(RelationGetRelid(rel), table);
-
-	if (entry == NULL)
-		return psprintf("analytics.%s", table);
-	return entry->names[shard_table_index(table)];
-}
-
-/*
  * shards_colocated_name_oid
- *		The same for a relation given by its oid.
+ *		The qualified name, for SQL, of analytics.<table> as it goes with
+ *		the relation relid (shards_colocated_relid).  Valid until the next
+ *		call into this file.
  */
 char *
 shards_colocated_name_oid(Oid relid, const char *table)

@@ -18,7 +18,6 @@ extern void shards_relcache_invalidate(Oid relid);
 extern bool shards_is_shard(Relation rel);
 extern Oid	shards_colocated_relid(Relation rel, const char *table);
 extern Oid	shards_colocated_oid(Oid relid, const char *table);
-extern char *shards_colocated_name(Relation rel, const char *table);
 extern char *shards_colocated_name_oid(Oid relid, const char *table);
 extern void shards_set_current(Relation rel);
 extern void shards_set_current_oid(Oid relid);
