@@ -55,7 +55,8 @@ GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_co
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
-    thread_identifier, custom_identifier, metadata)
+    thread_identifier, custom_identifier, metadata, cached_tokens, cache_write_tokens,
+    reasoning_tokens)
     ON analytics.logs TO analytics_reader;
 GRANT EXECUTE ON FUNCTION
     analytics.budget_period_bounds(timestamptz, text, timestamptz, text),
@@ -97,7 +98,8 @@ GRANT EXECUTE ON FUNCTION
 -- reach.  The insert trigger's own writes run with the owner's rights.
 GRANT INSERT (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     cost, latency, time_to_first_token, status_code, error_message, thread_identifier,
-    custom_identifier, metadata, prompt_messages, completion_message),
+    custom_identifier, metadata, prompt_messages, completion_message, cached_tokens,
+    cache_write_tokens, reasoning_tokens),
     SELECT (id)
     ON analytics.logs TO analytics_writer;
 GRANT SELECT, INSERT (customer_identifier, name, email, metadata),
