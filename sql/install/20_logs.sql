@@ -141,3 +141,74 @@ COMMENT ON FUNCTION analytics.model_prices_changed() IS
 CREATE TRIGGER model_prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON analytics.model_prices
     FOR EACH STATEMENT EXECUTE FUNCTION analytics.model_prices_changed();
+
+-- Loads a price map in LiteLLM's model_prices_and_context_window.json
+-- format: an object of models, each with per-token USD costs
+-- (input_cost_per_token, output_cost_per_token, cache_read_input_token_cost,
+-- cache_creation_input_token_cost), stored per million tokens.  An entry
+-- without both an input and an output cost per token (images, audio,
+-- per-second pricing, and LiteLLM's "sample_spec", which documents the
+-- format) is skipped; an entry's missing cache costs leave those prices
+-- null (the prompt price).  A cost that is not a non-negative number, or a
+-- model name that is not 1 to 255 characters long, is rejected (22023,
+-- naming it) and nothing is set.  SECURITY INVOKER: the caller writes
+-- model_prices (analytics_admin).
+CREATE FUNCTION analytics.import_prices(prices jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    m text;
+    e jsonb;
+    k text;
+    v jsonb;
+    cost numeric[];
+    n integer := 0;
+BEGIN
+    IF prices IS NULL OR jsonb_typeof(prices) <> 'object' THEN
+        RAISE EXCEPTION 'invalid value for "prices": expected a JSON object of models'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s. No price was set.', coalesce(jsonb_typeof(prices), 'SQL NULL'));
+    END IF;
+    FOR m, e IN SELECT p.key, p.value FROM jsonb_each(prices) p LOOP
+        CONTINUE WHEN m = 'sample_spec';
+        IF jsonb_typeof(e) <> 'object' THEN
+            RAISE EXCEPTION 'invalid value for "prices.%": expected a JSON object', left(m, 100)
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Got %s. No price was set.', left(e::text, 100));
+        END IF;
+        CONTINUE WHEN jsonb_typeof(e -> 'input_cost_per_token') IS DISTINCT FROM 'number'
+                   OR jsonb_typeof(e -> 'output_cost_per_token') IS DISTINCT FROM 'number';
+        IF length(m) NOT BETWEEN 1 AND 255 THEN
+            RAISE EXCEPTION 'invalid model name in "prices": must be 1 to 255 characters long'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Got %s characters: %s. No price was set.', length(m), left(m, 100));
+        END IF;
+        cost := '{}';
+        FOREACH k IN ARRAY ARRAY['input_cost_per_token', 'output_cost_per_token',
+                                 'cache_read_input_token_cost', 'cache_creation_input_token_cost'] LOOP
+            v := e -> k;
+            IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+                cost := cost || NULL::numeric;
+            ELSIF jsonb_typeof(v) <> 'number' OR v::text::numeric < 0 THEN
+                RAISE EXCEPTION 'invalid value for "prices.%.%": expected a non-negative number', left(m, 100), k
+                    USING ERRCODE = 'invalid_parameter_value',
+                          DETAIL = format('Got %s. No price was set.', left(v::text, 100));
+            ELSE
+                cost := cost || trim_scale(v::text::numeric * 1000000);
+            END IF;
+        END LOOP;
+        INSERT INTO analytics.model_prices AS p
+               (model, prompt_per_million, completion_per_million,
+                cached_prompt_per_million, cache_write_per_million)
+        VALUES (m, cost[1], cost[2], cost[3], cost[4])
+        ON CONFLICT (model) DO UPDATE
+           SET prompt_per_million = excluded.prompt_per_million,
+               completion_per_million = excluded.completion_per_million,
+               cached_prompt_per_million = excluded.cached_prompt_per_million,
+               cache_write_per_million = excluded.cache_write_per_million;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION analytics.import_prices(jsonb) IS
+    'Sets model_prices from a price map in LiteLLM''s model_prices_and_context_window.json format (per-token costs: input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, cache_creation_input_token_cost); skips entries without both an input and an output cost per token; returns how many models it set. For analytics_admin.';

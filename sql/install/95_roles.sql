@@ -9,9 +9,9 @@
 --   analytics_reader  every view and read function; not the message bodies
 --   analytics_writer  records logs through every path; cannot change what
 --                     decides whether its logs are accepted
---   analytics_admin   customers and budgets, model_prices, delete_customer,
---                     purge_logs, set_timezone, rollup_now; a member of both
---                     of the others
+--   analytics_admin   customers and budgets, model_prices (import_prices),
+--                     delete_customer, purge_logs, set_timezone, rollup_now;
+--                     a member of both of the others
 -- Derived state (budget_counters, the usage_* rollups, rollup_state) is
 -- written only by the extension's own code, with its owner's rights
 -- (src/privs.c).
@@ -110,6 +110,9 @@ GRANT EXECUTE ON FUNCTION
     analytics.ingest_openai(text, text, double precision),
     analytics.ingest_openai(json, json, double precision),
     analytics.ingest_openai(jsonb, jsonb, double precision),
+    analytics.ingest_anthropic(text, text, double precision),
+    analytics.ingest_anthropic(json, json, double precision),
+    analytics.ingest_anthropic(jsonb, jsonb, double precision),
     analytics.ingest_batch(text),
     analytics._ingest_batch_rows(text),
     analytics.upsert_customer(jsonb),
@@ -126,6 +129,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT INSERT, UPDATE ON analytics.customers TO analytics_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON analytics.model_prices TO analytics_admin;
 GRANT EXECUTE ON FUNCTION
+    analytics.import_prices(jsonb),
     analytics.delete_customer(text),
     analytics.purge_logs(timestamptz),
     analytics.set_timezone(text),
