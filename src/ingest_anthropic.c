@@ -36,14 +36,6 @@ PG_FUNCTION_INFO_V1(ingest_anthropic_text);
 PG_FUNCTION_INFO_V1(ingest_anthropic_json);
 PG_FUNCTION_INFO_V1(ingest_anthropic_jsonb);
 
-/* Fields of the request, after the customer. */
-static const IngestField ingest_anthropic_request_fields[] = {
-	{"messages", INGEST_COL_PROMPT_MESSAGES},
-	{"metadata", INGEST_COL_METADATA},
-	{"thread_identifier", INGEST_COL_THREAD_IDENTIFIER},
-	{"custom_identifier", INGEST_COL_CUSTOM_IDENTIFIER},
-};
-
 /* Fields of a Message, after the model; prompt_tokens is summed by hand. */
 static const IngestField ingest_anthropic_message_fields[] = {
 	{"usage.output_tokens", INGEST_COL_COMPLETION_TOKENS},
@@ -92,19 +84,7 @@ ingest_anthropic_fill(IngestJsonDoc *docs, void *arg)
 	struct json_object *request = docs[0].root;
 	struct json_object *response = docs[1].root;
 
-	if (!json_object_is_type(request, json_type_object))
-		ingest_json_bad_field("request", "a JSON object", request);
-	if (!json_object_is_type(response, json_type_object))
-		ingest_json_bad_field("response", "a JSON object", response);
-
-	ingest_payload_customer(row, request, "request.");
-	if (row->nulls[INGEST_COL_CUSTOMER_IDENTIFIER] == 'n')
-		ingest_payload_set(row, INGEST_COL_CUSTOMER_IDENTIFIER,
-						   ingest_json_lookup(request, "request.", "metadata.user_id"),
-						   "request.metadata.user_id");
-	ingest_payload_check_identifier(row);
-	ingest_payload_map(row, request, "request.", ingest_anthropic_request_fields,
-					   lengthof(ingest_anthropic_request_fields));
+	ingest_provider_request(row, docs, "metadata.user_id");
 
 	if (ingest_provider_error(row, request, response))
 		return;

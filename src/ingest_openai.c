@@ -42,14 +42,6 @@ PG_FUNCTION_INFO_V1(ingest_openai_text);
 PG_FUNCTION_INFO_V1(ingest_openai_json);
 PG_FUNCTION_INFO_V1(ingest_openai_jsonb);
 
-/* Fields of the request, after the customer. */
-static const IngestField ingest_openai_request_fields[] = {
-	{"messages", INGEST_COL_PROMPT_MESSAGES},
-	{"metadata", INGEST_COL_METADATA},
-	{"thread_identifier", INGEST_COL_THREAD_IDENTIFIER},
-	{"custom_identifier", INGEST_COL_CUSTOM_IDENTIFIER},
-};
-
 /* Fields of a Chat Completions response (or final chunk), after the model. */
 static const IngestField ingest_openai_completion_fields[] = {
 	{"usage.prompt_tokens", INGEST_COL_PROMPT_TOKENS},
@@ -127,18 +119,7 @@ ingest_openai_fill(IngestJsonDoc *docs, void *arg)
 	struct json_object *request = docs[0].root;
 	struct json_object *response = docs[1].root;
 
-	if (!json_object_is_type(request, json_type_object))
-		ingest_json_bad_field("request", "a JSON object", request);
-	if (!json_object_is_type(response, json_type_object))
-		ingest_json_bad_field("response", "a JSON object", response);
-
-	ingest_payload_customer(row, request, "request.");
-	if (row->nulls[INGEST_COL_CUSTOMER_IDENTIFIER] == 'n')
-		ingest_payload_set(row, INGEST_COL_CUSTOMER_IDENTIFIER,
-						   ingest_json_get(request, "user"), "request.user");
-	ingest_payload_check_identifier(row);
-	ingest_payload_map(row, request, "request.", ingest_openai_request_fields,
-					   lengthof(ingest_openai_request_fields));
+	ingest_provider_request(row, docs, "user");
 
 	if (ingest_provider_error(row, request, response))
 		return;

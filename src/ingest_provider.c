@@ -9,7 +9,9 @@
  * A mapping is an IngestJsonReader that fills one row of the payload
  * schema (ingest_payload.c) from the request (docs[0]) and the response
  * (docs[1]); ingest_provider_call reads both documents with it and records
- * the row as analytics.ingest() records its own.
+ * the row as analytics.ingest() records its own.  The request maps the same
+ * way for every provider (ingest_provider_request) but for the key naming
+ * the end user when the payload's customer fields are absent.
  *
  * Locking and transactions: those of ingest_payload_record().
  *
@@ -23,6 +25,41 @@
 
 #include "analytics.h"
 #include "ingest_provider.h"
+
+/* Fields of a request, after the customer. */
+static const IngestField ingest_provider_request_fields[] = {
+	{"messages", INGEST_COL_PROMPT_MESSAGES},
+	{"metadata", INGEST_COL_METADATA},
+	{"thread_identifier", INGEST_COL_THREAD_IDENTIFIER},
+	{"custom_identifier", INGEST_COL_CUSTOM_IDENTIFIER},
+};
+
+/*
+ * ingest_provider_request
+ *		Check that the request (docs[0]) and the response (docs[1]) are
+ *		objects, and fill the row from the request: the customer from the
+ *		payload's customer fields or else from the key at user_path (the
+ *		provider's id of the end user), then the request's fields.
+ */
+void
+ingest_provider_request(IngestRow *row, IngestJsonDoc *docs, const char *user_path)
+{
+	struct json_object *request = docs[0].root;
+
+	if (!json_object_is_type(request, json_type_object))
+		ingest_json_bad_field("request", "a JSON object", request);
+	if (!json_object_is_type(docs[1].root, json_type_object))
+		ingest_json_bad_field("response", "a JSON object", docs[1].root);
+
+	ingest_payload_customer(row, request, "request.");
+	if (row->nulls[INGEST_COL_CUSTOMER_IDENTIFIER] == 'n')
+		ingest_payload_set(row, INGEST_COL_CUSTOMER_IDENTIFIER,
+						   ingest_json_lookup(request, "request.", user_path),
+						   psprintf("request.%s", user_path));
+	ingest_payload_check_identifier(row);
+	ingest_payload_map(row, request, "request.", ingest_provider_request_fields,
+					   lengthof(ingest_provider_request_fields));
+}
 
 /*
  * ingest_provider_status

@@ -14,6 +14,8 @@
 #include "ingest_json.h"
 #include "ingest_payload.h"
 
+extern void ingest_provider_request(IngestRow *row, IngestJsonDoc *docs,
+									const char *user_path);
 extern void ingest_provider_model(IngestRow *row, struct json_object *request,
 								  struct json_object *response, bool response_first);
 extern bool ingest_provider_error(IngestRow *row, struct json_object *request,
