@@ -81,16 +81,10 @@ static void
 ingest_anthropic_fill(IngestJsonDoc *docs, void *arg)
 {
 	IngestRow  *row = (IngestRow *) arg;
-	struct json_object *request = docs[0].root;
 	struct json_object *response = docs[1].root;
 
-	ingest_provider_request(row, docs, "metadata.user_id");
-
-	if (ingest_provider_error(row, request, response))
+	if (!ingest_provider_begin(row, docs, "metadata.user_id"))
 		return;
-
-	/* A Message: the response names the model that answered. */
-	ingest_provider_model(row, request, response, true);
 	ingest_payload_map(row, response, "response.", ingest_anthropic_message_fields,
 					   lengthof(ingest_anthropic_message_fields));
 	ingest_anthropic_prompt_tokens(row, response);

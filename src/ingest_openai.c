@@ -19,7 +19,7 @@
  *	  output_tokens_details.reasoning_tokens; its first output item of
  *	  type "message" is the completion message, and the request's "input",
  *	  when it is an array, the prompt messages;
- *	- an error object ({"error": ...}, ingest_provider_error()).
+ *	- an error object ({"error": ...}, read by ingest_provider_begin()).
  *
  * OpenAI counts cached tokens in the prompt tokens, as analytics.logs does;
  * it has no cache writes.  Field names in errors say which document they
@@ -119,13 +119,8 @@ ingest_openai_fill(IngestJsonDoc *docs, void *arg)
 	struct json_object *request = docs[0].root;
 	struct json_object *response = docs[1].root;
 
-	ingest_provider_request(row, docs, "user");
-
-	if (ingest_provider_error(row, request, response))
+	if (!ingest_provider_begin(row, docs, "user"))
 		return;
-
-	/* A completion: the response names the model that answered. */
-	ingest_provider_model(row, request, response, true);
 	if (ingest_openai_is_responses(response))
 	{
 		ingest_payload_map(row, response, "response.", ingest_openai_response_fields,

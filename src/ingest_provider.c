@@ -41,7 +41,7 @@ static const IngestField ingest_provider_request_fields[] = {
  *		payload's customer fields or else from the key at user_path (the
  *		provider's id of the end user), then the request's fields.
  */
-void
+static void
 ingest_provider_request(IngestRow *row, IngestJsonDoc *docs, const char *user_path)
 {
 	struct json_object *request = docs[0].root;
@@ -139,7 +139,7 @@ ingest_provider_status(struct json_object *response, struct json_object *error)
  *		whichever comes first (response_first) among those that are there;
  *		with neither, the request's is missing.
  */
-void
+static void
 ingest_provider_model(IngestRow *row, struct json_object *request,
 					struct json_object *response, bool response_first)
 {
@@ -158,7 +158,7 @@ ingest_provider_model(IngestRow *row, struct json_object *request,
  *		Anthropic's), fill the error message, the HTTP status and the model
  *		asked for, and return true; else leave the row alone.
  */
-bool
+static bool
 ingest_provider_error(IngestRow *row, struct json_object *request,
 					  struct json_object *response)
 {
@@ -177,6 +177,23 @@ ingest_provider_error(IngestRow *row, struct json_object *request,
 	row->values[INGEST_COL_STATUS_CODE] = Int32GetDatum(ingest_provider_status(response, error));
 	/* The request names the model that was asked for. */
 	ingest_provider_model(row, request, response, false);
+	return true;
+}
+
+/*
+ * ingest_provider_begin
+ *		What every mapping reads first: the request (ingest_provider_request),
+ *		then either an error response (filled in; returns false, nothing is
+ *		left to read) or the model that answered (returns true: the mapping
+ *		reads the response's usage shape).
+ */
+bool
+ingest_provider_begin(IngestRow *row, IngestJsonDoc *docs, const char *user_path)
+{
+	ingest_provider_request(row, docs, user_path);
+	if (ingest_provider_error(row, docs[0].root, docs[1].root))
+		return false;
+	ingest_provider_model(row, docs[0].root, docs[1].root, true);
 	return true;
 }
 

@@ -2,7 +2,7 @@
  *
  * ingest_provider.h
  *	  What the provider mappings of JSON ingest share: a function of
- *	  (request, response, latency), the model, an error response.
+ *	  (request, response, latency), the request, the model, an error response.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,12 +14,8 @@
 #include "ingest_json.h"
 #include "ingest_payload.h"
 
-extern void ingest_provider_request(IngestRow *row, IngestJsonDoc *docs,
-									const char *user_path);
-extern void ingest_provider_model(IngestRow *row, struct json_object *request,
-								  struct json_object *response, bool response_first);
-extern bool ingest_provider_error(IngestRow *row, struct json_object *request,
-								  struct json_object *response);
+extern bool ingest_provider_begin(IngestRow *row, IngestJsonDoc *docs,
+								  const char *user_path);
 extern Datum ingest_provider_call(FunctionCallInfo fcinfo, Oid type,
 								  IngestJsonReader fill, const char *function);
 

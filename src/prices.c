@@ -7,10 +7,11 @@
  * A model's price is the model_prices row with the longest model name the
  * log's model starts with.  Prompt tokens read from a prompt cache and
  * those written to it have prices of their own (null: the prompt price);
- * the rest of the prompt is priced at the prompt price (SPEC section 12).  Prices are cached per transaction (the cache
- * lives in the transaction's memory); the statement trigger
- * model_prices_changed drops the cache when the table is edited, so the
- * next log of the session reads the table afresh.  Reads take no row lock.
+ * the rest of the prompt is priced at the prompt price (SPEC section 12).
+ * Prices are cached per transaction (the cache lives in the transaction's
+ * memory); the statement trigger model_prices_changed drops the cache when
+ * the table is edited, so the next log of the session reads the table
+ * afresh.  Reads take no row lock.
  *
  *-------------------------------------------------------------------------
  */
