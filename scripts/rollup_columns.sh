@@ -8,11 +8,16 @@
 #   C:    /* rollup columns: FORM SET ARGS... */   ...  /* end rollup columns */
 #
 # SET is "all" (usage_daily, usage_customer) or "per_day" (the columns with
-# per_day = yes: usage_customer_day, usage_day).  FORM, one line per column:
+# per_day = yes: usage_customer_day, usage_day), optionally followed by
+# @VERSION: only the columns added in that version (a table with columns
+# after the list, the upgrade script's new columns).  FORM, one line per
+# column:
 #
 #   table                    name type NOT NULL [DEFAULT 0]   (a CREATE TABLE)
 #   returns                  name type                        (RETURNS TABLE)
 #   comments REL             COMMENT ON COLUMN analytics.REL.name IS '...';
+#   add_column REL           ALTER TABLE analytics.REL ADD COLUMN name type
+#                            NOT NULL DEFAULT 0; (an upgrade script; sums only)
 #   list ALIAS               ALIAS.name  (ALIAS "-": the bare name)
 #   log                      the aggregate over the logs (alias l) AS name
 #   merge ALIAS              sum/min/max(ALIAS.name) AS name, sums of bigint
@@ -49,6 +54,11 @@ expand() {
 			t = comment[c]; gsub(/\x27/, "\x27\x27", t)
 			return "COMMENT ON COLUMN analytics." a1 "." name[c] " IS \x27" t "\x27;"
 		}
+		if (form == "add_column") {
+			if (m != "sum")
+				fail("add_column: " name[c] " is not a sum")
+			return "ALTER TABLE analytics." a1 " ADD COLUMN " name[c] " " type[c] " NOT NULL DEFAULT 0;"
+		}
 		if (form == "list")
 			return (a1 == "-" ? "" : a1 ".") name[c]
 		if (form == "log")
@@ -71,9 +81,11 @@ expand() {
 	FNR == NR {
 		if ($0 ~ /^#/ || $0 == "")
 			next
-		if (NF != 6 || ($4 != "sum" && $4 != "min" && $4 != "max") || ($5 != "yes" && $5 != "no"))
+		if (NF != 7 || ($4 != "sum" && $4 != "min" && $4 != "max") || ($5 != "yes" && $5 != "no") ||
+			$6 !~ /^[0-9]+\.[0-9]+$/)
 			fail("bad definition line")
-		n++; name[n] = $1; type[n] = $2; lexpr[n] = $3; merge[n] = $4; perday[n] = $5; comment[n] = $6
+		n++; name[n] = $1; type[n] = $2; lexpr[n] = $3; merge[n] = $4; perday[n] = $5; since[n] = $6
+		comment[n] = $7
 		next
 	}
 	skipping {
@@ -92,16 +104,19 @@ expand() {
 		sub(/^.*rollup columns: /, "", spec); sub(/[ \t]*\*\/[ \t]*(\\[ \t]*)?$/, "", spec)
 		k = split(spec, w, " ")
 		last = (w[k] == "last"); if (last) k--
-		form = w[1]; set = w[2]
+		form = w[1]; set = w[2]; version = ""
+		if (set ~ /@/) {
+			version = set; sub(/^[^@]*@/, "", version); sub(/@.*$/, "", set)
+		}
 		if (set != "all" && set != "per_day")
 			fail("unknown column set " set)
 		cnt = 0
 		for (c = 1; c <= n; c++)
-			if (set == "all" || perday[c] == "yes")
+			if ((set == "all" || perday[c] == "yes") && (version == "" || since[c] == version))
 				pick[++cnt] = c
 		for (i = 1; i <= cnt; i++) {
 			text = line(pick[i], form, w[3], w[4])
-			if (form != "comments" && !(last && i == cnt))
+			if (form != "comments" && form != "add_column" && !(last && i == cnt))
 				text = text ","
 			if (c_mode) {
 				gsub(/\\/, "\\\\", text); gsub(/"/, "\\\"", text)

@@ -179,6 +179,165 @@ COMMENT ON COLUMN analytics.status.watermark IS 'Every log with id at most this 
 COMMENT ON COLUMN analytics.status.logs_pending IS 'Logs not folded in yet: above the watermark, or inside a gap and committed since the last pass (views still count them, from the raw logs).';
 COMMENT ON COLUMN analytics.status.gaps IS 'Ranges of ids below the watermark not seen committed yet (analytics.rollup_gaps): transactions that were writing logs when a pass ran. Many that stay mean a transaction left open.';
 
+-- Cost that matches the invoice (SPEC section 12) -------------------------
+
+-- Prompt caching: cached and cache-write prices (null: the prompt price).
+ALTER TABLE analytics.model_prices
+    ADD COLUMN cached_prompt_per_million numeric
+        CONSTRAINT cached_prompt_price_range
+        CHECK (cached_prompt_per_million >= 0 AND cached_prompt_per_million < 'Infinity'),
+    ADD COLUMN cache_write_per_million numeric
+        CONSTRAINT cache_write_price_range
+        CHECK (cache_write_per_million >= 0 AND cache_write_per_million < 'Infinity');
+COMMENT ON COLUMN analytics.model_prices.cached_prompt_per_million IS 'USD per million prompt tokens read from a prompt cache (logs.cached_tokens); null: the prompt price.';
+COMMENT ON COLUMN analytics.model_prices.cache_write_per_million IS 'USD per million prompt tokens written to a prompt cache (logs.cache_write_tokens); null: the prompt price.';
+-- The shipped rows get the cache prices of sql/install/20_logs.sql, unless
+-- the site has changed their prices since (its contract: no guess then).
+UPDATE analytics.model_prices p
+   SET cached_prompt_per_million = v.cached, cache_write_per_million = v.write
+  FROM (VALUES ('gpt-4o', 2.50, 10.00, 1.25, NULL),
+               ('gpt-4o-mini', 0.15, 0.60, 0.075, NULL),
+               ('gpt-4.1', 2.00, 8.00, 0.50, NULL),
+               ('gpt-4.1-mini', 0.40, 1.60, 0.10, NULL),
+               ('gpt-4.1-nano', 0.10, 0.40, 0.025, NULL),
+               ('o3-mini', 1.10, 4.40, 0.55, NULL),
+               ('claude-3-5-haiku', 0.80, 4.00, 0.08, 1.00),
+               ('claude-3-7-sonnet', 3.00, 15.00, 0.30, 3.75),
+               ('claude-sonnet-4', 3.00, 15.00, 0.30, 3.75),
+               ('gemini-2.0-flash', 0.10, 0.40, 0.025, NULL))
+       AS v(model, prompt, completion, cached, write)
+ WHERE p.model OPERATOR(pg_catalog.=) v.model
+   AND p.prompt_per_million OPERATOR(pg_catalog.=) v.prompt
+   AND p.completion_per_million OPERATOR(pg_catalog.=) v.completion;
+
+-- The parts of a log's tokens: 0 for the logs of 1.0.
+ALTER TABLE analytics.logs
+    ADD COLUMN cached_tokens integer NOT NULL DEFAULT 0
+        CONSTRAINT cached_tokens_non_negative CHECK (cached_tokens >= 0),
+    ADD COLUMN cache_write_tokens integer NOT NULL DEFAULT 0
+        CONSTRAINT cache_write_tokens_non_negative CHECK (cache_write_tokens >= 0),
+    ADD COLUMN reasoning_tokens integer NOT NULL DEFAULT 0
+        CONSTRAINT reasoning_tokens_non_negative CHECK (reasoning_tokens >= 0),
+    ADD CONSTRAINT cached_tokens_within_prompt
+        CHECK (cached_tokens::bigint + cache_write_tokens <= prompt_tokens),
+    ADD CONSTRAINT reasoning_tokens_within_completion
+        CHECK (reasoning_tokens <= completion_tokens);
+COMMENT ON COLUMN analytics.logs.cached_tokens IS 'Prompt tokens read from the provider''s prompt cache: part of prompt_tokens, priced at model_prices.cached_prompt_per_million.';
+COMMENT ON COLUMN analytics.logs.cache_write_tokens IS 'Prompt tokens written to the provider''s prompt cache: part of prompt_tokens, priced at model_prices.cache_write_per_million.';
+COMMENT ON COLUMN analytics.logs.reasoning_tokens IS 'Completion tokens spent on reasoning: part of completion_tokens.';
+
+-- Loads a price map in LiteLLM's model_prices_and_context_window.json
+-- format: an object of models, each with per-token USD costs
+-- (input_cost_per_token, output_cost_per_token, cache_read_input_token_cost,
+-- cache_creation_input_token_cost), stored per million tokens.  An entry
+-- without both an input and an output cost per token (images, audio,
+-- per-second pricing, and LiteLLM's "sample_spec", which documents the
+-- format) is skipped; an entry's missing cache costs leave those prices
+-- null (the prompt price).  A cost that is not a non-negative number, or a
+-- model name that is not 1 to 255 characters long, is rejected (22023,
+-- naming it) and nothing is set.  SECURITY INVOKER: the caller writes
+-- model_prices (analytics_admin).
+CREATE FUNCTION analytics.import_prices(prices jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    m text;
+    e jsonb;
+    k text;
+    v jsonb;
+    cost numeric[];
+    n integer := 0;
+BEGIN
+    IF prices IS NULL OR jsonb_typeof(prices) <> 'object' THEN
+        RAISE EXCEPTION 'invalid value for "prices": expected a JSON object of models'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s. No price was set.', coalesce(jsonb_typeof(prices), 'SQL NULL'));
+    END IF;
+    FOR m, e IN SELECT p.key, p.value FROM jsonb_each(prices) p LOOP
+        CONTINUE WHEN m = 'sample_spec';
+        IF jsonb_typeof(e) <> 'object' THEN
+            RAISE EXCEPTION 'invalid value for "prices.%": expected a JSON object', left(m, 100)
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Got %s. No price was set.', left(e::text, 100));
+        END IF;
+        CONTINUE WHEN jsonb_typeof(e -> 'input_cost_per_token') IS DISTINCT FROM 'number'
+                   OR jsonb_typeof(e -> 'output_cost_per_token') IS DISTINCT FROM 'number';
+        IF length(m) NOT BETWEEN 1 AND 255 THEN
+            RAISE EXCEPTION 'invalid model name in "prices": must be 1 to 255 characters long'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Got %s characters: %s. No price was set.', length(m), left(m, 100));
+        END IF;
+        cost := '{}';
+        FOREACH k IN ARRAY ARRAY['input_cost_per_token', 'output_cost_per_token',
+                                 'cache_read_input_token_cost', 'cache_creation_input_token_cost'] LOOP
+            v := e -> k;
+            IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+                cost := cost || NULL::numeric;
+            ELSIF jsonb_typeof(v) <> 'number' OR v::text::numeric < 0 THEN
+                RAISE EXCEPTION 'invalid value for "prices.%.%": expected a non-negative number', left(m, 100), k
+                    USING ERRCODE = 'invalid_parameter_value',
+                          DETAIL = format('Got %s. No price was set.', left(v::text, 100));
+            ELSE
+                cost := cost || trim_scale(v::text::numeric * 1000000);
+            END IF;
+        END LOOP;
+        INSERT INTO analytics.model_prices AS p
+               (model, prompt_per_million, completion_per_million,
+                cached_prompt_per_million, cache_write_per_million)
+        VALUES (m, cost[1], cost[2], cost[3], cost[4])
+        ON CONFLICT (model) DO UPDATE
+           SET prompt_per_million = excluded.prompt_per_million,
+               completion_per_million = excluded.completion_per_million,
+               cached_prompt_per_million = excluded.cached_prompt_per_million,
+               cache_write_per_million = excluded.cache_write_per_million;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION analytics.import_prices(jsonb) IS
+    'Sets model_prices from a price map in LiteLLM''s model_prices_and_context_window.json format (per-token costs: input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, cache_creation_input_token_cost); skips entries without both an input and an output cost per token; returns how many models it set. For analytics_admin.';
+
+-- OpenAI: the Responses API and a stream's last chunk too (src/ingest_openai.c).
+COMMENT ON FUNCTION analytics.ingest_openai(text, text, double precision) IS
+    'Records one log from an OpenAI request body (with customer_params, or user) and its response: a Chat Completions object, the last chunk of a stream (with usage), a Responses API object, or an error object; returns its id.';
+
+-- Anthropic Messages (src/ingest_anthropic.c).
+CREATE FUNCTION analytics.ingest_anthropic(request text, response text,
+                                           latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_anthropic_text' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_anthropic(text, text, double precision) IS
+    'Records one log from an Anthropic Messages request body (with customer_params, or metadata.user_id) and its response (a Message or an error object); prompt_tokens counts the cache reads and writes that input_tokens leaves out; returns its id.';
+
+CREATE FUNCTION analytics.ingest_anthropic(request json, response json,
+                                           latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_anthropic_json' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_anthropic(json, json, double precision) IS
+    'Records one log from an Anthropic request and response given as json; see analytics.ingest_anthropic(text, text, double precision).';
+
+CREATE FUNCTION analytics.ingest_anthropic(request jsonb, response jsonb,
+                                           latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_anthropic_jsonb' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_anthropic(jsonb, jsonb, double precision) IS
+    'Records one log from an Anthropic request and response given as jsonb; see analytics.ingest_anthropic(text, text, double precision).';
+
+-- The rollup columns added in 1.1 (sql/rollup_columns.tsv): appended to the
+-- rollup tables that have every column; 0 for the logs of 1.0.
+-- rollup columns: add_column all@1.1 usage_daily
+ALTER TABLE analytics.usage_daily ADD COLUMN cached_tokens bigint NOT NULL DEFAULT 0;
+-- end rollup columns
+-- rollup columns: comments all@1.1 usage_daily
+COMMENT ON COLUMN analytics.usage_daily.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
+-- end rollup columns
+-- rollup columns: add_column all@1.1 usage_customer
+ALTER TABLE analytics.usage_customer ADD COLUMN cached_tokens bigint NOT NULL DEFAULT 0;
+-- end rollup columns
+-- rollup columns: comments all@1.1 usage_customer
+COMMENT ON COLUMN analytics.usage_customer.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
+-- end rollup columns
+
 -- The rollup columns are written from one definition (sql/rollup_columns.tsv):
 -- the functions that list them, as the pieces define them.
 CREATE OR REPLACE FUNCTION analytics._usage_customer_day_deleted() RETURNS trigger
@@ -267,6 +426,7 @@ INSERT INTO analytics.usage_customer (
     ttft_count,
     first_seen,
     last_seen,
+    cached_tokens,
     -- end rollup columns
     active_days
 )
@@ -283,6 +443,7 @@ SELECT d.customer_identifier,
        pg_catalog.sum(d.ttft_count)::pg_catalog.int8 AS ttft_count,
        pg_catalog.min(d.first_seen) AS first_seen,
        pg_catalog.max(d.last_seen) AS last_seen,
+       pg_catalog.sum(d.cached_tokens)::pg_catalog.int8 AS cached_tokens,
        -- end rollup columns
        pg_catalog.count(DISTINCT d.day)
   FROM analytics.usage_daily d
@@ -325,7 +486,8 @@ SELECT l.customer_identifier,
        COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
        pg_catalog.count(l.time_to_first_token) AS ttft_count,
        pg_catalog.min(l.created_at) AS first_seen,
-       pg_catalog.max(l.created_at) AS last_seen
+       pg_catalog.max(l.created_at) AS last_seen,
+       pg_catalog.sum(l.cached_tokens) AS cached_tokens
        -- end rollup columns
   FROM analytics.logs l
  WHERE ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
@@ -352,6 +514,7 @@ COMMENT ON COLUMN analytics._usage_pending.ttft_sum IS 'Sum of non-null time_to_
 COMMENT ON COLUMN analytics._usage_pending.ttft_count IS 'Logs with a time_to_first_token.';
 COMMENT ON COLUMN analytics._usage_pending.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics._usage_pending.last_seen IS 'Latest created_at.';
+COMMENT ON COLUMN analytics._usage_pending.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
 -- end rollup columns
 
 CREATE OR REPLACE VIEW analytics._usage_live AS
@@ -367,7 +530,8 @@ SELECT d.customer_identifier, d.day, d.model,
        d.ttft_sum,
        d.ttft_count,
        d.first_seen,
-       d.last_seen
+       d.last_seen,
+       d.cached_tokens
        -- end rollup columns
   FROM analytics.usage_daily d
 UNION ALL
@@ -383,9 +547,13 @@ SELECT p.customer_identifier, p.day, p.model,
        p.ttft_sum,
        p.ttft_count,
        p.first_seen,
-       p.last_seen
+       p.last_seen,
+       p.cached_tokens
        -- end rollup columns
   FROM analytics._usage_pending p;
+-- rollup columns: comments all@1.1 _usage_live
+COMMENT ON COLUMN analytics._usage_live.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
+-- end rollup columns
 
 
 -- The pending logs per customer and day, with whether the pair is a new
@@ -520,7 +688,8 @@ SELECT c.customer_identifier,
            c.markup_percentage) AS period_spend,
        c.total_budget,
        (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
-       c.blocked
+       c.blocked,
+       coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0) AS cached_tokens
   FROM analytics.customers c
  CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
   LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
@@ -537,6 +706,7 @@ SELECT c.customer_identifier,
                     sum(g.latency_count)::bigint AS latency_count,
                     sum(g.ttft_sum) AS ttft_sum,
                     sum(g.ttft_count)::bigint AS ttft_count,
+                    sum(g.cached_tokens)::bigint AS cached_tokens,
                     array_agg(g.model) AS models,
                     array_agg(g.requests) AS model_requests
                FROM analytics._usage_pending g
@@ -545,6 +715,7 @@ SELECT c.customer_identifier,
                      AND x.day OPERATOR(pg_catalog.=) g.day
               GROUP BY g.customer_identifier) p
          ON p.customer_identifier = c.customer_identifier;
+COMMENT ON COLUMN analytics.users.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens, priced at the cached price).';
 
 CREATE OR REPLACE VIEW analytics.daily_active_users AS
 SELECT a.day,
@@ -965,8 +1136,10 @@ BEGIN
     -- On a Citus node the trigger fires on a shard, <table>_<shardid>:
     -- update the relation the row goes to.
     IF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'model_prices' THEN
-        EXECUTE pg_catalog.format('UPDATE %I.%I SET prompt_per_million = $1.prompt_per_million, '
-                                  'completion_per_million = $1.completion_per_million '
+        EXECUTE pg_catalog.format('UPDATE %I.%I SET (prompt_per_million, completion_per_million, '
+                                  'cached_prompt_per_million, cache_write_per_million) '
+                                  '= ($1.prompt_per_million, $1.completion_per_million, '
+                                  '$1.cached_prompt_per_million, $1.cache_write_per_million) '
                                   'WHERE model OPERATOR(pg_catalog.=) $1.model',
                                   TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
     ELSIF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'rollup_state' THEN
@@ -1374,11 +1547,15 @@ SELECT l.id, l.created_at, l.customer_identifier, l.model,
             THEN l.prompt_messages END AS prompt_messages,
        CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'completion_message', 'SELECT'))
             THEN l.completion_message END AS completion_message,
-       c.name, c.email, c.metadata AS customer_metadata
+       c.name, c.email, c.metadata AS customer_metadata,
+       l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
   FROM analytics.logs l
   LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
 COMMENT ON COLUMN analytics.logs_with_customer.prompt_messages IS 'Request messages; null unless the current role may SELECT analytics.logs.prompt_messages (analytics_reader may not).';
 COMMENT ON COLUMN analytics.logs_with_customer.completion_message IS 'Response message; null unless the current role may SELECT analytics.logs.completion_message (analytics_reader may not).';
+COMMENT ON COLUMN analytics.logs_with_customer.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens).';
+COMMENT ON COLUMN analytics.logs_with_customer.cache_write_tokens IS 'Prompt tokens written to a prompt cache (part of prompt_tokens).';
+COMMENT ON COLUMN analytics.logs_with_customer.reasoning_tokens IS 'Completion tokens spent on reasoning (part of completion_tokens).';
 
 CREATE OR REPLACE FUNCTION analytics.customer_logs(customer_identifier text,
                                         since timestamptz DEFAULT NULL,
@@ -1392,7 +1569,8 @@ BEGIN
            l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
            l.latency, l.time_to_first_token, l.status_code, l.error_message,
            l.thread_identifier, l.custom_identifier, l.metadata,
-           l.prompt_messages, l.completion_message
+           l.prompt_messages, l.completion_message,
+           l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
       FROM analytics.logs_with_customer l
      WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
        AND l.created_at >= coalesce($2, '-infinity')
@@ -1442,7 +1620,8 @@ GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_co
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
-    thread_identifier, custom_identifier, metadata)
+    thread_identifier, custom_identifier, metadata, cached_tokens, cache_write_tokens,
+    reasoning_tokens)
     ON analytics.logs TO analytics_reader;
 GRANT EXECUTE ON FUNCTION
     analytics.budget_period_bounds(timestamptz, text, timestamptz, text),
@@ -1484,7 +1663,8 @@ GRANT EXECUTE ON FUNCTION
 -- reach.  The insert trigger's own writes run with the owner's rights.
 GRANT INSERT (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     cost, latency, time_to_first_token, status_code, error_message, thread_identifier,
-    custom_identifier, metadata, prompt_messages, completion_message),
+    custom_identifier, metadata, prompt_messages, completion_message, cached_tokens,
+    cache_write_tokens, reasoning_tokens),
     SELECT (id)
     ON analytics.logs TO analytics_writer;
 GRANT SELECT, INSERT (customer_identifier, name, email, metadata),
@@ -1495,6 +1675,9 @@ GRANT EXECUTE ON FUNCTION
     analytics.ingest_openai(text, text, double precision),
     analytics.ingest_openai(json, json, double precision),
     analytics.ingest_openai(jsonb, jsonb, double precision),
+    analytics.ingest_anthropic(text, text, double precision),
+    analytics.ingest_anthropic(json, json, double precision),
+    analytics.ingest_anthropic(jsonb, jsonb, double precision),
     analytics.ingest_batch(text),
     analytics._ingest_batch_rows(text),
     analytics.upsert_customer(jsonb),
@@ -1511,6 +1694,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT INSERT, UPDATE ON analytics.customers TO analytics_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON analytics.model_prices TO analytics_admin;
 GRANT EXECUTE ON FUNCTION
+    analytics.import_prices(jsonb),
     analytics.delete_customer(text),
     analytics.purge_logs(timestamptz),
     analytics.set_timezone(text),

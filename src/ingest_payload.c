@@ -67,6 +67,9 @@ const IngestColumn ingest_columns[INGEST_NCOLS] = {
 	[INGEST_COL_METADATA] = {"metadata", JSONBOID, INGEST_KIND_OBJECT},
 	[INGEST_COL_PROMPT_MESSAGES] = {"prompt_messages", JSONBOID, INGEST_KIND_ARRAY},
 	[INGEST_COL_COMPLETION_MESSAGE] = {"completion_message", JSONBOID, INGEST_KIND_OBJECT},
+	[INGEST_COL_CACHED_TOKENS] = {"cached_tokens", INT4OID, INGEST_KIND_TOKENS},
+	[INGEST_COL_CACHE_WRITE_TOKENS] = {"cache_write_tokens", INT4OID, INGEST_KIND_TOKENS},
+	[INGEST_COL_REASONING_TOKENS] = {"reasoning_tokens", INT4OID, INGEST_KIND_TOKENS},
 };
 
 /*
@@ -77,8 +80,13 @@ const IngestColumn ingest_columns[INGEST_NCOLS] = {
 static const IngestField ingest_payload_fields[] = {
 	{"usage.prompt_tokens", INGEST_COL_PROMPT_TOKENS},
 	{"usage.completion_tokens", INGEST_COL_COMPLETION_TOKENS},
+	{"usage.prompt_tokens_details.cached_tokens", INGEST_COL_CACHED_TOKENS},
+	{"usage.completion_tokens_details.reasoning_tokens", INGEST_COL_REASONING_TOKENS},
 	{"prompt_tokens", INGEST_COL_PROMPT_TOKENS},
 	{"completion_tokens", INGEST_COL_COMPLETION_TOKENS},
+	{"cached_tokens", INGEST_COL_CACHED_TOKENS},
+	{"cache_write_tokens", INGEST_COL_CACHE_WRITE_TOKENS},
+	{"reasoning_tokens", INGEST_COL_REASONING_TOKENS},
 	{"cost", INGEST_COL_COST},
 	{"latency", INGEST_COL_LATENCY},
 	{"time_to_first_token", INGEST_COL_TIME_TO_FIRST_TOKEN},
@@ -100,7 +108,7 @@ static SPIPlanPtr ingest_upsert_plan = NULL;
 
 /*
  * ingest_payload_init
- *		Defaults of a log: now(), no customer, 0 tokens, cost from the
+ *		Defaults of a log: now(), no customer, 0 tokens of each kind, cost from the
  *		trigger, status 200, everything else null.
  */
 void
@@ -116,10 +124,14 @@ ingest_payload_init(IngestRow *row)
 	row->values[INGEST_COL_CREATED_AT] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	row->nulls[INGEST_COL_CREATED_AT] = ' ';
-	row->values[INGEST_COL_PROMPT_TOKENS] = Int32GetDatum(0);
-	row->nulls[INGEST_COL_PROMPT_TOKENS] = ' ';
-	row->values[INGEST_COL_COMPLETION_TOKENS] = Int32GetDatum(0);
-	row->nulls[INGEST_COL_COMPLETION_TOKENS] = ' ';
+	for (i = 0; i < INGEST_NCOLS; i++)
+	{
+		if (ingest_columns[i].kind == INGEST_KIND_TOKENS)
+		{
+			row->values[i] = Int32GetDatum(0);
+			row->nulls[i] = ' ';
+		}
+	}
 	row->values[INGEST_COL_STATUS_CODE] = Int32GetDatum(200);
 	row->nulls[INGEST_COL_STATUS_CODE] = ' ';
 	row->customer_params = (Datum) 0;

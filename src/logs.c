@@ -62,6 +62,9 @@ typedef struct LogsColumns
 	int			model;
 	int			prompt_tokens;
 	int			completion_tokens;
+	int			cached_tokens;
+	int			cache_write_tokens;
+	int			reasoning_tokens;
 	int			cost;
 	int			latency;
 	int			time_to_first_token;
@@ -109,6 +112,9 @@ logs_columns_lookup(Relation rel)
 	logs_columns.model = column_number(tupdesc, "model");
 	logs_columns.prompt_tokens = column_number(tupdesc, "prompt_tokens");
 	logs_columns.completion_tokens = column_number(tupdesc, "completion_tokens");
+	logs_columns.cached_tokens = column_number(tupdesc, "cached_tokens");
+	logs_columns.cache_write_tokens = column_number(tupdesc, "cache_write_tokens");
+	logs_columns.reasoning_tokens = column_number(tupdesc, "reasoning_tokens");
 	logs_columns.cost = column_number(tupdesc, "cost");
 	logs_columns.latency = column_number(tupdesc, "latency");
 	logs_columns.time_to_first_token = column_number(tupdesc, "time_to_first_token");
@@ -257,6 +263,52 @@ logs_check_customer_identifier(Datum ident)
 }
 
 /*
+ * token_count
+ *		A token column of a new log (null counts as 0), rejected when
+ *		negative.
+ */
+static int64
+token_count(Datum *values, bool *nulls, int col, const char *field)
+{
+	int32		n = nulls[col] ? 0 : DatumGetInt32(values[col]);
+
+	if (n < 0)
+		reject_field(field, "must not be negative");
+	return n;
+}
+
+/*
+ * check_tokens
+ *		The token counts of a new log (SPEC sections 12 and 14): none
+ *		negative, total_tokens within integer, and the parts within their
+ *		whole: cached_tokens + cache_write_tokens of prompt_tokens,
+ *		reasoning_tokens of completion_tokens.  Sums in int64.
+ */
+static void
+check_tokens(Datum *values, bool *nulls)
+{
+	int64		prompt = token_count(values, nulls, logs_columns.prompt_tokens, "prompt_tokens");
+	int64		completion = token_count(values, nulls, logs_columns.completion_tokens,
+										 "completion_tokens");
+	int64		cached = token_count(values, nulls, logs_columns.cached_tokens, "cached_tokens");
+	int64		cache_write = token_count(values, nulls, logs_columns.cache_write_tokens,
+										  "cache_write_tokens");
+	int64		reasoning = token_count(values, nulls, logs_columns.reasoning_tokens,
+										"reasoning_tokens");
+
+	if (prompt + completion > PG_INT32_MAX)
+		reject_field("total_tokens", "prompt_tokens + completion_tokens must be at most 2147483647");
+	if (cached > prompt)
+		reject_field("cached_tokens", "must be at most prompt_tokens (cached tokens are part of the prompt)");
+	if (cached + cache_write > prompt)
+		reject_field("cache_write_tokens",
+					 "cached_tokens + cache_write_tokens must be at most prompt_tokens (both are part of the prompt)");
+	if (reasoning > completion)
+		reject_field("reasoning_tokens",
+					 "must be at most completion_tokens (reasoning tokens are part of the completion)");
+}
+
+/*
  * logs_check_fields
  *		The field checks of SPEC section 14 on a new log, but for cost and
  *		customer_identifier (logs_cost, logs_check_customer_identifier):
@@ -277,17 +329,7 @@ logs_check_fields(Datum *values, bool *nulls)
 					  nulls[logs_columns.custom_identifier], LOGS_MAX_IDENTIFIER);
 	check_mutable_columns(values, nulls);
 
-	if (!nulls[logs_columns.prompt_tokens] &&
-		DatumGetInt32(values[logs_columns.prompt_tokens]) < 0)
-		reject_field("prompt_tokens", "must not be negative");
-	if (!nulls[logs_columns.completion_tokens] &&
-		DatumGetInt32(values[logs_columns.completion_tokens]) < 0)
-		reject_field("completion_tokens", "must not be negative");
-	if ((int64) (nulls[logs_columns.prompt_tokens] ? 0 :
-				 DatumGetInt32(values[logs_columns.prompt_tokens])) +
-		(nulls[logs_columns.completion_tokens] ? 0 :
-		 DatumGetInt32(values[logs_columns.completion_tokens])) > PG_INT32_MAX)
-		reject_field("total_tokens", "prompt_tokens + completion_tokens must be at most 2147483647");
+	check_tokens(values, nulls);
 	check_float("latency", values[logs_columns.latency],
 				nulls[logs_columns.latency]);
 	check_float("time_to_first_token", values[logs_columns.time_to_first_token],
@@ -311,6 +353,7 @@ logs_cost(Datum *values, bool *nulls, Numeric *cost)
 {
 	static Numeric zero = NULL;
 	static Numeric max_cost = NULL;
+	PricesTokens tokens;
 
 	if (zero == NULL)
 	{
@@ -335,11 +378,13 @@ logs_cost(Datum *values, bool *nulls, Numeric *cost)
 		return true;
 	}
 
-	*cost = prices_cost(TextDatumGetCString(values[logs_columns.model]),
-						nulls[logs_columns.prompt_tokens] ? 0 :
-						DatumGetInt32(values[logs_columns.prompt_tokens]),
-						nulls[logs_columns.completion_tokens] ? 0 :
-						DatumGetInt32(values[logs_columns.completion_tokens]));
+	tokens.prompt = token_count(values, nulls, logs_columns.prompt_tokens, "prompt_tokens");
+	tokens.completion = token_count(values, nulls, logs_columns.completion_tokens,
+									"completion_tokens");
+	tokens.cached = token_count(values, nulls, logs_columns.cached_tokens, "cached_tokens");
+	tokens.cache_write = token_count(values, nulls, logs_columns.cache_write_tokens,
+									 "cache_write_tokens");
+	*cost = prices_cost(TextDatumGetCString(values[logs_columns.model]), &tokens);
 	values[logs_columns.cost] = NumericGetDatum(*cost);
 	nulls[logs_columns.cost] = false;
 	return false;

@@ -5,10 +5,13 @@
  *	  gives none, from analytics.model_prices.
  *
  * A model's price is the model_prices row with the longest model name the
- * log's model starts with.  Prices are cached per transaction (the cache
- * lives in the transaction's memory); the statement trigger
- * model_prices_changed drops the cache when the table is edited, so the
- * next log of the session reads the table afresh.  Reads take no row lock.
+ * log's model starts with.  Prompt tokens read from a prompt cache and
+ * those written to it have prices of their own (null: the prompt price);
+ * the rest of the prompt is priced at the prompt price (SPEC section 12).
+ * Prices are cached per transaction (the cache lives in the transaction's
+ * memory); the statement trigger model_prices_changed drops the cache when
+ * the table is edited, so the next log of the session reads the table
+ * afresh.  Reads take no row lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,6 +40,8 @@ typedef struct PriceEntry
 	bool		found;			/* false: no row matches, the cost is 0 */
 	Numeric		prompt_per_million;
 	Numeric		completion_per_million;
+	Numeric		cached_prompt_per_million;	/* the prompt price when null */
+	Numeric		cache_write_per_million;	/* the prompt price when null */
 } PriceEntry;
 
 /* Per-transaction price cache. */
@@ -93,6 +98,20 @@ prices_init(void)
 }
 
 /*
+ * price_column
+ *		Column n of the price query's one row, copied into the current
+ *		memory context.
+ */
+static Numeric
+price_column(int n)
+{
+	bool		isnull;
+
+	return DatumGetNumericCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											 n, &isnull));
+}
+
+/*
  * price_lookup
  *		The price entry for a model: the longest model_prices.model that the
  *		name starts with.  Cached per transaction; model_prices_changed()
@@ -125,7 +144,9 @@ price_lookup(const char *model)
 	values[0] = CStringGetTextDatum(model);
 	SPI_connect();
 	plan = analytics_prepare(&price_plan,
-							 "SELECT prompt_per_million, completion_per_million "
+							 "SELECT prompt_per_million, completion_per_million, "
+							 "coalesce(cached_prompt_per_million, prompt_per_million), "
+							 "coalesce(cache_write_per_million, prompt_per_million) "
 							 "FROM analytics.model_prices "
 							 "WHERE pg_catalog.starts_with($1, model) "
 							 "ORDER BY pg_catalog.length(model) DESC LIMIT 1",
@@ -134,14 +155,13 @@ price_lookup(const char *model)
 		elog(ERROR, "could not read model prices");
 	if (SPI_processed == 1)
 	{
-		bool		isnull;
 		MemoryContext old = MemoryContextSwitchTo(price_context);
 
 		price.found = true;
-		price.prompt_per_million = DatumGetNumericCopy(
-			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		price.completion_per_million = DatumGetNumericCopy(
-			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		price.prompt_per_million = price_column(1);
+		price.completion_per_million = price_column(2);
+		price.cached_prompt_per_million = price_column(3);
+		price.cache_write_per_million = price_column(4);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -154,24 +174,40 @@ price_lookup(const char *model)
 }
 
 /*
+ * price_times
+ *		tokens * per_million, added to sum.
+ */
+static Numeric
+price_times(Numeric sum, int64 tokens, Numeric per_million)
+{
+	return numeric_add_opt_error(sum,
+								 numeric_mul_opt_error(int64_to_numeric(tokens),
+													   per_million, NULL),
+								 NULL);
+}
+
+/*
  * prices_cost
- *		cost = (prompt * prompt_price + completion * completion_price) / 1e6,
- *		0 for a model without a price.  Inside a transaction.
+ *		cost = (fresh prompt * prompt price + cached * cached price
+ *		+ cache writes * cache write price + completion * completion price)
+ *		/ 1e6, where the fresh prompt is prompt - cached - cache writes; 0
+ *		for a model without a price.  The caller checked that the parts are
+ *		within the prompt.  Inside a transaction.
  */
 Numeric
-prices_cost(const char *model, int32 prompt_tokens, int32 completion_tokens)
+prices_cost(const char *model, const PricesTokens *tokens)
 {
 	const PriceEntry *price = price_lookup(model);
-	Numeric		sum;
+	Numeric		sum = numeric_zero;
 
 	if (!price->found)
 		return numeric_zero;
-	sum = numeric_add_opt_error(
-		numeric_mul_opt_error(int64_to_numeric(prompt_tokens),
-							  price->prompt_per_million, NULL),
-		numeric_mul_opt_error(int64_to_numeric(completion_tokens),
-							  price->completion_per_million, NULL),
-		NULL);
+	Assert(tokens->cached + tokens->cache_write <= tokens->prompt);
+	sum = price_times(sum, tokens->prompt - tokens->cached - tokens->cache_write,
+					  price->prompt_per_million);
+	sum = price_times(sum, tokens->cached, price->cached_prompt_per_million);
+	sum = price_times(sum, tokens->cache_write, price->cache_write_per_million);
+	sum = price_times(sum, tokens->completion, price->completion_per_million);
 	sum = numeric_div_opt_error(sum, numeric_million, NULL);
 	return DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
 											   NumericGetDatum(sum)));

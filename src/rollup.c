@@ -91,7 +91,8 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "    COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum," \
 "    pg_catalog.count(l.time_to_first_token) AS ttft_count," \
 "    pg_catalog.min(l.created_at) AS first_seen," \
-"    pg_catalog.max(l.created_at) AS last_seen" \
+"    pg_catalog.max(l.created_at) AS last_seen," \
+"    pg_catalog.sum(l.cached_tokens) AS cached_tokens" \
 /* end rollup columns */ \
 "    FROM (SELECT l.* FROM analytics.logs l" \
 "           WHERE $7 OPERATOR(pg_catalog.<>) 1" \
@@ -133,7 +134,8 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "    ttft_sum," \
 "    ttft_count," \
 "    first_seen," \
-"    last_seen" \
+"    last_seen," \
+"    cached_tokens" \
 /* end rollup columns */ \
 "  ) SELECT * FROM src" \
 "  ON CONFLICT (customer_identifier, day, model) DO UPDATE SET" \
@@ -148,7 +150,8 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "    ttft_sum = u.ttft_sum OPERATOR(pg_catalog.+) EXCLUDED.ttft_sum," \
 "    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count," \
 "    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen)," \
-"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)" \
+"    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)," \
+"    cached_tokens = u.cached_tokens OPERATOR(pg_catalog.+) EXCLUDED.cached_tokens" \
 /* end rollup columns */ \
 "  )"
 
@@ -171,6 +174,7 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "    pg_catalog.sum(src.ttft_count)::pg_catalog.int8 AS ttft_count," \
 "    pg_catalog.min(src.first_seen) AS first_seen," \
 "    pg_catalog.max(src.last_seen) AS last_seen," \
+"    pg_catalog.sum(src.cached_tokens)::pg_catalog.int8 AS cached_tokens," \
 /* end rollup columns */ \
 "    NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x" \
 "                 WHERE x.customer_identifier OPERATOR(pg_catalog.=) src.customer_identifier" \
@@ -255,6 +259,7 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "    ttft_count," \
 "    first_seen," \
 "    last_seen," \
+"    cached_tokens," \
 /* end rollup columns */ \
 "    active_days" \
 "  ) SELECT cd.customer_identifier," \
@@ -270,6 +275,7 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "    pg_catalog.sum(cd.ttft_count)::pg_catalog.int8 AS ttft_count," \
 "    pg_catalog.min(cd.first_seen) AS first_seen," \
 "    pg_catalog.max(cd.last_seen) AS last_seen," \
+"    pg_catalog.sum(cd.cached_tokens)::pg_catalog.int8 AS cached_tokens," \
 /* end rollup columns */ \
 "    pg_catalog.count(*) FILTER (WHERE cd.new_day)" \
 "    FROM cd GROUP BY cd.customer_identifier" \
@@ -286,6 +292,7 @@ PG_FUNCTION_INFO_V1(rollup_now);
 "    ttft_count = u.ttft_count OPERATOR(pg_catalog.+) EXCLUDED.ttft_count," \
 "    first_seen = LEAST(u.first_seen, EXCLUDED.first_seen)," \
 "    last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen)," \
+"    cached_tokens = u.cached_tokens OPERATOR(pg_catalog.+) EXCLUDED.cached_tokens," \
 /* end rollup columns */ \
 "    active_days = u.active_days OPERATOR(pg_catalog.+) EXCLUDED.active_days)"
 

@@ -68,6 +68,7 @@ CREATE TABLE analytics.usage_daily (
     ttft_count bigint NOT NULL DEFAULT 0,
     first_seen timestamptz NOT NULL,
     last_seen timestamptz NOT NULL,
+    cached_tokens bigint NOT NULL DEFAULT 0,
     -- end rollup columns
     PRIMARY KEY (customer_identifier, day, model)
 );
@@ -87,6 +88,7 @@ COMMENT ON COLUMN analytics.usage_daily.ttft_sum IS 'Sum of non-null time_to_fir
 COMMENT ON COLUMN analytics.usage_daily.ttft_count IS 'Logs with a time_to_first_token.';
 COMMENT ON COLUMN analytics.usage_daily.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics.usage_daily.last_seen IS 'Latest created_at.';
+COMMENT ON COLUMN analytics.usage_daily.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
 -- end rollup columns
 CREATE INDEX usage_daily_day ON analytics.usage_daily (day);
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_daily', '');
@@ -127,7 +129,7 @@ SELECT pg_catalog.pg_extension_config_dump('analytics.usage_customer_day', '');
 CREATE TABLE analytics.usage_customer (
     customer_identifier text PRIMARY KEY
         REFERENCES analytics.customers ON DELETE CASCADE,
-    -- rollup columns: table all
+    -- rollup columns: table all@1.0
     requests bigint NOT NULL DEFAULT 0,
     errors bigint NOT NULL DEFAULT 0,
     prompt_tokens bigint NOT NULL DEFAULT 0,
@@ -140,7 +142,10 @@ CREATE TABLE analytics.usage_customer (
     first_seen timestamptz NOT NULL,
     last_seen timestamptz NOT NULL,
     -- end rollup columns
-    active_days bigint NOT NULL DEFAULT 0
+    active_days bigint NOT NULL DEFAULT 0,
+    -- rollup columns: table all@1.1 last
+    cached_tokens bigint NOT NULL DEFAULT 0
+    -- end rollup columns
 );
 COMMENT ON TABLE analytics.usage_customer IS 'Usage per customer over all time: usage_daily summed per customer, folded in with it.';
 COMMENT ON COLUMN analytics.usage_customer.customer_identifier IS 'The customer.';
@@ -156,6 +161,7 @@ COMMENT ON COLUMN analytics.usage_customer.ttft_sum IS 'Sum of non-null time_to_
 COMMENT ON COLUMN analytics.usage_customer.ttft_count IS 'Logs with a time_to_first_token.';
 COMMENT ON COLUMN analytics.usage_customer.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics.usage_customer.last_seen IS 'Latest created_at.';
+COMMENT ON COLUMN analytics.usage_customer.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
 -- end rollup columns
 COMMENT ON COLUMN analytics.usage_customer.active_days IS 'Calendar days (rollup time zone) with at least one log: the customer''s rows in usage_customer_day.';
 -- Descending orders of each top_users metric: the all-time value bounds the

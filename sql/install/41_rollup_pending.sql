@@ -52,7 +52,8 @@ SELECT l.customer_identifier,
        COALESCE(pg_catalog.sum(l.time_to_first_token), 0) AS ttft_sum,
        pg_catalog.count(l.time_to_first_token) AS ttft_count,
        pg_catalog.min(l.created_at) AS first_seen,
-       pg_catalog.max(l.created_at) AS last_seen
+       pg_catalog.max(l.created_at) AS last_seen,
+       pg_catalog.sum(l.cached_tokens) AS cached_tokens
        -- end rollup columns
   FROM analytics.logs l
  WHERE ((l.id OPERATOR(pg_catalog.>) analytics._fold_watermark()
@@ -79,6 +80,7 @@ COMMENT ON COLUMN analytics._usage_pending.ttft_sum IS 'Sum of non-null time_to_
 COMMENT ON COLUMN analytics._usage_pending.ttft_count IS 'Logs with a time_to_first_token.';
 COMMENT ON COLUMN analytics._usage_pending.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics._usage_pending.last_seen IS 'Latest created_at.';
+COMMENT ON COLUMN analytics._usage_pending.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
 -- end rollup columns
 
 -- usage_daily plus the logs not folded in yet, in the shape of usage_daily.
@@ -98,7 +100,8 @@ SELECT d.customer_identifier, d.day, d.model,
        d.ttft_sum,
        d.ttft_count,
        d.first_seen,
-       d.last_seen
+       d.last_seen,
+       d.cached_tokens
        -- end rollup columns
   FROM analytics.usage_daily d
 UNION ALL
@@ -114,7 +117,8 @@ SELECT p.customer_identifier, p.day, p.model,
        p.ttft_sum,
        p.ttft_count,
        p.first_seen,
-       p.last_seen
+       p.last_seen,
+       p.cached_tokens
        -- end rollup columns
   FROM analytics._usage_pending p;
 
@@ -135,6 +139,7 @@ COMMENT ON COLUMN analytics._usage_live.ttft_sum IS 'Sum of non-null time_to_fir
 COMMENT ON COLUMN analytics._usage_live.ttft_count IS 'Logs with a time_to_first_token.';
 COMMENT ON COLUMN analytics._usage_live.first_seen IS 'Earliest created_at.';
 COMMENT ON COLUMN analytics._usage_live.last_seen IS 'Latest created_at.';
+COMMENT ON COLUMN analytics._usage_live.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
 -- end rollup columns
 
 -- The pending logs per customer and day, with whether the pair is a new

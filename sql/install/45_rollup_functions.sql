@@ -146,6 +146,7 @@ INSERT INTO analytics.usage_customer (
     ttft_count,
     first_seen,
     last_seen,
+    cached_tokens,
     -- end rollup columns
     active_days
 )
@@ -162,6 +163,7 @@ SELECT d.customer_identifier,
        pg_catalog.sum(d.ttft_count)::pg_catalog.int8 AS ttft_count,
        pg_catalog.min(d.first_seen) AS first_seen,
        pg_catalog.max(d.last_seen) AS last_seen,
+       pg_catalog.sum(d.cached_tokens)::pg_catalog.int8 AS cached_tokens,
        -- end rollup columns
        pg_catalog.count(DISTINCT d.day)
   FROM analytics.usage_daily d

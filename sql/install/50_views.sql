@@ -135,7 +135,8 @@ SELECT c.customer_identifier,
            c.markup_percentage) AS period_spend,
        c.total_budget,
        (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
-       c.blocked
+       c.blocked,
+       coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0) AS cached_tokens
   FROM analytics.customers c
  CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
   LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
@@ -152,6 +153,7 @@ SELECT c.customer_identifier,
                     sum(g.latency_count)::bigint AS latency_count,
                     sum(g.ttft_sum) AS ttft_sum,
                     sum(g.ttft_count)::bigint AS ttft_count,
+                    sum(g.cached_tokens)::bigint AS cached_tokens,
                     array_agg(g.model) AS models,
                     array_agg(g.requests) AS model_requests
                FROM analytics._usage_pending g
@@ -189,6 +191,7 @@ COMMENT ON COLUMN analytics.users.period_spend IS 'USD, billed cost of the logs 
 COMMENT ON COLUMN analytics.users.total_budget IS 'Lifetime USD budget (billed cost); null means none.';
 COMMENT ON COLUMN analytics.users.total_spend IS 'USD, billed cost over all time.';
 COMMENT ON COLUMN analytics.users.blocked IS 'True when the customer''s new logs are rejected.';
+COMMENT ON COLUMN analytics.users.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens, priced at the cached price).';
 
 -- Window usage of the given customers: their usage_customer_day rows and,
 -- when with_pending, their pending logs of the days in [d0, d1), one row
@@ -615,7 +618,8 @@ SELECT l.id, l.created_at, l.customer_identifier, l.model,
             THEN l.prompt_messages END AS prompt_messages,
        CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'completion_message', 'SELECT'))
             THEN l.completion_message END AS completion_message,
-       c.name, c.email, c.metadata AS customer_metadata
+       c.name, c.email, c.metadata AS customer_metadata,
+       l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
   FROM analytics.logs l
   LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
 COMMENT ON VIEW analytics.logs_with_customer IS
@@ -640,6 +644,9 @@ COMMENT ON COLUMN analytics.logs_with_customer.completion_message IS 'Response m
 COMMENT ON COLUMN analytics.logs_with_customer.name IS 'The customer''s display name.';
 COMMENT ON COLUMN analytics.logs_with_customer.email IS 'The customer''s email address.';
 COMMENT ON COLUMN analytics.logs_with_customer.customer_metadata IS 'The customer''s free-form JSON.';
+COMMENT ON COLUMN analytics.logs_with_customer.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens).';
+COMMENT ON COLUMN analytics.logs_with_customer.cache_write_tokens IS 'Prompt tokens written to a prompt cache (part of prompt_tokens).';
+COMMENT ON COLUMN analytics.logs_with_customer.reasoning_tokens IS 'Completion tokens spent on reasoning (part of completion_tokens).';
 
 -- One customer's logs, newest first, by the (customer_identifier,
 -- created_at) index.  plpgsql, whose statement Citus plans (a router query
@@ -658,7 +665,8 @@ BEGIN
            l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cost,
            l.latency, l.time_to_first_token, l.status_code, l.error_message,
            l.thread_identifier, l.custom_identifier, l.metadata,
-           l.prompt_messages, l.completion_message
+           l.prompt_messages, l.completion_message,
+           l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
       FROM analytics.logs_with_customer l
      WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
        AND l.created_at >= coalesce($2, '-infinity')

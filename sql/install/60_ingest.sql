@@ -1,5 +1,6 @@
 -- Piece 60: JSON ingest (src/ingest_*.c, json-c): ingest (ingest_payload.c),
--- ingest_openai (ingest_openai.c), ingest_batch (ingest_batch.c), all
+-- ingest_openai (ingest_openai.c), ingest_anthropic (ingest_anthropic.c),
+-- ingest_batch (ingest_batch.c), all
 -- reading JSON through ingest_json.c.  Each function records logs
 -- through a plain INSERT into analytics.logs, so the BEFORE INSERT trigger
 -- validates, prices, creates customers and enforces budgets as for any
@@ -26,7 +27,7 @@ CREATE FUNCTION analytics.ingest_openai(request text, response text,
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'ingest_openai_text' LANGUAGE C VOLATILE SECURITY INVOKER;
 COMMENT ON FUNCTION analytics.ingest_openai(text, text, double precision) IS
-    'Records one log from an OpenAI chat-completions request body (with customer_params) and its response (a chat.completion or an error object); returns its id.';
+    'Records one log from an OpenAI request body (with customer_params, or user) and its response: a Chat Completions object, the last chunk of a stream (with usage), a Responses API object, or an error object; returns its id.';
 
 CREATE FUNCTION analytics.ingest_openai(request json, response json,
                                         latency double precision DEFAULT NULL)
@@ -41,6 +42,27 @@ CREATE FUNCTION analytics.ingest_openai(request jsonb, response jsonb,
     AS 'MODULE_PATHNAME', 'ingest_openai_jsonb' LANGUAGE C VOLATILE SECURITY INVOKER;
 COMMENT ON FUNCTION analytics.ingest_openai(jsonb, jsonb, double precision) IS
     'Records one log from an OpenAI request and response given as jsonb; see analytics.ingest_openai(text, text, double precision).';
+
+CREATE FUNCTION analytics.ingest_anthropic(request text, response text,
+                                           latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_anthropic_text' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_anthropic(text, text, double precision) IS
+    'Records one log from an Anthropic Messages request body (with customer_params, or metadata.user_id) and its response (a Message or an error object); prompt_tokens counts the cache reads and writes that input_tokens leaves out; returns its id.';
+
+CREATE FUNCTION analytics.ingest_anthropic(request json, response json,
+                                           latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_anthropic_json' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_anthropic(json, json, double precision) IS
+    'Records one log from an Anthropic request and response given as json; see analytics.ingest_anthropic(text, text, double precision).';
+
+CREATE FUNCTION analytics.ingest_anthropic(request jsonb, response jsonb,
+                                           latency double precision DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'ingest_anthropic_jsonb' LANGUAGE C VOLATILE SECURITY INVOKER;
+COMMENT ON FUNCTION analytics.ingest_anthropic(jsonb, jsonb, double precision) IS
+    'Records one log from an Anthropic request and response given as jsonb; see analytics.ingest_anthropic(text, text, double precision).';
 
 CREATE FUNCTION analytics.ingest_batch(payloads text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'ingest_batch' LANGUAGE C VOLATILE SECURITY INVOKER;

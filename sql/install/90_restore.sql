@@ -13,8 +13,10 @@ BEGIN
     -- On a Citus node the trigger fires on a shard, <table>_<shardid>:
     -- update the relation the row goes to.
     IF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'model_prices' THEN
-        EXECUTE pg_catalog.format('UPDATE %I.%I SET prompt_per_million = $1.prompt_per_million, '
-                                  'completion_per_million = $1.completion_per_million '
+        EXECUTE pg_catalog.format('UPDATE %I.%I SET (prompt_per_million, completion_per_million, '
+                                  'cached_prompt_per_million, cache_write_per_million) '
+                                  '= ($1.prompt_per_million, $1.completion_per_million, '
+                                  '$1.cached_prompt_per_million, $1.cache_write_per_million) '
                                   'WHERE model OPERATOR(pg_catalog.=) $1.model',
                                   TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
     ELSIF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'rollup_state' THEN

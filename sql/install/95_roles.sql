@@ -9,9 +9,9 @@
 --   analytics_reader  every view and read function; not the message bodies
 --   analytics_writer  records logs through every path; cannot change what
 --                     decides whether its logs are accepted
---   analytics_admin   customers and budgets, model_prices, delete_customer,
---                     purge_logs, set_timezone, rollup_now; a member of both
---                     of the others
+--   analytics_admin   customers and budgets, model_prices (import_prices),
+--                     delete_customer, purge_logs, set_timezone, rollup_now;
+--                     a member of both of the others
 -- Derived state (budget_counters, the usage_* rollups, rollup_state) is
 -- written only by the extension's own code, with its owner's rights
 -- (src/privs.c).
@@ -55,7 +55,8 @@ GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_co
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
-    thread_identifier, custom_identifier, metadata)
+    thread_identifier, custom_identifier, metadata, cached_tokens, cache_write_tokens,
+    reasoning_tokens)
     ON analytics.logs TO analytics_reader;
 GRANT EXECUTE ON FUNCTION
     analytics.budget_period_bounds(timestamptz, text, timestamptz, text),
@@ -97,7 +98,8 @@ GRANT EXECUTE ON FUNCTION
 -- reach.  The insert trigger's own writes run with the owner's rights.
 GRANT INSERT (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     cost, latency, time_to_first_token, status_code, error_message, thread_identifier,
-    custom_identifier, metadata, prompt_messages, completion_message),
+    custom_identifier, metadata, prompt_messages, completion_message, cached_tokens,
+    cache_write_tokens, reasoning_tokens),
     SELECT (id)
     ON analytics.logs TO analytics_writer;
 GRANT SELECT, INSERT (customer_identifier, name, email, metadata),
@@ -108,6 +110,9 @@ GRANT EXECUTE ON FUNCTION
     analytics.ingest_openai(text, text, double precision),
     analytics.ingest_openai(json, json, double precision),
     analytics.ingest_openai(jsonb, jsonb, double precision),
+    analytics.ingest_anthropic(text, text, double precision),
+    analytics.ingest_anthropic(json, json, double precision),
+    analytics.ingest_anthropic(jsonb, jsonb, double precision),
     analytics.ingest_batch(text),
     analytics._ingest_batch_rows(text),
     analytics.upsert_customer(jsonb),
@@ -124,6 +129,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT INSERT, UPDATE ON analytics.customers TO analytics_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON analytics.model_prices TO analytics_admin;
 GRANT EXECUTE ON FUNCTION
+    analytics.import_prices(jsonb),
     analytics.delete_customer(text),
     analytics.purge_logs(timestamptz),
     analytics.set_timezone(text),

@@ -70,7 +70,7 @@ CONF
 # (docs/scaling-out.md): the raw side reads it as null, as the views do.
 our $RAW_LOG_COLUMNS =
   "id, created_at, nullif(customer_identifier, '') AS customer_identifier, model, prompt_tokens, completion_tokens, total_tokens, "
-  . 'cost, latency, time_to_first_token, status_code';
+  . 'cost, latency, time_to_first_token, status_code, cached_tokens';
 
 # literal(TEXT): TEXT as an SQL string literal.
 sub literal
@@ -124,7 +124,7 @@ sub view_checks
 			[ q{SELECT customer_identifier, name, email, first_seen, last_active, active_days, requests,
 			          errors, prompt_tokens, completion_tokens, total_tokens, cost, billed_cost,
 			          round(avg_latency::numeric, 8) AS avg_latency, round(avg_ttft::numeric, 8) AS avg_ttft,
-			          top_model, total_spend
+			          top_model, total_spend, cached_tokens
 			     FROM analytics.users} ],
 			q{SELECT c.customer_identifier, c.name, c.email, min(l.created_at), max(l.created_at),
 			         count(DISTINCT l.day), count(l.id), count(l.id) FILTER (WHERE l.status_code >= 400),
@@ -134,7 +134,8 @@ sub view_checks
 			         round(avg(l.latency)::numeric, 8), round(avg(l.time_to_first_token)::numeric, 8),
 			         (SELECT m.model FROM raw_logs m WHERE m.customer_identifier = c.customer_identifier
 			           GROUP BY m.model ORDER BY count(*) DESC, m.model LIMIT 1),
-			         coalesce(sum(l.cost), 0) * (1 + c.markup_percentage / 100)
+			         coalesce(sum(l.cost), 0) * (1 + c.markup_percentage / 100),
+			         coalesce(sum(l.cached_tokens), 0)
 			    FROM raw_customers c LEFT JOIN raw_logs l USING (customer_identifier)
 			   GROUP BY c.customer_identifier, c.name, c.email, c.markup_percentage}
 		],

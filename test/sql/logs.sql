@@ -29,6 +29,33 @@ SELECT l.model, l.cost,
                            ORDER BY length(p.model) DESC LIMIT 1), 0) AS cost_matches_price
   FROM analytics.logs l WHERE customer_identifier = 'c1' ORDER BY id;
 
+-- Prompt caching (SPEC section 12): the fresh prompt at the prompt price,
+-- cached tokens at the cached price, cache writes at the cache-write price
+-- (null: the prompt price), computed here independently of the trigger.
+-- gpt-4o: 2.50 / 10.00, cached 1.25, writes at the prompt price;
+-- claude-sonnet-4: 3.00 / 15.00, cached 0.30, writes 3.75.
+INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens,
+                            cached_tokens, cache_write_tokens, reasoning_tokens)
+VALUES ('cache', 'gpt-4o-2024-08-06', 2000, 300, 1536, 0, 0),
+       ('cache', 'gpt-4o', 1000, 100, 0, 1000, 64),
+       ('cache', 'claude-sonnet-4-20250514', 12000, 500, 10000, 1500, 0),
+       ('cache', 'some-local-model', 10, 10, 5, 5, 5);
+SELECT l.model, l.prompt_tokens, l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens, l.cost,
+       l.cost = coalesce((SELECT ((l.prompt_tokens - l.cached_tokens - l.cache_write_tokens) * p.prompt_per_million
+                                  + l.cached_tokens * coalesce(p.cached_prompt_per_million, p.prompt_per_million)
+                                  + l.cache_write_tokens * coalesce(p.cache_write_per_million, p.prompt_per_million)
+                                  + l.completion_tokens * p.completion_per_million) / 1000000
+                            FROM analytics.model_prices p
+                           WHERE starts_with(l.model, p.model)
+                           ORDER BY length(p.model) DESC LIMIT 1), 0) AS cost_matches_price
+  FROM analytics.logs l WHERE customer_identifier = 'cache' ORDER BY id;
+-- 10,000 cached tokens of claude-sonnet-4 cost a tenth of fresh ones.
+SELECT cost FROM analytics.logs WHERE customer_identifier = 'cache' AND model LIKE 'claude%';
+SELECT (500 * 3.00 + 10000 * 0.30 + 1500 * 3.75 + 500 * 15.00) / 1000000 AS by_hand;
+-- The parts are facts like the rest.
+UPDATE analytics.logs SET cached_tokens = 0 WHERE customer_identifier = 'cache';
+\echo :LAST_ERROR_SQLSTATE
+
 -- Editing prices applies to the next log of the same transaction.
 BEGIN;
 INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens) VALUES ('c1', 'gpt-4o', 1000000);
@@ -94,6 +121,22 @@ INSERT INTO analytics.logs (customer_identifier, model, created_at) VALUES ('bad
 INSERT INTO analytics.logs (customer_identifier, model) VALUES ('', 'gpt-4o');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO analytics.logs (customer_identifier, model) VALUES (repeat('x', 256), 'gpt-4o');
+\echo :LAST_ERROR_SQLSTATE
+-- The parts of the tokens: none negative, none beyond its whole.
+INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, cached_tokens) VALUES ('bad', 'gpt-4o', 10, -1);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, cache_write_tokens) VALUES ('bad', 'gpt-4o', 10, -1);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO analytics.logs (customer_identifier, model, completion_tokens, reasoning_tokens) VALUES ('bad', 'gpt-4o', 10, -1);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, cached_tokens) VALUES ('bad', 'gpt-4o', 10, 11);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, cached_tokens, cache_write_tokens) VALUES ('bad', 'gpt-4o', 10, 6, 5);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, cached_tokens, cache_write_tokens)
+VALUES ('bad', 'gpt-4o', 2147483647, 2147483647, 2147483647);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO analytics.logs (customer_identifier, model, completion_tokens, reasoning_tokens) VALUES ('bad', 'gpt-4o', 10, 11);
 \echo :LAST_ERROR_SQLSTATE
 -- One bad row in a multi-row insert records none of them.
 INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens)

@@ -13,14 +13,14 @@ RETURNS TABLE (customer_identifier text, day date, model text, requests bigint,
                errors bigint, prompt_tokens bigint, completion_tokens bigint,
                cost numeric, latency_sum float8, latency_count bigint,
                ttft_sum float8, ttft_count bigint, first_seen timestamptz,
-               last_seen timestamptz)
+               last_seen timestamptz, cached_tokens bigint)
 LANGUAGE sql AS $$
     SELECT customer_identifier, (created_at AT TIME ZONE tz)::date, model,
            count(*), count(*) FILTER (WHERE status_code >= 400),
            sum(prompt_tokens), sum(completion_tokens), sum(cost),
            coalesce(sum(latency), 0), count(latency),
            coalesce(sum(time_to_first_token), 0), count(time_to_first_token),
-           min(created_at), max(created_at)
+           min(created_at), max(created_at), sum(cached_tokens)
       FROM analytics.logs
      WHERE customer_identifier IS NOT NULL
      GROUP BY 1, 2, 3
@@ -44,6 +44,7 @@ RETURNS bigint LANGUAGE sql AS $$
         OR u.ttft_count IS DISTINCT FROM r.ttft_count
         OR u.first_seen IS DISTINCT FROM r.first_seen
         OR u.last_seen IS DISTINCT FROM r.last_seen
+        OR u.cached_tokens IS DISTINCT FROM r.cached_tokens
         OR coalesce(abs(u.latency_sum - r.latency_sum) > 1e-9 * greatest(1, abs(r.latency_sum)), true)
         OR coalesce(abs(u.ttft_sum - r.ttft_sum) > 1e-9 * greatest(1, abs(r.ttft_sum)), true)
 $$;
@@ -75,7 +76,8 @@ RETURNS bigint LANGUAGE sql AS $$
                sum(cost) AS cost, sum(latency_sum) AS latency_sum,
                sum(latency_count) AS latency_count, sum(ttft_sum) AS ttft_sum,
                sum(ttft_count) AS ttft_count, min(first_seen) AS first_seen,
-               max(last_seen) AS last_seen, count(DISTINCT day) AS active_days
+               max(last_seen) AS last_seen, count(DISTINCT day) AS active_days,
+               sum(cached_tokens) AS cached_tokens
           FROM base GROUP BY 1)
     SELECT (SELECT count(*)
               FROM analytics.usage_customer_day u FULL JOIN cd r USING (customer_identifier, day)
@@ -89,10 +91,11 @@ RETURNS bigint LANGUAGE sql AS $$
          + (SELECT count(*)
               FROM analytics.usage_customer u FULL JOIN c r USING (customer_identifier)
              WHERE (u.requests, u.errors, u.prompt_tokens, u.completion_tokens, u.cost,
-                    u.latency_count, u.ttft_count, u.first_seen, u.last_seen, u.active_days)
+                    u.latency_count, u.ttft_count, u.first_seen, u.last_seen, u.active_days,
+                    u.cached_tokens)
                    IS DISTINCT FROM (r.requests, r.errors, r.prompt_tokens, r.completion_tokens,
                                      r.cost, r.latency_count, r.ttft_count, r.first_seen,
-                                     r.last_seen, r.active_days)
+                                     r.last_seen, r.active_days, r.cached_tokens)
                 OR coalesce(abs(u.latency_sum - r.latency_sum) > 1e-9 * greatest(1, abs(r.latency_sum)), true)
                 OR coalesce(abs(u.ttft_sum - r.ttft_sum) > 1e-9 * greatest(1, abs(r.ttft_sum)), true))
 $$;
@@ -100,28 +103,31 @@ $$;
 -- A few thousand random logs over six days around the New York DST switch
 -- (2024-03-10), a fifth of them within seconds of a UTC or New York
 -- midnight; some errors, some null latencies, some given costs, some with
--- no customer.
+-- no customer; three in four with cached prompt tokens.
 SELECT setseed(0.42);
 CREATE FUNCTION pg_temp.add_logs(n integer, first_customer integer DEFAULT 1)
 RETURNS void LANGUAGE sql AS $$
 INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens,
                             completion_tokens, cost, latency, time_to_first_token,
-                            status_code)
-SELECT CASE g % 10
+                            status_code, cached_tokens)
+SELECT created_at, customer_identifier, model, prompt_tokens, completion_tokens, cost,
+       latency, time_to_first_token, status_code, prompt_tokens * (g % 4) / 4
+  FROM (
+SELECT g, CASE g % 10
          WHEN 0 THEN timestamptz '2024-03-08 00:00+00' + (g % 6) * interval '1 day' - (g % 7) * interval '1 second'
          WHEN 1 THEN timestamptz '2024-03-08 00:00+00' + (g % 6) * interval '1 day' + (g % 7) * interval '1 second'
          WHEN 2 THEN ('2024-03-08'::date + g % 6)::timestamp AT TIME ZONE 'America/New_York' - (g % 5) * interval '1 second'
          ELSE timestamptz '2024-03-08 00:00+00' + random() * interval '6 days'
-       END,
+       END AS created_at,
        CASE WHEN random() < 0.1 THEN NULL
-            ELSE 'c' || (first_customer + floor(random() * 40))::int END,
-       (ARRAY['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'unpriced-model'])[1 + floor(random() * 4)::int],
-       floor(random() * 2000)::int, floor(random() * 800)::int,
-       CASE WHEN random() < 0.3 THEN round((random() * 0.05)::numeric, 6) END,
-       CASE WHEN random() < 0.8 THEN random() * 5 END,
-       CASE WHEN random() < 0.6 THEN random() END,
-       CASE WHEN random() < 0.05 THEN 500 WHEN random() < 0.03 THEN 429 ELSE 200 END
-  FROM generate_series(1, n) g
+            ELSE 'c' || (first_customer + floor(random() * 40))::int END AS customer_identifier,
+       (ARRAY['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'unpriced-model'])[1 + floor(random() * 4)::int] AS model,
+       floor(random() * 2000)::int AS prompt_tokens, floor(random() * 800)::int AS completion_tokens,
+       CASE WHEN random() < 0.3 THEN round((random() * 0.05)::numeric, 6) END AS cost,
+       CASE WHEN random() < 0.8 THEN random() * 5 END AS latency,
+       CASE WHEN random() < 0.6 THEN random() END AS time_to_first_token,
+       CASE WHEN random() < 0.05 THEN 500 WHEN random() < 0.03 THEN 429 ELSE 200 END AS status_code
+  FROM generate_series(1, n) g) r
 $$;
 
 -- rollup_now() in the inserting transaction folds exactly these logs: the

@@ -52,6 +52,18 @@ SELECT (date_trunc('day', now() AT TIME ZONE z) - d * interval '1 day'
   FROM unnest(ARRAY['UTC', 'America/New_York']) z, generate_series(1, 35) d,
        generate_series(1, 4);
 
+-- Logs with prompt caching (SPEC section 12): cached and cache-write
+-- tokens, parts of the prompt.
+INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens,
+                            completion_tokens, cached_tokens, cache_write_tokens,
+                            reasoning_tokens)
+SELECT now() - r1 * interval '40 days', 'cust_' || (1 + floor(r2 * 50))::int,
+       (ARRAY['gpt-4o', 'claude-sonnet-4'])[1 + floor(r2 * 2)::int],
+       p, c, floor(p * r1 / 2)::int, floor(p * r2 / 2)::int, floor(c * r1)::int
+  FROM (SELECT random() AS r1, random() AS r2, floor(random() * 8000)::int AS p,
+               floor(random() * 900)::int AS c
+          FROM generate_series(1, 200)) g;
+
 SELECT count(*) AS logs, count(DISTINCT customer_identifier) AS customers_with_logs
   FROM analytics.logs;
 
@@ -88,7 +100,7 @@ BEGIN
            sum(l.prompt_tokens), sum(l.completion_tokens), sum(l.cost),
            coalesce(sum(l.latency), 0), count(l.latency),
            coalesce(sum(l.time_to_first_token), 0), count(l.time_to_first_token),
-           min(l.created_at), max(l.created_at)
+           min(l.created_at), max(l.created_at), sum(l.cached_tokens)
       FROM analytics.logs l
      WHERE l.id > wm AND l.id <= cut AND l.customer_identifier IS NOT NULL
      GROUP BY 1, 2, 3
@@ -103,7 +115,8 @@ BEGIN
         ttft_sum = d.ttft_sum + excluded.ttft_sum,
         ttft_count = d.ttft_count + excluded.ttft_count,
         first_seen = least(d.first_seen, excluded.first_seen),
-        last_seen = greatest(d.last_seen, excluded.last_seen);
+        last_seen = greatest(d.last_seen, excluded.last_seen),
+        cached_tokens = d.cached_tokens + excluded.cached_tokens;
     PERFORM analytics._rollup_rebuild_summaries();
     UPDATE analytics.rollup_state SET watermark = greatest(wm, cut);
 END;
@@ -114,14 +127,14 @@ $$;
 CREATE TEMP TABLE purged (LIKE analytics.logs);
 CREATE TEMP VIEW all_logs AS
 SELECT customer_identifier, created_at, model, prompt_tokens, completion_tokens,
-       total_tokens, cost, latency, time_to_first_token, status_code,
+       total_tokens, cost, latency, time_to_first_token, status_code, cached_tokens,
        (created_at AT TIME ZONE (SELECT timezone FROM analytics.rollup_state))::date AS day
   FROM (SELECT customer_identifier, created_at, model, prompt_tokens, completion_tokens,
-               total_tokens, cost, latency, time_to_first_token, status_code
+               total_tokens, cost, latency, time_to_first_token, status_code, cached_tokens
           FROM analytics.logs
         UNION ALL
         SELECT customer_identifier, created_at, model, prompt_tokens, completion_tokens,
-               total_tokens, cost, latency, time_to_first_token, status_code
+               total_tokens, cost, latency, time_to_first_token, status_code, cached_tokens
           FROM purged) l
  WHERE customer_identifier IS NOT NULL;
 
@@ -164,7 +177,8 @@ SELECT c.customer_identifier, c.name, c.email, c.metadata, c.created_at,
            * (1 + c.markup_percentage / 100) AS period_spend,
        c.total_budget,
        coalesce(sum(l.cost), 0) * (1 + c.markup_percentage / 100) AS total_spend,
-       c.blocked
+       c.blocked,
+       coalesce(sum(l.cached_tokens), 0) AS cached_tokens
   FROM analytics.customers c
   LEFT JOIN all_logs l ON l.customer_identifier = c.customer_identifier
  CROSS JOIN LATERAL (SELECT pg_temp.period_by_steps(c.period_start, c.budget_duration,
@@ -176,7 +190,8 @@ SELECT customer_identifier, name, email, metadata, created_at, first_seen, last_
        active_days, requests, errors, prompt_tokens, completion_tokens, total_tokens,
        cost, billed_cost, round(avg_latency::numeric, 8) AS avg_latency,
        round(avg_ttft::numeric, 8) AS avg_ttft, top_model, period_budget, budget_duration,
-       period_start, period_end, period_spend, total_budget, total_spend, blocked
+       period_start, period_end, period_spend, total_budget, total_spend, blocked,
+       cached_tokens
   FROM analytics.users;
 
 -- A day d counts for [since, until) when it overlaps it: d >= day of since
@@ -405,17 +420,19 @@ SELECT count(*) AS new_york_days_wrong
 
 -- 6. A purge: rollup rows for an old day whose logs are gone stay counted.
 INSERT INTO purged (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
-                    total_tokens, cost, latency, time_to_first_token, status_code)
+                    total_tokens, cost, latency, time_to_first_token, status_code,
+                    cached_tokens, cache_write_tokens, reasoning_tokens)
 SELECT -i, now() - interval '200 days' + i * interval '1 minute',
        'cust_' || (1 + i % 5), (ARRAY['gpt-4o', 'old-model'])[1 + i % 2], 100 * i, 10 * i,
-       110 * i, 0.01 * i, CASE WHEN i % 3 = 0 THEN NULL ELSE i END, 0.5, CASE WHEN i = 7 THEN 500 ELSE 200 END
+       110 * i, 0.01 * i, CASE WHEN i % 3 = 0 THEN NULL ELSE i END, 0.5, CASE WHEN i = 7 THEN 500 ELSE 200 END,
+       30 * i, 0, 0
   FROM generate_series(1, 20) i;
 INSERT INTO analytics.usage_daily AS d
 SELECT customer_identifier, day, model, count(*), count(*) FILTER (WHERE status_code >= 400),
        sum(prompt_tokens), sum(completion_tokens), sum(cost),
        coalesce(sum(latency), 0), count(latency),
        coalesce(sum(time_to_first_token), 0), count(time_to_first_token),
-       min(created_at), max(created_at)
+       min(created_at), max(created_at), sum(cached_tokens)
   FROM all_logs WHERE created_at < now() - interval '100 days'
  GROUP BY 1, 2, 3;
 SELECT analytics._rollup_rebuild_summaries();

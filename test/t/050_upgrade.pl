@@ -346,8 +346,11 @@ query('fresh', 'CREATE EXTENSION analytics');
 # members of the extension one by one) without what names OIDs or
 # transaction ids (the OID preservation calls, the relfrozenxid updates, the
 # OIDs of the configuration tables, whose number and order stay), the
-# sequence's position (data, compared above) and the random key of
-# \restrict.
+# sequence's position (data, compared above), the random key of \restrict,
+# and the stored default of a column the update added with DEFAULT
+# (binary_upgrade_set_missing_value: how PostgreSQL stores the default of the
+# rows that were there, data like them; the column and its DEFAULT are
+# compared).  Runs of blank lines left by what was dropped count as one.
 sub schema
 {
 	my ($db) = @_;
@@ -367,11 +370,13 @@ sub schema
 		  || /^WHERE oid = '[0-9]*';$/
 		  || /^\\(un)?restrict /
 		  || /^-- Dumped/
-		  || /^SELECT pg_catalog\.setval\(/;
+		  || /^SELECT pg_catalog\.setval\(/
+		  || /^SELECT pg_catalog\.binary_upgrade_set_missing_value\(/
+		  || /^-- set missing value\.$/;
 		s/[0-9]{5,}/OID/g if /binary_upgrade_create_empty_extension/;
 		push @kept, $_;
 	}
-	return join("\n", @kept) . "\n";
+	return join("\n", @kept) =~ s/\n{3,}/\n\n/gr . "\n";
 }
 my $schema_up    = schema('up');
 my $schema_fresh = schema('fresh');

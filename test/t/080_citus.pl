@@ -162,6 +162,26 @@ is( query("SELECT count(*) FROM analytics.logs WHERE id = $id AND customer_ident
 	'1', 'ingest_openai: the log is recorded under the id it returned');
 is(query(q{SELECT name || ' ' || email FROM analytics.customers WHERE customer_identifier = 'path_openai'}),
 	'Hendrix Liu hendrix@example.com', 'ingest_openai: customer_params upserted the customer');
+# Prompt caching (SPEC section 12): an OpenAI log with cached tokens and an
+# Anthropic one with cache reads and writes; the users view's cached_tokens
+# is compared with the raw sum by check_views.
+$id = query(q{SELECT analytics.ingest_openai(
+    '{"model": "gpt-4o", "user": "path_cached", "messages": [{"role": "user", "content": "Hello!"}]}',
+    '{"object": "chat.completion", "model": "gpt-4o-2024-08-06",
+      "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+      "usage": {"prompt_tokens": 2006, "completion_tokens": 300, "prompt_tokens_details": {"cached_tokens": 1920}}}')});
+is(query("SELECT prompt_tokens || ' ' || cached_tokens FROM analytics.logs WHERE id = $id"),
+	'2006 1920', 'ingest_openai: the cached tokens are recorded');
+$id = query(q{SELECT analytics.ingest_anthropic(
+    '{"model": "claude-sonnet-4-20250514", "max_tokens": 1024, "messages": [{"role": "user", "content": "Again"}],
+      "metadata": {"user_id": "path_cached"}}',
+    '{"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-20250514",
+      "content": [{"type": "text", "text": "Again"}], "stop_reason": "end_turn", "stop_sequence": null,
+      "usage": {"input_tokens": 21, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 188086, "output_tokens": 393}}')});
+is( query("SELECT prompt_tokens || ' ' || cached_tokens || ' ' || cache_write_tokens FROM analytics.logs WHERE id = $id"),
+	'188207 188086 100', 'ingest_anthropic: prompt_tokens adds the cache reads and writes');
+is(query(q{SELECT cached_tokens FROM analytics.users WHERE customer_identifier = 'path_cached'}),
+	'190006', 'users: the cached tokens of both logs');
 my $batch = query(q{SELECT analytics.ingest_batch(
     '{"model": "gpt-4o", "customer_identifier": "path_batch_1", "cost": 0.02}
 {"model": "gpt-4o", "customer_identifier": "path_batch_2", "cost": 0.03}
