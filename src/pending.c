@@ -90,7 +90,6 @@ pending_gap_ids(PG_FUNCTION_ARGS)
 {
 	List	   *logs = shards_local_logs();
 	StringInfoData sql;
-	ListCell   *lc;
 	bool		isnull = true;
 	Datum		d = (Datum) 0;
 	int			guc_level;
@@ -104,22 +103,13 @@ pending_gap_ids(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 	initStringInfo(&sql);
-	appendStringInfoString(&sql,
-						   "SELECT CASE WHEN pg_catalog.count(x.id) OPERATOR(pg_catalog.>) 0 "
-						   "THEN pg_catalog.array_agg(x.id) END "
-						   "FROM analytics.rollup_gaps g CROSS JOIN LATERAL (");
-	foreach(lc, logs)
-	{
-		char	   *name = quote_qualified_identifier("analytics", get_rel_name(lfirst_oid(lc)));
-
-		if (lc != list_head(logs))
-			appendStringInfoString(&sql, " UNION ALL ");
-		appendStringInfo(&sql,
-						 "(SELECT l.id FROM %s l "
-						 "WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi "
-						 "OFFSET 0)", name);
-	}
-	appendStringInfoString(&sql, ") x");
+	appendStringInfo(&sql,
+					 "SELECT CASE WHEN pg_catalog.count(x.id) OPERATOR(pg_catalog.>) 0 "
+					 "THEN pg_catalog.array_agg(x.id) END "
+					 "FROM analytics.rollup_gaps g CROSS JOIN LATERAL ("
+					 "SELECT l.id FROM %s "
+					 "WHERE l.id OPERATOR(pg_catalog.>=) g.lo AND l.id OPERATOR(pg_catalog.<=) g.hi "
+					 "OFFSET 0) x", shards_logs_sql(logs));
 	guc_level = NewGUCNestLevel();
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);

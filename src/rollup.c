@@ -420,11 +420,7 @@ spi_run(const char *sql, int nargs, Oid *argtypes, Datum *values,
 Oid
 rollup_logs_relid(void)
 {
-	Oid			relid = get_relname_relid("logs", get_namespace_oid("analytics", false));
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "relation analytics.logs does not exist");
-	return relid;
+	return shards_table("logs");
 }
 
 /*
@@ -498,29 +494,6 @@ rollup_replace(const char *sql, const char *from, const char *to)
 		p = hit + strlen(from);
 	}
 	appendStringInfoString(&buf, p);
-	return buf.data;
-}
-
-/*
- * rollup_logs_union
- *		The node's logs relations as one relation of ids for SQL: the table,
- *		or the union of its local shards.
- */
-char *
-rollup_logs_union(void)
-{
-	List	   *logs = shards_local_logs();
-	StringInfoData buf;
-	ListCell   *lc;
-
-	if (!shards_logs_distributed())
-		return "analytics.logs l";
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "(SELECT NULL::pg_catalog.int8 AS id WHERE false");
-	foreach(lc, logs)
-		appendStringInfo(&buf, " UNION ALL SELECT id FROM %s",
-						 quote_qualified_identifier("analytics", get_rel_name(lfirst_oid(lc))));
-	appendStringInfoString(&buf, ") l");
 	return buf.data;
 }
 
@@ -890,7 +863,7 @@ rollup_rewrite_gaps(const RollupGaps *gaps, int64 gaps_done, int64 lo,
 												TYPALIGN_DOUBLE));
 	values[5] = BoolGetDatum(record);
 	values[6] = TimestampTzGetDatum(PgStartTime);
-	spi_run_in(snapshot, rollup_replace(gaps_sql, "analytics.logs l", rollup_logs_union()),
+	spi_run_in(snapshot, rollup_replace(gaps_sql, "analytics.logs l", shards_logs_sql(pass->logs)),
 			   7, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
@@ -1166,11 +1139,11 @@ rollup_take_over(const RollupState *state, List *logs)
 
 	foreach(lc, logs)
 	{
-		char	   *name = get_rel_name(lfirst_oid(lc));
+		int64		shardid = shards_shard_id(lfirst_oid(lc));
 
-		if (name == NULL)
+		if (shardid == 0)
 			elog(ERROR, "logs shard %u vanished during a pass", lfirst_oid(lc));
-		ids[nids++] = Int64GetDatum(strtoi64(strrchr(name, '_') + 1, NULL, 10));
+		ids[nids++] = Int64GetDatum(shardid);
 	}
 	values[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));

@@ -169,8 +169,7 @@ rollup_customer_logs(Datum ident)
 			1, argtypes, &ident, NULL, SPI_OK_SELECT);
 	shardid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	relid = get_relname_relid(psprintf("logs_" INT64_FORMAT, shardid),
-							  get_namespace_oid("analytics", false));
+	relid = shards_logs_shard(shardid);
 	if (!OidIsValid(relid) || !list_member_oid(shards_local_logs(), relid))
 		return InvalidOid;
 	return relid;

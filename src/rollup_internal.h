@@ -60,7 +60,6 @@ extern void spi_run(const char *sql, int nargs, Oid *argtypes, Datum *values,
 extern Oid	rollup_logs_relid(void);
 extern const char *rollup_sql_for(const char *sql, Oid logs);
 extern const char *rollup_replace(const char *sql, const char *from, const char *to);
-extern char *rollup_logs_union(void);
 extern void rollup_lock_state(RollupState *state);
 extern int64 rollup_fold_guarded(int64 lo, int64 hi, const RollupFold *fold, int64 *folded);
 extern void rollup_fold_through(int64 lo, int64 hi, const RollupFold *fold, int64 *folded);

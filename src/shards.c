@@ -24,6 +24,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "nodes/pg_list.h"
 #include "optimizer/planner.h"
@@ -89,8 +90,13 @@ shard_table_index(const char *table)
 	return -1;					/* keep compiler quiet */
 }
 
-static Oid
-analytics_relid(const char *table)
+/*
+ * shards_table
+ *		The oid of analytics.<table> (not a shard of it); an error when
+ *		missing.
+ */
+Oid
+shards_table(const char *table)
 {
 	Oid			relid = get_relname_relid(table, get_namespace_oid("analytics", false));
 
@@ -121,8 +127,13 @@ shard_id_of_name(const char *relname)
 	return 0;
 }
 
-static int64
-shard_id_of(Oid relid)
+/*
+ * shards_shard_id
+ *		The Citus shard id of relid when it is a shard of one of the
+ *		extension's tables (named <table>_<shardid>), else 0.
+ */
+int64
+shards_shard_id(Oid relid)
 {
 	char	   *name = get_rel_name(relid);
 
@@ -318,7 +329,7 @@ shard_lookup(ShardEntry *entry, int64 shardid, int i)
 	SPI_finish();
 
 	name = psprintf("%s_" INT64_FORMAT, shard_tables[i], colocated);
-	entry->colocated[i] = analytics_relid(name);
+	entry->colocated[i] = shards_table(name);
 	old = MemoryContextSwitchTo(shards_context);
 	entry->names[i] = psprintf("analytics.%s", quote_identifier(name));
 	MemoryContextSwitchTo(old);
@@ -328,7 +339,7 @@ static ShardEntry *
 shard_entry(Oid relid, const char *table)
 {
 	int			i = shard_table_index(table);
-	int64		shardid = shard_id_of(relid);
+	int64		shardid = shards_shard_id(relid);
 	ShardEntry *entry;
 	bool		found;
 
@@ -362,7 +373,7 @@ colocated_oid(Oid relid, const char *table)
 	ShardEntry *entry = OidIsValid(relid) ? shard_entry(relid, table) : NULL;
 
 	if (entry == NULL)
-		return analytics_relid(table);
+		return shards_table(table);
 	return entry->colocated[shard_table_index(table)];
 }
 
@@ -484,7 +495,7 @@ shards_next_log_id(void)
 	int64		local;
 
 	(void) shards_node_prefix();
-	local = nextval_internal(analytics_relid("log_ids"), true);
+	local = nextval_internal(shards_table("log_ids"), true);
 	if (local >= ((int64) 1 << LOG_ID_BITS))
 		ereport(ERROR,
 				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
@@ -520,6 +531,40 @@ shards_node_prefix(void)
 		node_prefix = (int64) (group + 1) << LOG_ID_BITS;
 	}
 	return node_prefix;
+}
+
+/*
+ * shards_logs_shard
+ *		The relation of logs shard shardid on this node, or InvalidOid when
+ *		the node has none (placed elsewhere, or not created yet).
+ */
+Oid
+shards_logs_shard(int64 shardid)
+{
+	return get_relname_relid(psprintf("logs_" INT64_FORMAT, shardid),
+							 get_namespace_oid("analytics", false));
+}
+
+/*
+ * shards_logs_sql
+ *		The logs relations logs as one relation of ids for SQL, aliased l:
+ *		analytics.logs itself, or the union of the shards.
+ */
+char *
+shards_logs_sql(List *logs)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (list_length(logs) == 1 && linitial_oid(logs) == shards_table("logs"))
+		return "analytics.logs l";
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "(SELECT NULL::pg_catalog.int8 AS id WHERE false");
+	foreach(lc, logs)
+		appendStringInfo(&buf, " UNION ALL SELECT id FROM %s",
+						 quote_qualified_identifier("analytics", get_rel_name(lfirst_oid(lc))));
+	appendStringInfoString(&buf, ") l");
+	return buf.data;
 }
 
 /*
@@ -567,8 +612,7 @@ shards_find_local_logs(void)
 			int64		shardid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 															  SPI_tuptable->tupdesc,
 															  1, &isnull));
-			Oid			relid = get_relname_relid(psprintf("logs_" INT64_FORMAT, shardid),
-												  get_namespace_oid("analytics", false));
+			Oid			relid = shards_logs_shard(shardid);
 
 			if (!OidIsValid(relid))
 				continue;		/* placed here, not created yet */
@@ -579,7 +623,7 @@ shards_find_local_logs(void)
 	}
 	SPI_finish();
 	if (!distributed)
-		found = list_make1_oid(analytics_relid("logs"));
+		found = list_make1_oid(shards_table("logs"));
 	/* After the SPI calls, which may have made the caches stale. */
 	old = MemoryContextSwitchTo(shards_cache_context());
 	local_logs = list_copy(found);

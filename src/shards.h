@@ -14,6 +14,10 @@
 #include "utils/relcache.h"
 
 extern void shards_init(void);
+extern Oid	shards_table(const char *table);
+extern int64 shards_shard_id(Oid relid);
+extern Oid	shards_logs_shard(int64 shardid);
+extern char *shards_logs_sql(List *logs);
 extern void shards_relcache_invalidate(Oid relid);
 extern bool shards_is_shard(Relation rel);
 extern Oid	shards_colocated_relid(Relation rel, const char *table);
