@@ -1312,7 +1312,8 @@ BEGIN
         PERFORM pg_catalog.create_reference_table('analytics.rollup_settings');
     END IF;
     FOREACH t IN ARRAY ARRAY['logs', 'budget_counters', 'usage_daily', 'usage_customer_day',
-                             'usage_customer', 'rollup_set_aside'] LOOP
+                             'usage_customer', 'rollup_set_aside', 'admissions',
+                             'budget_events'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
                         WHERE logicalrelid OPERATOR(pg_catalog.=) ('analytics.' OPERATOR(pg_catalog.||) t)::pg_catalog.regclass) THEN
             IF t OPERATOR(pg_catalog.=) 'logs' THEN
@@ -1384,6 +1385,146 @@ ALTER FUNCTION analytics.check_budget(text) SET search_path = pg_catalog, analyt
 ALTER FUNCTION analytics.purge_logs(timestamptz) SECURITY INVOKER;
 ALTER FUNCTION analytics.delete_customer(text) SECURITY INVOKER;
 
+-- Admission, rate limits, alerts and idempotent logging (SPEC sections 10
+-- and 11) --------------------------------------------------------------------
+
+ALTER TABLE analytics.customers
+    ADD COLUMN rate_limit integer CONSTRAINT rate_limit_positive CHECK (rate_limit > 0),
+    ADD COLUMN token_rate_limit integer CONSTRAINT token_rate_limit_positive CHECK (token_rate_limit > 0),
+    ADD COLUMN alert_thresholds numeric[] NOT NULL DEFAULT '{80,100}'
+        CONSTRAINT alert_thresholds_range
+        CHECK (coalesce(array_ndims(alert_thresholds), 1) = 1
+               AND cardinality(alert_thresholds) <= 16
+               AND (0 < ALL (alert_thresholds)) IS TRUE
+               AND (1000 >= ALL (alert_thresholds)) IS TRUE);
+COMMENT ON COLUMN analytics.customers.rate_limit IS 'Requests per minute: at most this many admissions (analytics.admit) in any 60 seconds, else UA004; null means no limit.';
+COMMENT ON COLUMN analytics.customers.token_rate_limit IS 'Tokens per minute: at most this many estimated tokens of admissions (analytics.admit) in any 60 seconds, else UA004; null means no limit.';
+COMMENT ON COLUMN analytics.customers.alert_thresholds IS 'Percentages of period_budget and total_budget at which a budget event is recorded (analytics.budget_events) and NOTIFY analytics_budget sent, once per period (total: once) and budget setting; empty means no alerts.';
+
+ALTER TABLE analytics.logs
+    ADD COLUMN admission_id bigint,
+    ADD COLUMN request_id text
+        CONSTRAINT request_id_length CHECK (length(request_id) BETWEEN 1 AND 255);
+COMMENT ON COLUMN analytics.logs.admission_id IS 'The analytics.admit() admission this log settles (optional): its estimated cost stops being held and the log is not rejected for budget or rate.';
+COMMENT ON COLUMN analytics.logs.request_id IS 'The caller''s id of the request (optional), unique per customer: recording a log whose (customer, request_id) exists records nothing and returns the existing log''s id.';
+
+ALTER TABLE analytics.budget_counters
+    ADD COLUMN reserved numeric NOT NULL DEFAULT 0,
+    ADD COLUMN reserved_until timestamptz,
+    ADD COLUMN alerted numeric[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN analytics.budget_counters.reserved IS 'Sum of estimated_cost (USD, before markup) of the customer''s open admissions made in the period, as of the last check.';
+COMMENT ON COLUMN analytics.budget_counters.reserved_until IS 'When the earliest of those admissions expires: reserved is recomputed from analytics.admissions at the first check after it; null when none is open.';
+COMMENT ON COLUMN analytics.budget_counters.alerted IS 'The alert thresholds (percentages) already recorded in analytics.budget_events for this period under the current budget.';
+
+CREATE SEQUENCE analytics.admission_ids AS bigint;
+COMMENT ON SEQUENCE analytics.admission_ids IS 'Ids of analytics.admissions.';
+
+CREATE TABLE analytics.admissions (
+    customer_identifier text NOT NULL
+        REFERENCES analytics.customers ON DELETE CASCADE,
+    id bigint NOT NULL DEFAULT nextval('analytics.admission_ids'),
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    estimated_cost numeric NOT NULL
+        CONSTRAINT estimated_cost_range
+        CHECK (estimated_cost >= 0 AND estimated_cost <= 1000000),
+    estimated_tokens integer NOT NULL
+        CONSTRAINT estimated_tokens_non_negative CHECK (estimated_tokens >= 0),
+    settled_by bigint,
+    settled_at timestamptz,
+    PRIMARY KEY (customer_identifier, id)
+);
+CREATE INDEX admissions_customer_created_at ON analytics.admissions (customer_identifier, created_at);
+COMMENT ON TABLE analytics.admissions IS
+    'Admissions of analytics.admit(): each holds its estimated cost against the customer''s budgets until a log settles it (logs.admission_id) or it expires; the last minute of them is what rate_limit and token_rate_limit count.';
+COMMENT ON COLUMN analytics.admissions.customer_identifier IS 'The customer admitted.';
+COMMENT ON COLUMN analytics.admissions.id IS 'The admission id admit() returned; a log carries it in admission_id.';
+COMMENT ON COLUMN analytics.admissions.created_at IS 'When admit() granted it (clock time).';
+COMMENT ON COLUMN analytics.admissions.expires_at IS 'created_at + analytics.admission_timeout: after it the estimate is no longer held, and a log naming it is checked like one without.';
+COMMENT ON COLUMN analytics.admissions.estimated_cost IS 'USD (before markup) held against the budgets while open.';
+COMMENT ON COLUMN analytics.admissions.estimated_tokens IS 'Tokens counted against token_rate_limit.';
+COMMENT ON COLUMN analytics.admissions.settled_by IS 'Id of the log that settled it; null while open.';
+COMMENT ON COLUMN analytics.admissions.settled_at IS 'When the log that settled it was recorded.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.admissions', '');
+SELECT pg_catalog.pg_extension_config_dump('analytics.admission_ids', '');
+
+CREATE SEQUENCE analytics.budget_event_ids AS bigint;
+COMMENT ON SEQUENCE analytics.budget_event_ids IS 'Ids of analytics.budget_events.';
+
+CREATE TABLE analytics.budget_events (
+    customer_identifier text NOT NULL
+        REFERENCES analytics.customers ON DELETE CASCADE,
+    id bigint NOT NULL DEFAULT nextval('analytics.budget_event_ids'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    kind text NOT NULL
+        CONSTRAINT kind_known CHECK (kind IN ('period_threshold', 'total_threshold', 'blocked')),
+    threshold numeric,
+    spend numeric,
+    budget numeric,
+    period_start timestamptz,
+    period_end timestamptz,
+    PRIMARY KEY (customer_identifier, id)
+);
+CREATE INDEX budget_events_created_at ON analytics.budget_events (created_at);
+COMMENT ON TABLE analytics.budget_events IS
+    'Budget alerts: a row when a customer''s billed spend first reaches one of its alert_thresholds in a period (or over its lifetime), and when it becomes blocked; each is also sent as JSON by NOTIFY analytics_budget when its transaction commits.';
+COMMENT ON COLUMN analytics.budget_events.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics.budget_events.id IS 'Identity of the event.';
+COMMENT ON COLUMN analytics.budget_events.created_at IS 'When the transaction that recorded it started (the log that crossed the threshold, or the change that blocked the customer).';
+COMMENT ON COLUMN analytics.budget_events.kind IS 'period_threshold (period_budget), total_threshold (total_budget) or blocked.';
+COMMENT ON COLUMN analytics.budget_events.threshold IS 'The percentage of the budget reached; null for blocked.';
+COMMENT ON COLUMN analytics.budget_events.spend IS 'Billed spend (USD) of the period, or of all time, with the log that reached the threshold; null for blocked.';
+COMMENT ON COLUMN analytics.budget_events.budget IS 'The budget (USD) in force: period_budget or total_budget; null for blocked.';
+COMMENT ON COLUMN analytics.budget_events.period_start IS 'Start of the budget period; null for total_threshold and blocked.';
+COMMENT ON COLUMN analytics.budget_events.period_end IS 'End of the budget period (exclusive); null for total_threshold and blocked.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.budget_events', '');
+SELECT pg_catalog.pg_extension_config_dump('analytics.budget_event_ids', '');
+
+-- Read a positive JSON integer (a per-minute limit), or NULL for JSON null.
+CREATE FUNCTION analytics._param_limit(params jsonb, key text)
+RETURNS integer LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    v jsonb := params -> key;
+BEGIN
+    IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(v) IS DISTINCT FROM 'number'
+       OR (v #>> '{}')::numeric OPERATOR(pg_catalog.<>) trunc((v #>> '{}')::numeric)
+       OR (v #>> '{}')::numeric NOT BETWEEN 1 AND 2147483647 THEN
+        PERFORM analytics._param_error(key, 'an integer from 1 to 2147483647, or null', v);
+    END IF;
+    RETURN (v #>> '{}')::integer;
+END;
+$$;
+COMMENT ON FUNCTION analytics._param_limit(jsonb, text) IS 'Internal: a per-minute limit of customer_params.';
+
+-- Read alert_thresholds: a JSON array of at most 16 percentages in
+-- (0, 1000]; JSON null clears them (no alerts).
+CREATE FUNCTION analytics._param_thresholds(params jsonb)
+RETURNS numeric[] LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    v jsonb := params -> 'alert_thresholds';
+BEGIN
+    IF v IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(v) = 'null' THEN
+        RETURN '{}';
+    END IF;
+    IF jsonb_typeof(v) IS DISTINCT FROM 'array' OR jsonb_array_length(v) > 16
+       OR EXISTS (SELECT FROM jsonb_array_elements(v) e
+                   WHERE jsonb_typeof(e) IS DISTINCT FROM 'number'
+                      OR (e #>> '{}')::numeric NOT BETWEEN 0 AND 1000
+                      OR (e #>> '{}')::numeric OPERATOR(pg_catalog.=) 0) THEN
+        PERFORM analytics._param_error('alert_thresholds',
+            'an array of at most 16 percentages above 0 and at most 1000, or null', v);
+    END IF;
+    RETURN ARRAY(SELECT (e #>> '{}')::numeric FROM jsonb_array_elements(v) e);
+END;
+$$;
+COMMENT ON FUNCTION analytics._param_thresholds(jsonb) IS 'Internal: the alert_thresholds of customer_params.';
+
 -- Budget keys of customer_params apply only for members of analytics_admin.
 CREATE OR REPLACE FUNCTION analytics.upsert_customer(params jsonb)
 RETURNS analytics.customers
@@ -1398,6 +1539,9 @@ DECLARE
     v_period_start timestamptz;
     v_total_budget numeric;
     v_markup numeric;
+    v_rate_limit integer;
+    v_token_rate_limit integer;
+    v_thresholds numeric[];
     result analytics.customers;
     stored analytics.customers;
     k text;
@@ -1435,6 +1579,9 @@ BEGIN
     v_period_budget := analytics._param_amount(params, 'period_budget');
     v_total_budget := analytics._param_amount(params, 'total_budget');
     v_markup := coalesce(analytics._param_amount(params, 'markup_percentage'), 0);
+    v_rate_limit := analytics._param_limit(params, 'rate_limit');
+    v_token_rate_limit := analytics._param_limit(params, 'token_rate_limit');
+    v_thresholds := coalesce(analytics._param_thresholds(params), '{80,100}');
     v_duration := coalesce(analytics._param_text(params, 'budget_duration'), 'monthly');
     IF v_duration NOT IN ('daily', 'weekly', 'monthly', 'yearly') THEN
         RAISE EXCEPTION 'invalid value for customer_params key "budget_duration"'
@@ -1468,6 +1615,7 @@ BEGIN
             stored.budget_duration := 'monthly';
             stored.period_start := now();
             stored.markup_percentage := 0;
+            stored.alert_thresholds := '{80,100}';
         END IF;
         FOR k, differs IN
             SELECT v.k, v.differs FROM (VALUES
@@ -1475,7 +1623,10 @@ BEGIN
                 (2, 'budget_duration', v_duration IS DISTINCT FROM stored.budget_duration),
                 (3, 'period_start', v_period_start IS DISTINCT FROM stored.period_start),
                 (4, 'total_budget', v_total_budget IS DISTINCT FROM stored.total_budget),
-                (5, 'markup_percentage', v_markup IS DISTINCT FROM stored.markup_percentage)) v (n, k, differs)
+                (5, 'markup_percentage', v_markup IS DISTINCT FROM stored.markup_percentage),
+                (6, 'rate_limit', v_rate_limit IS DISTINCT FROM stored.rate_limit),
+                (7, 'token_rate_limit', v_token_rate_limit IS DISTINCT FROM stored.token_rate_limit),
+                (8, 'alert_thresholds', v_thresholds IS DISTINCT FROM stored.alert_thresholds)) v (n, k, differs)
              ORDER BY v.n
         LOOP
             IF params ? k AND differs THEN
@@ -1504,9 +1655,11 @@ BEGIN
 
     INSERT INTO analytics.customers AS c
         (customer_identifier, name, email, metadata, period_budget, budget_duration,
-         period_start, total_budget, markup_percentage)
+         period_start, total_budget, markup_percentage, rate_limit, token_rate_limit,
+         alert_thresholds)
     VALUES (ident, v_name, v_email, coalesce(v_metadata, '{}'), v_period_budget, v_duration,
-            v_period_start, v_total_budget, v_markup)
+            v_period_start, v_total_budget, v_markup, v_rate_limit, v_token_rate_limit,
+            v_thresholds)
     ON CONFLICT (customer_identifier) DO UPDATE SET
         name = CASE WHEN params ? 'name' THEN EXCLUDED.name ELSE c.name END,
         email = CASE WHEN params ? 'email' THEN EXCLUDED.email ELSE c.email END,
@@ -1515,7 +1668,10 @@ BEGIN
         budget_duration = CASE WHEN params ? 'budget_duration' THEN EXCLUDED.budget_duration ELSE c.budget_duration END,
         period_start = CASE WHEN params ? 'period_start' THEN EXCLUDED.period_start ELSE c.period_start END,
         total_budget = CASE WHEN params ? 'total_budget' THEN EXCLUDED.total_budget ELSE c.total_budget END,
-        markup_percentage = CASE WHEN params ? 'markup_percentage' THEN EXCLUDED.markup_percentage ELSE c.markup_percentage END
+        markup_percentage = CASE WHEN params ? 'markup_percentage' THEN EXCLUDED.markup_percentage ELSE c.markup_percentage END,
+        rate_limit = CASE WHEN params ? 'rate_limit' THEN EXCLUDED.rate_limit ELSE c.rate_limit END,
+        token_rate_limit = CASE WHEN params ? 'token_rate_limit' THEN EXCLUDED.token_rate_limit ELSE c.token_rate_limit END,
+        alert_thresholds = CASE WHEN params ? 'alert_thresholds' THEN EXCLUDED.alert_thresholds ELSE c.alert_thresholds END
     -- Touch the row only when a given key changes it: repeated ingests that
     -- carry the same customer_params must not queue on the customer's row.
     WHERE (params ? 'name' AND c.name IS DISTINCT FROM EXCLUDED.name)
@@ -1526,6 +1682,9 @@ BEGIN
        OR (params ? 'period_start' AND c.period_start IS DISTINCT FROM EXCLUDED.period_start)
        OR (params ? 'total_budget' AND c.total_budget IS DISTINCT FROM EXCLUDED.total_budget)
        OR (params ? 'markup_percentage' AND c.markup_percentage IS DISTINCT FROM EXCLUDED.markup_percentage)
+       OR (params ? 'rate_limit' AND c.rate_limit IS DISTINCT FROM EXCLUDED.rate_limit)
+       OR (params ? 'token_rate_limit' AND c.token_rate_limit IS DISTINCT FROM EXCLUDED.token_rate_limit)
+       OR (params ? 'alert_thresholds' AND c.alert_thresholds IS DISTINCT FROM EXCLUDED.alert_thresholds)
     RETURNING * INTO result;
     IF NOT FOUND THEN
         SELECT * INTO result FROM analytics.customers
@@ -1535,7 +1694,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION analytics.upsert_customer(jsonb) IS
-    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it. Budget keys apply only for members of analytics_admin; from others a changed one is ignored with a WARNING.';
+    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it. Budget and limit keys (budgets, duration, period_start, markup, rate_limit, token_rate_limit, alert_thresholds) apply only for members of analytics_admin; from others a changed one is ignored with a WARNING.';
 
 -- The message bodies are null for a role that cannot read them.
 CREATE OR REPLACE VIEW analytics.logs_with_customer AS
@@ -1548,7 +1707,8 @@ SELECT l.id, l.created_at, l.customer_identifier, l.model,
        CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'completion_message', 'SELECT'))
             THEN l.completion_message END AS completion_message,
        c.name, c.email, c.metadata AS customer_metadata,
-       l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
+       l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens,
+       l.admission_id, l.request_id
   FROM analytics.logs l
   LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
 COMMENT ON COLUMN analytics.logs_with_customer.prompt_messages IS 'Request messages; null unless the current role may SELECT analytics.logs.prompt_messages (analytics_reader may not).';
@@ -1556,6 +1716,8 @@ COMMENT ON COLUMN analytics.logs_with_customer.completion_message IS 'Response m
 COMMENT ON COLUMN analytics.logs_with_customer.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens).';
 COMMENT ON COLUMN analytics.logs_with_customer.cache_write_tokens IS 'Prompt tokens written to a prompt cache (part of prompt_tokens).';
 COMMENT ON COLUMN analytics.logs_with_customer.reasoning_tokens IS 'Completion tokens spent on reasoning (part of completion_tokens).';
+COMMENT ON COLUMN analytics.logs_with_customer.admission_id IS 'The analytics.admit() admission the log settled, if any.';
+COMMENT ON COLUMN analytics.logs_with_customer.request_id IS 'The caller''s id of the request, unique per customer, if given.';
 
 CREATE OR REPLACE FUNCTION analytics.customer_logs(customer_identifier text,
                                         since timestamptz DEFAULT NULL,
@@ -1570,7 +1732,8 @@ BEGIN
            l.latency, l.time_to_first_token, l.status_code, l.error_message,
            l.thread_identifier, l.custom_identifier, l.metadata,
            l.prompt_messages, l.completion_message,
-           l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
+           l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens,
+           l.admission_id, l.request_id
       FROM analytics.logs_with_customer l
      WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
        AND l.created_at >= coalesce($2, '-infinity')
@@ -1616,12 +1779,12 @@ GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_custom
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
     analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
-    analytics.rollup_gaps
+    analytics.rollup_gaps, analytics.admissions, analytics.budget_events
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
     thread_identifier, custom_identifier, metadata, cached_tokens, cache_write_tokens,
-    reasoning_tokens)
+    reasoning_tokens, admission_id, request_id)
     ON analytics.logs TO analytics_reader;
 GRANT EXECUTE ON FUNCTION
     analytics.budget_period_bounds(timestamptz, text, timestamptz, text),
@@ -1664,7 +1827,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT INSERT (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     cost, latency, time_to_first_token, status_code, error_message, thread_identifier,
     custom_identifier, metadata, prompt_messages, completion_message, cached_tokens,
-    cache_write_tokens, reasoning_tokens),
+    cache_write_tokens, reasoning_tokens, admission_id, request_id),
     SELECT (id)
     ON analytics.logs TO analytics_writer;
 GRANT SELECT, INSERT (customer_identifier, name, email, metadata),
@@ -1684,6 +1847,8 @@ GRANT EXECUTE ON FUNCTION
     analytics._param_error(text, text, jsonb),
     analytics._param_amount(jsonb, text),
     analytics._param_text(jsonb, text),
+    analytics._param_limit(jsonb, text),
+    analytics._param_thresholds(jsonb),
     analytics.check_budget(text)
     TO analytics_writer;
 

@@ -25,7 +25,15 @@ CREATE TABLE analytics.customers (
         CHECK (markup_percentage >= 0 AND markup_percentage < 'Infinity'),
     blocked boolean NOT NULL DEFAULT false,
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    rate_limit integer CONSTRAINT rate_limit_positive CHECK (rate_limit > 0),
+    token_rate_limit integer CONSTRAINT token_rate_limit_positive CHECK (token_rate_limit > 0),
+    alert_thresholds numeric[] NOT NULL DEFAULT '{80,100}'
+        CONSTRAINT alert_thresholds_range
+        CHECK (coalesce(array_ndims(alert_thresholds), 1) = 1
+               AND cardinality(alert_thresholds) <= 16
+               AND (0 < ALL (alert_thresholds)) IS TRUE
+               AND (1000 >= ALL (alert_thresholds)) IS TRUE)
 );
 
 COMMENT ON TABLE analytics.customers IS
@@ -42,6 +50,9 @@ COMMENT ON COLUMN analytics.customers.markup_percentage IS 'Billed cost = cost *
 COMMENT ON COLUMN analytics.customers.blocked IS 'When true, every new log of this customer is rejected (SQLSTATE UA003).';
 COMMENT ON COLUMN analytics.customers.created_at IS 'When the customer row was created.';
 COMMENT ON COLUMN analytics.customers.updated_at IS 'When the customer row was last changed.';
+COMMENT ON COLUMN analytics.customers.rate_limit IS 'Requests per minute: at most this many admissions (analytics.admit) in any 60 seconds, else UA004; null means no limit.';
+COMMENT ON COLUMN analytics.customers.token_rate_limit IS 'Tokens per minute: at most this many estimated tokens of admissions (analytics.admit) in any 60 seconds, else UA004; null means no limit.';
+COMMENT ON COLUMN analytics.customers.alert_thresholds IS 'Percentages of period_budget and total_budget at which a budget event is recorded (analytics.budget_events) and NOTIFY analytics_budget sent, once per period (total: once) and budget setting; empty means no alerts.';
 
 SELECT pg_catalog.pg_extension_config_dump('analytics.customers', '');
 
@@ -116,6 +127,51 @@ END;
 $$;
 COMMENT ON FUNCTION analytics._param_text(jsonb, text) IS 'Internal: a string customer_params value.';
 
+-- Read a positive JSON integer (a per-minute limit), or NULL for JSON null.
+CREATE FUNCTION analytics._param_limit(params jsonb, key text)
+RETURNS integer LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    v jsonb := params -> key;
+BEGIN
+    IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(v) IS DISTINCT FROM 'number'
+       OR (v #>> '{}')::numeric OPERATOR(pg_catalog.<>) trunc((v #>> '{}')::numeric)
+       OR (v #>> '{}')::numeric NOT BETWEEN 1 AND 2147483647 THEN
+        PERFORM analytics._param_error(key, 'an integer from 1 to 2147483647, or null', v);
+    END IF;
+    RETURN (v #>> '{}')::integer;
+END;
+$$;
+COMMENT ON FUNCTION analytics._param_limit(jsonb, text) IS 'Internal: a per-minute limit of customer_params.';
+
+-- Read alert_thresholds: a JSON array of at most 16 percentages in
+-- (0, 1000]; JSON null clears them (no alerts).
+CREATE FUNCTION analytics._param_thresholds(params jsonb)
+RETURNS numeric[] LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    v jsonb := params -> 'alert_thresholds';
+BEGIN
+    IF v IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(v) = 'null' THEN
+        RETURN '{}';
+    END IF;
+    IF jsonb_typeof(v) IS DISTINCT FROM 'array' OR jsonb_array_length(v) > 16
+       OR EXISTS (SELECT FROM jsonb_array_elements(v) e
+                   WHERE jsonb_typeof(e) IS DISTINCT FROM 'number'
+                      OR (e #>> '{}')::numeric NOT BETWEEN 0 AND 1000
+                      OR (e #>> '{}')::numeric OPERATOR(pg_catalog.=) 0) THEN
+        PERFORM analytics._param_error('alert_thresholds',
+            'an array of at most 16 percentages above 0 and at most 1000, or null', v);
+    END IF;
+    RETURN ARRAY(SELECT (e #>> '{}')::numeric FROM jsonb_array_elements(v) e);
+END;
+$$;
+COMMENT ON FUNCTION analytics._param_thresholds(jsonb) IS 'Internal: the alert_thresholds of customer_params.';
+
 CREATE FUNCTION analytics.upsert_customer(params jsonb)
 RETURNS analytics.customers
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, analytics AS $$
@@ -129,6 +185,9 @@ DECLARE
     v_period_start timestamptz;
     v_total_budget numeric;
     v_markup numeric;
+    v_rate_limit integer;
+    v_token_rate_limit integer;
+    v_thresholds numeric[];
     result analytics.customers;
     stored analytics.customers;
     k text;
@@ -166,6 +225,9 @@ BEGIN
     v_period_budget := analytics._param_amount(params, 'period_budget');
     v_total_budget := analytics._param_amount(params, 'total_budget');
     v_markup := coalesce(analytics._param_amount(params, 'markup_percentage'), 0);
+    v_rate_limit := analytics._param_limit(params, 'rate_limit');
+    v_token_rate_limit := analytics._param_limit(params, 'token_rate_limit');
+    v_thresholds := coalesce(analytics._param_thresholds(params), '{80,100}');
     v_duration := coalesce(analytics._param_text(params, 'budget_duration'), 'monthly');
     IF v_duration NOT IN ('daily', 'weekly', 'monthly', 'yearly') THEN
         RAISE EXCEPTION 'invalid value for customer_params key "budget_duration"'
@@ -199,6 +261,7 @@ BEGIN
             stored.budget_duration := 'monthly';
             stored.period_start := now();
             stored.markup_percentage := 0;
+            stored.alert_thresholds := '{80,100}';
         END IF;
         FOR k, differs IN
             SELECT v.k, v.differs FROM (VALUES
@@ -206,7 +269,10 @@ BEGIN
                 (2, 'budget_duration', v_duration IS DISTINCT FROM stored.budget_duration),
                 (3, 'period_start', v_period_start IS DISTINCT FROM stored.period_start),
                 (4, 'total_budget', v_total_budget IS DISTINCT FROM stored.total_budget),
-                (5, 'markup_percentage', v_markup IS DISTINCT FROM stored.markup_percentage)) v (n, k, differs)
+                (5, 'markup_percentage', v_markup IS DISTINCT FROM stored.markup_percentage),
+                (6, 'rate_limit', v_rate_limit IS DISTINCT FROM stored.rate_limit),
+                (7, 'token_rate_limit', v_token_rate_limit IS DISTINCT FROM stored.token_rate_limit),
+                (8, 'alert_thresholds', v_thresholds IS DISTINCT FROM stored.alert_thresholds)) v (n, k, differs)
              ORDER BY v.n
         LOOP
             IF params ? k AND differs THEN
@@ -235,9 +301,11 @@ BEGIN
 
     INSERT INTO analytics.customers AS c
         (customer_identifier, name, email, metadata, period_budget, budget_duration,
-         period_start, total_budget, markup_percentage)
+         period_start, total_budget, markup_percentage, rate_limit, token_rate_limit,
+         alert_thresholds)
     VALUES (ident, v_name, v_email, coalesce(v_metadata, '{}'), v_period_budget, v_duration,
-            v_period_start, v_total_budget, v_markup)
+            v_period_start, v_total_budget, v_markup, v_rate_limit, v_token_rate_limit,
+            v_thresholds)
     ON CONFLICT (customer_identifier) DO UPDATE SET
         name = CASE WHEN params ? 'name' THEN EXCLUDED.name ELSE c.name END,
         email = CASE WHEN params ? 'email' THEN EXCLUDED.email ELSE c.email END,
@@ -246,7 +314,10 @@ BEGIN
         budget_duration = CASE WHEN params ? 'budget_duration' THEN EXCLUDED.budget_duration ELSE c.budget_duration END,
         period_start = CASE WHEN params ? 'period_start' THEN EXCLUDED.period_start ELSE c.period_start END,
         total_budget = CASE WHEN params ? 'total_budget' THEN EXCLUDED.total_budget ELSE c.total_budget END,
-        markup_percentage = CASE WHEN params ? 'markup_percentage' THEN EXCLUDED.markup_percentage ELSE c.markup_percentage END
+        markup_percentage = CASE WHEN params ? 'markup_percentage' THEN EXCLUDED.markup_percentage ELSE c.markup_percentage END,
+        rate_limit = CASE WHEN params ? 'rate_limit' THEN EXCLUDED.rate_limit ELSE c.rate_limit END,
+        token_rate_limit = CASE WHEN params ? 'token_rate_limit' THEN EXCLUDED.token_rate_limit ELSE c.token_rate_limit END,
+        alert_thresholds = CASE WHEN params ? 'alert_thresholds' THEN EXCLUDED.alert_thresholds ELSE c.alert_thresholds END
     -- Touch the row only when a given key changes it: repeated ingests that
     -- carry the same customer_params must not queue on the customer's row.
     WHERE (params ? 'name' AND c.name IS DISTINCT FROM EXCLUDED.name)
@@ -257,6 +328,9 @@ BEGIN
        OR (params ? 'period_start' AND c.period_start IS DISTINCT FROM EXCLUDED.period_start)
        OR (params ? 'total_budget' AND c.total_budget IS DISTINCT FROM EXCLUDED.total_budget)
        OR (params ? 'markup_percentage' AND c.markup_percentage IS DISTINCT FROM EXCLUDED.markup_percentage)
+       OR (params ? 'rate_limit' AND c.rate_limit IS DISTINCT FROM EXCLUDED.rate_limit)
+       OR (params ? 'token_rate_limit' AND c.token_rate_limit IS DISTINCT FROM EXCLUDED.token_rate_limit)
+       OR (params ? 'alert_thresholds' AND c.alert_thresholds IS DISTINCT FROM EXCLUDED.alert_thresholds)
     RETURNING * INTO result;
     IF NOT FOUND THEN
         SELECT * INTO result FROM analytics.customers
@@ -266,4 +340,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION analytics.upsert_customer(jsonb) IS
-    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it. Budget keys apply only for members of analytics_admin; from others a changed one is ignored with a WARNING.';
+    'Creates or updates a customer from a customer_params object; absent keys keep their value, JSON null clears it. Budget and limit keys (budgets, duration, period_start, markup, rate_limit, token_rate_limit, alert_thresholds) apply only for members of analytics_admin; from others a changed one is ignored with a WARNING.';

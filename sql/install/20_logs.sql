@@ -77,6 +77,9 @@ CREATE TABLE analytics.logs (
         CONSTRAINT cache_write_tokens_non_negative CHECK (cache_write_tokens >= 0),
     reasoning_tokens integer NOT NULL DEFAULT 0
         CONSTRAINT reasoning_tokens_non_negative CHECK (reasoning_tokens >= 0),
+    admission_id bigint,
+    request_id text
+        CONSTRAINT request_id_length CHECK (length(request_id) BETWEEN 1 AND 255),
     CONSTRAINT cached_tokens_within_prompt
         CHECK (cached_tokens::bigint + cache_write_tokens <= prompt_tokens),
     CONSTRAINT reasoning_tokens_within_completion
@@ -105,6 +108,8 @@ COMMENT ON COLUMN analytics.logs.completion_message IS 'Response message (option
 COMMENT ON COLUMN analytics.logs.cached_tokens IS 'Prompt tokens read from the provider''s prompt cache: part of prompt_tokens, priced at model_prices.cached_prompt_per_million.';
 COMMENT ON COLUMN analytics.logs.cache_write_tokens IS 'Prompt tokens written to the provider''s prompt cache: part of prompt_tokens, priced at model_prices.cache_write_per_million.';
 COMMENT ON COLUMN analytics.logs.reasoning_tokens IS 'Completion tokens spent on reasoning: part of completion_tokens.';
+COMMENT ON COLUMN analytics.logs.admission_id IS 'The analytics.admit() admission this log settles (optional): its estimated cost stops being held and the log is not rejected for budget or rate.';
+COMMENT ON COLUMN analytics.logs.request_id IS 'The caller''s id of the request (optional), unique per customer: recording a log whose (customer, request_id) exists records nothing and returns the existing log''s id.';
 
 CREATE INDEX logs_customer_created_at ON analytics.logs (customer_identifier, created_at);
 

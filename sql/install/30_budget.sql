@@ -10,7 +10,10 @@ CREATE TABLE analytics.budget_counters (
     period_end timestamptz NOT NULL,
     spend numeric NOT NULL DEFAULT 0
         CONSTRAINT spend_non_negative CHECK (spend >= 0),
-    PRIMARY KEY (customer_identifier, period_start, period_end)
+    PRIMARY KEY (customer_identifier, period_start, period_end),
+    reserved numeric NOT NULL DEFAULT 0,
+    reserved_until timestamptz,
+    alerted numeric[] NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE analytics.budget_counters IS
     'Derived state of the budget trigger: raw cost of a customer''s committed logs per budget period. Rebuilt from the logs when missing; not dumped.';
@@ -18,6 +21,9 @@ COMMENT ON COLUMN analytics.budget_counters.customer_identifier IS 'The customer
 COMMENT ON COLUMN analytics.budget_counters.period_start IS 'Start of the budget period (inclusive); -infinity for the lifetime counter.';
 COMMENT ON COLUMN analytics.budget_counters.period_end IS 'End of the budget period (exclusive); infinity for the lifetime counter.';
 COMMENT ON COLUMN analytics.budget_counters.spend IS 'Sum of cost (USD, before markup) of the customer''s logs in the period.';
+COMMENT ON COLUMN analytics.budget_counters.reserved IS 'Sum of estimated_cost (USD, before markup) of the customer''s open admissions made in the period, as of the last check.';
+COMMENT ON COLUMN analytics.budget_counters.reserved_until IS 'When the earliest of those admissions expires: reserved is recomputed from analytics.admissions at the first check after it; null when none is open.';
+COMMENT ON COLUMN analytics.budget_counters.alerted IS 'The alert thresholds (percentages) already recorded in analytics.budget_events for this period under the current budget.';
 -- No pg_extension_config_dump: the counters are derived from the logs and
 -- rebuilt lazily after a restore.
 

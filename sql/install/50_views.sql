@@ -619,7 +619,8 @@ SELECT l.id, l.created_at, l.customer_identifier, l.model,
        CASE WHEN (SELECT pg_catalog.has_column_privilege('analytics.logs', 'completion_message', 'SELECT'))
             THEN l.completion_message END AS completion_message,
        c.name, c.email, c.metadata AS customer_metadata,
-       l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
+       l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens,
+       l.admission_id, l.request_id
   FROM analytics.logs l
   LEFT JOIN analytics.customers c ON c.customer_identifier = l.customer_identifier;
 COMMENT ON VIEW analytics.logs_with_customer IS
@@ -647,6 +648,8 @@ COMMENT ON COLUMN analytics.logs_with_customer.customer_metadata IS 'The custome
 COMMENT ON COLUMN analytics.logs_with_customer.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens).';
 COMMENT ON COLUMN analytics.logs_with_customer.cache_write_tokens IS 'Prompt tokens written to a prompt cache (part of prompt_tokens).';
 COMMENT ON COLUMN analytics.logs_with_customer.reasoning_tokens IS 'Completion tokens spent on reasoning (part of completion_tokens).';
+COMMENT ON COLUMN analytics.logs_with_customer.admission_id IS 'The analytics.admit() admission the log settled, if any.';
+COMMENT ON COLUMN analytics.logs_with_customer.request_id IS 'The caller''s id of the request, unique per customer, if given.';
 
 -- One customer's logs, newest first, by the (customer_identifier,
 -- created_at) index.  plpgsql, whose statement Citus plans (a router query
@@ -666,7 +669,8 @@ BEGIN
            l.latency, l.time_to_first_token, l.status_code, l.error_message,
            l.thread_identifier, l.custom_identifier, l.metadata,
            l.prompt_messages, l.completion_message,
-           l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens
+           l.cached_tokens, l.cache_write_tokens, l.reasoning_tokens,
+           l.admission_id, l.request_id
       FROM analytics.logs_with_customer l
      WHERE l.customer_identifier OPERATOR(pg_catalog.=) $1
        AND l.created_at >= coalesce($2, '-infinity')

@@ -131,7 +131,8 @@ BEGIN
         PERFORM pg_catalog.create_reference_table('analytics.rollup_settings');
     END IF;
     FOREACH t IN ARRAY ARRAY['logs', 'budget_counters', 'usage_daily', 'usage_customer_day',
-                             'usage_customer', 'rollup_set_aside'] LOOP
+                             'usage_customer', 'rollup_set_aside', 'admissions',
+                             'budget_events'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
                         WHERE logicalrelid OPERATOR(pg_catalog.=) ('analytics.' OPERATOR(pg_catalog.||) t)::pg_catalog.regclass) THEN
             IF t OPERATOR(pg_catalog.=) 'logs' THEN

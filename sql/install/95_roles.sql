@@ -51,12 +51,12 @@ GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_custom
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
     analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
-    analytics.rollup_gaps
+    analytics.rollup_gaps, analytics.admissions, analytics.budget_events
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     total_tokens, cost, latency, time_to_first_token, status_code, error_message,
     thread_identifier, custom_identifier, metadata, cached_tokens, cache_write_tokens,
-    reasoning_tokens)
+    reasoning_tokens, admission_id, request_id)
     ON analytics.logs TO analytics_reader;
 GRANT EXECUTE ON FUNCTION
     analytics.budget_period_bounds(timestamptz, text, timestamptz, text),
@@ -99,7 +99,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT INSERT (created_at, customer_identifier, model, prompt_tokens, completion_tokens,
     cost, latency, time_to_first_token, status_code, error_message, thread_identifier,
     custom_identifier, metadata, prompt_messages, completion_message, cached_tokens,
-    cache_write_tokens, reasoning_tokens),
+    cache_write_tokens, reasoning_tokens, admission_id, request_id),
     SELECT (id)
     ON analytics.logs TO analytics_writer;
 GRANT SELECT, INSERT (customer_identifier, name, email, metadata),
@@ -119,6 +119,8 @@ GRANT EXECUTE ON FUNCTION
     analytics._param_error(text, text, jsonb),
     analytics._param_amount(jsonb, text),
     analytics._param_text(jsonb, text),
+    analytics._param_limit(jsonb, text),
+    analytics._param_thresholds(jsonb),
     analytics.check_budget(text)
     TO analytics_writer;
 
