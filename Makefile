@@ -9,6 +9,9 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/analy
 # Every src/*.c is part of the library.
 SRCS = $(sort $(wildcard src/*.c))
 OBJS = $(SRCS:.c=.o)
+# PGXS knows no header dependencies: rebuild every object when a header
+# changes (a stale object would read a changed struct wrongly).
+$(OBJS): $(wildcard src/*.h)
 
 # The install script of the current version is assembled from the pieces
 # under sql/install/ (one piece per concern, applied in name order).  Released

@@ -6,7 +6,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PGBIN=/usr/lib/postgresql/15/bin
+# PGBIN may name the bin directory of another copy of PostgreSQL 15 (a
+# private install for a parallel run of the tests).
+PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 PG_CONFIG="$PGBIN/pg_config"
 export PG_CONFIG PGBIN
 

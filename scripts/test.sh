@@ -19,8 +19,9 @@
 # FUZZ_SEED, FUZZ_SECONDS, FUZZ_MAX (test/t/040_fuzz.pl) and STALL_BULK_LOGS
 # (test/t/030_stall.pl) pass through to the tests.
 set -euo pipefail
-# One suite at a time per machine: the library is installed system-wide.
-exec 9>/tmp/analytics-install.lock
+# One suite at a time per installation of PostgreSQL: the library is
+# installed into it (PGBIN, scripts/setup.sh).
+exec 9>"/tmp/analytics-install$(echo "${PGBIN:-/usr/lib/postgresql/15/bin}" | tr / _).lock"
 flock 9
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
