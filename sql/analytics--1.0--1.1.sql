@@ -1434,7 +1434,13 @@ CREATE TABLE analytics.admissions (
     settled_at timestamptz,
     PRIMARY KEY (customer_identifier, id)
 );
+-- The last minute of a customer's admissions (rate limits); its open ones
+-- (the estimates held); its settled ones (forgotten after a minute).
 CREATE INDEX admissions_customer_created_at ON analytics.admissions (customer_identifier, created_at);
+CREATE INDEX admissions_open ON analytics.admissions (customer_identifier, created_at)
+    WHERE settled_by IS NULL;
+CREATE INDEX admissions_settled ON analytics.admissions (customer_identifier, created_at)
+    WHERE settled_by IS NOT NULL;
 COMMENT ON TABLE analytics.admissions IS
     'Admissions of analytics.admit(): each holds its estimated cost against the customer''s budgets until a log settles it (logs.admission_id) or it expires; the last minute of them is what rate_limit and token_rate_limit count.';
 COMMENT ON COLUMN analytics.admissions.customer_identifier IS 'The customer admitted.';
@@ -1480,6 +1486,74 @@ COMMENT ON COLUMN analytics.budget_events.period_end IS 'End of the budget perio
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_events', '');
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_event_ids', '');
 
+-- The estimates held by a customer's admissions made in [p_start, p_end)
+-- that are open at `at`: their sum (USD before markup), when the first of
+-- them expires, and how many there are.  The insert trigger and admit()
+-- recompute a budget counter's reserved amount with it (src/budget.c);
+-- check_budget() reports it.
+CREATE FUNCTION analytics._admissions_held(ident text, p_start timestamptz,
+    p_end timestamptz, at timestamptz,
+    OUT held numeric, OUT held_until timestamptz, OUT open_admissions bigint)
+RETURNS record LANGUAGE sql STABLE SET search_path = pg_catalog, analytics AS $$
+    SELECT coalesce(sum(a.estimated_cost), 0), min(a.expires_at), count(*)
+      FROM analytics.admissions a
+     WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+       AND a.settled_by IS NULL
+       AND a.created_at OPERATOR(pg_catalog.>=) p_start
+       AND a.created_at OPERATOR(pg_catalog.<) p_end
+       AND a.expires_at OPERATOR(pg_catalog.>) at
+$$;
+COMMENT ON FUNCTION analytics._admissions_held(text, timestamptz, timestamptz, timestamptz) IS
+    'Internal: sum of estimated_cost, earliest expiry and number of the customer''s admissions made in [p_start, p_end) and open at at.';
+
+-- The rate state of a customer at `at`: its admissions of the 60 seconds
+-- before (at - 60 s, at] and their estimated tokens, and, when one more
+-- admission of estimated_tokens would go past rate_limit or
+-- token_rate_limit (null: none), the first moment it would not: when
+-- enough of those admissions have left the window.
+CREATE FUNCTION analytics._admission_rate(ident text, rate_limit integer,
+    token_rate_limit integer, at timestamptz, estimated_tokens integer,
+    OUT requests bigint, OUT tokens bigint, OUT retry_at timestamptz)
+RETURNS record LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    SELECT count(*), coalesce(sum(a.estimated_tokens), 0) INTO requests, tokens
+      FROM analytics.admissions a
+     WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+       AND a.created_at OPERATOR(pg_catalog.>) (at OPERATOR(pg_catalog.-) interval '60 seconds');
+    IF rate_limit IS NOT NULL AND requests OPERATOR(pg_catalog.>=) rate_limit THEN
+        -- The window must lose requests - rate_limit + 1 admissions.
+        SELECT a.created_at OPERATOR(pg_catalog.+) interval '60 seconds' INTO retry_at
+          FROM analytics.admissions a
+         WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+           AND a.created_at OPERATOR(pg_catalog.>) (at OPERATOR(pg_catalog.-) interval '60 seconds')
+         ORDER BY a.created_at, a.id
+        OFFSET requests OPERATOR(pg_catalog.-) rate_limit LIMIT 1;
+    END IF;
+    IF token_rate_limit IS NOT NULL
+       AND (tokens OPERATOR(pg_catalog.+) estimated_tokens) OPERATOR(pg_catalog.>) token_rate_limit THEN
+        -- The window must lose the oldest admissions up to the first whose
+        -- leaving leaves room for estimated_tokens.
+        retry_at := greatest(retry_at,
+            (SELECT min(s.created_at) OPERATOR(pg_catalog.+) interval '60 seconds'
+               FROM (SELECT a.created_at,
+                            sum(a.estimated_tokens) OVER (ORDER BY a.created_at, a.id) AS gone
+                       FROM analytics.admissions a
+                      WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+                        AND a.created_at OPERATOR(pg_catalog.>) (at OPERATOR(pg_catalog.-) interval '60 seconds')) s
+              WHERE (tokens OPERATOR(pg_catalog.-) s.gone OPERATOR(pg_catalog.+) estimated_tokens)
+                    OPERATOR(pg_catalog.<=) token_rate_limit));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION analytics._admission_rate(text, integer, integer, timestamptz, integer) IS
+    'Internal: a customer''s admissions and estimated tokens in the 60 seconds up to at, and when one more admission of estimated_tokens would fit its rate limits (null: now).';
+
+CREATE FUNCTION analytics.admit(customer_identifier text, estimated_cost numeric DEFAULT 0,
+    estimated_tokens integer DEFAULT 0)
+RETURNS bigint AS 'MODULE_PATHNAME', 'admission_admit' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics.admit(text, numeric, integer) IS
+    'Admits one LLM request of the customer before the model is called: raises UA003 (blocked), UA001/UA002 (billed spend of logs plus open admissions at or over a budget) or UA004 (rate_limit or token_rate_limit, DETAIL: when to retry); else returns an admission id that holds estimated_cost against the budgets until the log carrying it (logs.admission_id) settles it or analytics.admission_timeout passes.';
+
 -- Read a positive JSON integer (a per-minute limit), or NULL for JSON null.
 CREATE FUNCTION analytics._param_limit(params jsonb, key text)
 RETURNS integer LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, analytics AS $$
@@ -1524,6 +1598,82 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION analytics._param_thresholds(jsonb) IS 'Internal: the alert_thresholds of customer_params.';
+
+-- check_budget() reports the open admissions and the rate state: new
+-- columns, so a new function.
+DROP FUNCTION analytics.check_budget(text);
+CREATE FUNCTION analytics.check_budget(customer_identifier text,
+    OUT allowed boolean, OUT reason text,
+    OUT period_start timestamptz, OUT period_end timestamptz,
+    OUT period_spend numeric, OUT period_budget numeric, OUT period_remaining numeric,
+    OUT total_spend numeric, OUT total_budget numeric, OUT total_remaining numeric,
+    OUT open_admissions bigint, OUT period_reserved numeric, OUT total_reserved numeric,
+    OUT rate_limit integer, OUT rate_remaining integer,
+    OUT token_rate_limit integer, OUT token_rate_remaining integer,
+    OUT retry_after interval)
+RETURNS record LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, analytics, pg_temp AS $$
+DECLARE
+    c analytics.customers;
+    p record;
+    held record;
+    held_all record;
+    rate record;
+    at timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    SELECT * INTO c FROM analytics.customers x
+     WHERE x.customer_identifier OPERATOR(pg_catalog.=) $1;
+    IF NOT FOUND THEN
+        -- Its first log or admission creates it without a budget or limit:
+        -- it will be accepted.
+        allowed := true;
+        period_spend := 0;
+        total_spend := 0;
+        open_admissions := 0;
+        period_reserved := 0;
+        total_reserved := 0;
+        RETURN;
+    END IF;
+    p := analytics.budget_period($1);
+    period_start := p.period_start;
+    period_end := p.period_end;
+    period_budget := c.period_budget;
+    total_budget := c.total_budget;
+    period_spend := analytics._budget_billed(
+        analytics._budget_period_raw($1, p.period_start, p.period_end, c.period_budget IS NOT NULL),
+        c.markup_percentage);
+    total_spend := analytics._budget_billed(
+        analytics._budget_total_raw($1, c.total_budget IS NOT NULL), c.markup_percentage);
+    -- The estimates of open admissions are held against the budgets.
+    held := analytics._admissions_held($1, p.period_start, p.period_end, at);
+    held_all := analytics._admissions_held($1, '-infinity', 'infinity', at);
+    open_admissions := held_all.open_admissions;
+    period_reserved := analytics._budget_billed(held.held, c.markup_percentage);
+    total_reserved := analytics._budget_billed(held_all.held, c.markup_percentage);
+    -- GREATEST ignores NULLs: no budget must stay "no remaining amount".
+    period_remaining := CASE WHEN c.period_budget IS NOT NULL
+        THEN greatest(c.period_budget - period_spend - period_reserved, 0) END;
+    total_remaining := CASE WHEN c.total_budget IS NOT NULL
+        THEN greatest(c.total_budget - total_spend - total_reserved, 0) END;
+    rate_limit := c.rate_limit;
+    token_rate_limit := c.token_rate_limit;
+    IF c.rate_limit IS NOT NULL OR c.token_rate_limit IS NOT NULL THEN
+        rate := analytics._admission_rate($1, c.rate_limit, c.token_rate_limit, at, 0);
+        rate_remaining := greatest(c.rate_limit - rate.requests, 0);
+        token_rate_remaining := greatest(c.token_rate_limit - rate.tokens, 0);
+        retry_after := rate.retry_at - at;
+    END IF;
+    reason := CASE
+        WHEN c.blocked THEN 'blocked'
+        WHEN period_spend + period_reserved >= c.period_budget THEN 'period_budget'
+        WHEN total_spend + total_reserved >= c.total_budget THEN 'total_budget'
+        WHEN retry_after IS NOT NULL THEN 'rate_limit'
+    END;
+    allowed := reason IS NULL
+        OR (reason <> 'rate_limit' AND current_setting('analytics.budget_enforcement') = 'record');
+END;
+$$;
+COMMENT ON FUNCTION analytics.check_budget(text) IS
+    'What analytics.admit() would answer now for the customer (an estimate of 0): whether it is allowed and why not (blocked, period_budget, total_budget, rate_limit), its current period, spend, budgets and what remains once the open admissions are held (billed USD), and its rate state: admissions left in the last 60 seconds and how long until the next would pass (retry_after, null: now). An unknown customer is allowed.';
 
 -- Budget keys of customer_params apply only for members of analytics_admin.
 CREATE OR REPLACE FUNCTION analytics.upsert_customer(params jsonb)
@@ -1849,7 +1999,8 @@ GRANT EXECUTE ON FUNCTION
     analytics._param_text(jsonb, text),
     analytics._param_limit(jsonb, text),
     analytics._param_thresholds(jsonb),
-    analytics.check_budget(text)
+    analytics.check_budget(text),
+    analytics.admit(text, numeric, integer)
     TO analytics_writer;
 
 -- analytics_admin: customers and their budgets (not DELETE: delete_customer

@@ -46,6 +46,7 @@ int			analytics_budget_enforcement = BUDGET_ENFORCEMENT_REJECT;
 int			analytics_rollup_interval = 500;
 bool		analytics_worker_enabled = true;
 int			analytics_max_clock_skew = 300;
+int			analytics_admission_timeout = 600;
 int			analytics_max_workers = 2;
 char	   *analytics_databases = NULL;
 
@@ -103,6 +104,17 @@ _PG_init(void)
 							&analytics_max_clock_skew,
 							300,
 							0, 365 * 24 * 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("analytics.admission_timeout",
+							"How long an admission of analytics.admit() holds its estimate when no log settles it.",
+							"After it the estimate no longer counts against the budgets, and a log naming "
+							"the admission is checked like a log without one.",
+							&analytics_admission_timeout,
+							600,
+							1, 24 * 3600,
 							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);

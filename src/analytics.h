@@ -24,6 +24,9 @@ extern int	analytics_rollup_interval;
 /* analytics.max_clock_skew, in seconds: how far ahead created_at may be */
 extern int	analytics_max_clock_skew;
 
+/* analytics.admission_timeout, in seconds: how long an admission is held */
+extern int	analytics_admission_timeout;
+
 /* analytics.worker_enabled: run the rollup worker on this node */
 extern bool analytics_worker_enabled;
 

@@ -65,75 +65,159 @@ PG_FUNCTION_INFO_V1(budget_customers_changed);
 static SPIPlanPtr counter_add_plan = NULL;
 static SPIPlanPtr counter_init_period_plan = NULL;
 static SPIPlanPtr counter_init_lifetime_plan = NULL;
+static SPIPlanPtr counter_held_plan = NULL;
+static SPIPlanPtr counter_set_held_plan = NULL;
 static SPIPlanPtr counters_reset_plan = NULL;
 
 /*
- * budget_counter_add
- *		Add cost to the customer's counter of [start, end) and return the
- *		new raw spend, creating the counter from the logs first when it does
- *		not exist.  Must be called inside SPI.  Locks the counter row until
- *		the end of the transaction (see the file header).
+ * budget_counter_recompute
+ *		Set the reserved amount of a locked counter (values: customer,
+ *		start, end, ..., now as budget_counter_update's parameters) to the
+ *		estimates of the admissions open now, and reserved_until to the
+ *		first of their expiries; return the amount.  Inside SPI.
  */
 static Numeric
-budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
-				   Numeric cost, bool lifetime)
+budget_counter_recompute(Datum *values)
 {
-	Oid			argtypes[4] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID};
-	Datum		values[4];
+	Datum		held_values[4] = {values[0], values[1], values[2], values[6]};
+	Datum		set_values[5] = {values[0], values[1], values[2]};
+	char		set_nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+	Numeric		held;
+
+	if (SPI_execute_plan(analytics_prepare(&counter_held_plan,
+										   "SELECT held, held_until "
+										   "FROM analytics._admissions_held($1, $2, $3, $4)",
+										   4, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}),
+						 held_values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read the estimates of open admissions");
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	held = DatumGetNumeric(SPI_getbinval(row, desc, 1, &isnull));
+	set_values[3] = NumericGetDatum(held);
+	set_values[4] = SPI_getbinval(row, desc, 2, &isnull);
+	if (isnull)
+		set_nulls[4] = 'n';
+	if (SPI_execute_plan(analytics_prepare(&counter_set_held_plan,
+										   "UPDATE analytics.budget_counters "
+										   "SET reserved = $4, reserved_until = $5 "
+										   "WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
+										   "AND period_start OPERATOR(pg_catalog.=) $2 "
+										   "AND period_end OPERATOR(pg_catalog.=) $3",
+										   5, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID, TIMESTAMPTZOID}),
+						 set_values, set_nulls, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "could not update the reserved amount of a budget counter");
+	return held;
+}
+
+/*
+ * budget_counter_update
+ *		Add spend and held to the customer's counter of [start, end) and
+ *		return its new raw spend and reserved amount, creating the counter
+ *		first when it does not exist.  `until`, when not DT_NOEND, is the
+ *		expiry of an admission whose estimate `held` adds.  Must be called
+ *		inside SPI.  Locks the counter row until the end of the
+ *		transaction (see the file header).
+ *
+ * The reserved amount is the sum of the estimates of the customer's open
+ * admissions made in the period, as of `now`.  The caller changes
+ * analytics.admissions first (an admission inserted, or marked settled) and
+ * passes the change as `held`; when the counter is stale (an admission it
+ * counts expired: reserved_until has passed) or was just built (built
+ * counters are born stale), reserved is recomputed from analytics.admissions
+ * instead, which already shows the caller's change and every committed one.
+ * Under the row lock the two agree: a change of another transaction that
+ * this recompute cannot see yet is applied by that transaction's own update
+ * of the row, after ours.
+ */
+static void
+budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
+					  bool lifetime, Numeric spend_delta, Numeric held,
+					  TimestampTz until, TimestampTz now,
+					  Numeric *spend, Numeric *reserved)
+{
+	Oid			argtypes[7] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID,
+	NUMERICOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	SPIPlanPtr	update;
 	int			attempt;
 
 	values[0] = ident;
 	values[1] = TimestampTzGetDatum(start);
 	values[2] = TimestampTzGetDatum(end);
-	values[3] = NumericGetDatum(cost);
+	values[3] = NumericGetDatum(spend_delta);
+	values[4] = NumericGetDatum(held);
+	values[5] = TimestampTzGetDatum(until);
+	if (until == DT_NOEND)
+		nulls[5] = 'n';
+	values[6] = TimestampTzGetDatum(now);
 
 	update = analytics_prepare(&counter_add_plan,
 							"UPDATE analytics.budget_counters "
-							"SET spend = spend OPERATOR(pg_catalog.+) $4 "
+							"SET spend = spend OPERATOR(pg_catalog.+) $4, "
+							"reserved = reserved OPERATOR(pg_catalog.+) $5, "
+							"reserved_until = LEAST(reserved_until, $6) "
 							"WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
 							"AND period_start OPERATOR(pg_catalog.=) $2 "
 							"AND period_end OPERATOR(pg_catalog.=) $3 "
-							"RETURNING spend",
-							4, argtypes);
+							"RETURNING spend, reserved, "
+							"coalesce(reserved_until OPERATOR(pg_catalog.<=) $7, false)",
+							7, argtypes);
 
 	for (attempt = 0; attempt < 2; attempt++)
 	{
 		bool		isnull;
 		SPIPlanPtr	init;
 
-		if (SPI_execute_plan(update, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		if (SPI_execute_plan(update, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update budget counter");
 		if (SPI_processed == 1)
-			return DatumGetNumeric(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
+		{
+			HeapTuple	row = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+
+			*spend = DatumGetNumeric(SPI_getbinval(row, desc, 1, &isnull));
+			*reserved = DatumGetNumeric(SPI_getbinval(row, desc, 2, &isnull));
+			if (!DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)))
+				return;
+
+			/* Stale: recompute from the admissions open now. */
+			*reserved = budget_counter_recompute(values);
+			return;
+		}
 
 		/*
 		 * No counter yet: build it from what is committed (plus this
 		 * transaction's own logs), with the spend function check_budget()
-		 * uses, in the INSERT's snapshot (the function is STABLE).  A
-		 * concurrent builder makes us wait on the primary key and then do
-		 * nothing; the UPDATE then sees its row.
+		 * uses, in the INSERT's snapshot (the function is STABLE).  It is
+		 * born stale (reserved_until -infinity), so the UPDATE above then
+		 * recomputes its reserved amount.  A concurrent builder makes us
+		 * wait on the primary key and then do nothing; the UPDATE then sees
+		 * its row.
 		 */
 		if (lifetime)
 			init = analytics_prepare(&counter_init_lifetime_plan,
 									 "INSERT INTO analytics.budget_counters "
-									 "(customer_identifier, period_start, period_end, spend) "
-									 "SELECT $1, $2, $3, analytics._budget_total_raw($1, false) "
+									 "(customer_identifier, period_start, period_end, spend, reserved_until) "
+									 "SELECT $1, $2, $3, analytics._budget_total_raw($1, false), '-infinity' "
 									 "ON CONFLICT DO NOTHING",
 									 3, argtypes);
 		else
 			init = analytics_prepare(&counter_init_period_plan,
 									 "INSERT INTO analytics.budget_counters "
-									 "(customer_identifier, period_start, period_end, spend) "
-									 "SELECT $1, $2, $3, analytics._budget_period_raw($1, $2, $3, false) "
+									 "(customer_identifier, period_start, period_end, spend, reserved_until) "
+									 "SELECT $1, $2, $3, analytics._budget_period_raw($1, $2, $3, false), '-infinity' "
 									 "ON CONFLICT DO NOTHING",
 									 3, argtypes);
 		if (SPI_execute_plan(init, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create budget counter");
 	}
 	elog(ERROR, "budget counter of customer vanished while being created");
-	return NULL;				/* keep compiler quiet */
 }
 
 /*
@@ -225,14 +309,79 @@ budget_format_time(TimestampTz ts, text *timezone)
 					tm.tm_hour, tm.tm_min, tm.tm_sec, text_to_cstring(timezone));
 }
 
+/* The rejections, for a log or for an admission (admit()). */
+void
+budget_reject_blocked(const char *customer, bool admission)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_ANALYTICS_BLOCKED),
+			 errmsg("customer \"%s\" is blocked", customer),
+			 admission ?
+			 errdetail("A blocked customer is not admitted.") :
+			 errdetail("Logs of a blocked customer are rejected; the log was not recorded."),
+			 errhint("Set blocked to false in analytics.customers to accept them again; analytics.check_budget() tells a proxy before it calls the model.")));
+}
+
+static void
+budget_reject_period(const char *customer, const CustomerSettings *settings,
+					 Numeric before, TimestampTz end, text *timezone,
+					 bool admission)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_ANALYTICS_PERIOD_BUDGET),
+			 errmsg("customer \"%s\" is over its %s budget", customer,
+					settings->duration->name),
+			 admission ?
+			 errdetail("Spent or held $%s of $%s in the period ending %s; not admitted.",
+					   budget_spend(before),
+					   budget_amount(settings->period_budget, 2),
+					   budget_format_time(end, timezone)) :
+			 errdetail("Spent $%s of $%s in the period ending %s; the log was not recorded.",
+					   budget_spend(before),
+					   budget_amount(settings->period_budget, 2),
+					   budget_format_time(end, timezone)),
+			 errhint("Raise period_budget with analytics.upsert_customer(), or retry after the period ends; analytics.check_budget() tells a proxy before it calls the model.")));
+}
+
+static void
+budget_reject_total(const char *customer, const CustomerSettings *settings,
+					Numeric before, bool admission)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_ANALYTICS_TOTAL_BUDGET),
+			 errmsg("customer \"%s\" is over its total budget", customer),
+			 admission ?
+			 errdetail("Spent or held $%s of its lifetime budget of $%s, which does not renew; not admitted.",
+					   budget_spend(before),
+					   budget_amount(settings->total_budget, 2)) :
+			 errdetail("Spent $%s of its lifetime budget of $%s, which does not renew; the log was not recorded.",
+					   budget_spend(before),
+					   budget_amount(settings->total_budget, 2)),
+			 errhint("Raise total_budget with analytics.upsert_customer(); analytics.check_budget() tells a proxy before it calls the model.")));
+}
+
+/* The billed spend before a log or admission: (spend + reserved - own) * markup. */
+static Numeric
+budget_before(Numeric spend, Numeric reserved, Numeric own, Numeric markup)
+{
+	return budget_markup(numeric_sub_opt_error(numeric_add_opt_error(spend, reserved, NULL),
+											   own, NULL),
+						 markup);
+}
+
 /*
  * budget_check_log
  *		Enforce the customer's budgets on one new log:
- *		blocked -> UA003; period spend before this log already at or over
- *		period_budget -> UA001; total spend before it at or over total_budget
- *		-> UA002.  Otherwise the log's raw cost is added to its period's and
- *		the lifetime counter.  With analytics.budget_enforcement = record
- *		the log is counted and never rejected.
+ *		blocked -> UA003; period spend before this log (with the estimates
+ *		of the open admissions) already at or over period_budget -> UA001;
+ *		total spend before it at or over total_budget -> UA002.  Otherwise
+ *		the log's raw cost is added to its period's and the lifetime
+ *		counter.  With analytics.budget_enforcement = record the log is
+ *		counted and never rejected.
+ *
+ * `held`, when not NULL, is the admission this log settles (admission.c
+ * marked it settled): the log is never rejected, and the admission's
+ * estimate stops being held, in the counter of the period it was made in.
  *
  * `settings` holds the settings of the last committed change (customers.c);
  * the caller runs inside the inserting transaction, READ COMMITTED
@@ -240,17 +389,19 @@ budget_format_time(TimestampTz ts, text *timezone)
  */
 void
 budget_check_log(const char *customer, const CustomerSettings *settings,
-				 TimestampTz created_at, Numeric cost)
+				 TimestampTz created_at, Numeric cost, const BudgetHeld *held)
 {
-	bool		reject = analytics_budget_enforcement != BUDGET_ENFORCEMENT_RECORD;
+	bool		reject = analytics_budget_enforcement != BUDGET_ENFORCEMENT_RECORD &&
+		held == NULL;
+	TimestampTz now = GetCurrentTimestamp();
+	Numeric		zero = int64_to_numeric(0);
+	Numeric		release = held ? DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(held->estimated_cost))) : zero;
+	Numeric		spend;
+	Numeric		reserved;
 	Datum		ident;
 
 	if (settings->blocked && reject)
-		ereport(ERROR,
-				(errcode(ERRCODE_ANALYTICS_BLOCKED),
-				 errmsg("customer \"%s\" is blocked", customer),
-				 errdetail("Logs of a blocked customer are rejected; the log was not recorded."),
-				 errhint("Set blocked to false in analytics.customers to accept them again; analytics.check_budget() tells a proxy before it calls the model.")));
+		budget_reject_blocked(customer, false);
 
 	if (!settings->has_period_budget && !settings->has_total_budget)
 		return;
@@ -263,42 +414,112 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 		text	   *timezone = periods_timezone();
 		TimestampTz start;
 		TimestampTz end;
-		Numeric		spend;
-		Numeric		before;
+		bool		same_period = true;
 
 		periods_compute(settings->period_start, settings->duration,
 						created_at, timezone, &start, &end);
-		spend = budget_counter_add(ident, start, end, cost, false);
-		before = budget_markup(numeric_sub_opt_error(spend, cost, NULL),
-							   settings->markup);
-		if (reject && numeric_at_least(before, settings->period_budget))
-			ereport(ERROR,
-					(errcode(ERRCODE_ANALYTICS_PERIOD_BUDGET),
-					 errmsg("customer \"%s\" is over its %s budget", customer,
-							settings->duration->name),
-					 errdetail("Spent $%s of $%s in the period ending %s; the log was not recorded.",
-							   budget_spend(before),
-							   budget_amount(settings->period_budget, 2),
-							   budget_format_time(end, timezone)),
-					 errhint("Raise period_budget with analytics.upsert_customer(), or retry after the period ends; analytics.check_budget() tells a proxy before it calls the model.")));
+		if (held)
+		{
+			TimestampTz held_start;
+			TimestampTz held_end;
+
+			periods_compute(settings->period_start, settings->duration,
+							held->created_at, timezone, &held_start, &held_end);
+			if (held_start != start || held_end != end)
+			{
+				same_period = false;
+				budget_counter_update(ident, held_start, held_end, false, zero,
+									  release, DT_NOEND, now, &spend, &reserved);
+			}
+		}
+		budget_counter_update(ident, start, end, false, cost,
+							  same_period ? release : zero, DT_NOEND, now,
+							  &spend, &reserved);
+		if (reject)
+		{
+			Numeric		before = budget_before(spend, reserved, cost, settings->markup);
+
+			if (numeric_at_least(before, settings->period_budget))
+				budget_reject_period(customer, settings, before, end, timezone, false);
+		}
 	}
 
 	if (settings->has_total_budget)
 	{
-		Numeric		spend;
-		Numeric		before;
+		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, cost, release,
+							  DT_NOEND, now, &spend, &reserved);
+		if (reject)
+		{
+			Numeric		before = budget_before(spend, reserved, cost, settings->markup);
 
-		spend = budget_counter_add(ident, DT_NOBEGIN, DT_NOEND, cost, true);
-		before = budget_markup(numeric_sub_opt_error(spend, cost, NULL),
-							   settings->markup);
-		if (reject && numeric_at_least(before, settings->total_budget))
-			ereport(ERROR,
-					(errcode(ERRCODE_ANALYTICS_TOTAL_BUDGET),
-					 errmsg("customer \"%s\" is over its total budget", customer),
-					 errdetail("Spent $%s of its lifetime budget of $%s, which does not renew; the log was not recorded.",
-							   budget_spend(before),
-							   budget_amount(settings->total_budget, 2)),
-					 errhint("Raise total_budget with analytics.upsert_customer(); analytics.check_budget() tells a proxy before it calls the model.")));
+			if (numeric_at_least(before, settings->total_budget))
+				budget_reject_total(customer, settings, before, false);
+		}
+	}
+
+	SPI_finish();
+}
+
+/*
+ * budget_admit
+ *		Hold an admission's estimate against the customer's budgets, or
+ *		refuse it: blocked -> UA003; billed spend plus the estimates already
+ *		held at or over period_budget -> UA001, over total_budget -> UA002
+ *		(the crossing admission is admitted, as the crossing log is
+ *		recorded).  The caller (admission.c) inserted the admission made at
+ *		`now` and expiring at `expires`; `settings` were read from the
+ *		customer's row, locked.  analytics.budget_enforcement = record
+ *		refuses nothing.  Locks the customer's counter rows.
+ */
+void
+budget_admit(const char *customer, const CustomerSettings *settings,
+			 TimestampTz now, TimestampTz expires, Numeric estimate)
+{
+	bool		reject = analytics_budget_enforcement != BUDGET_ENFORCEMENT_RECORD;
+	Numeric		zero = int64_to_numeric(0);
+	Numeric		spend;
+	Numeric		reserved;
+	Datum		ident;
+
+	if (settings->blocked && reject)
+		budget_reject_blocked(customer, true);
+
+	if (!settings->has_period_budget && !settings->has_total_budget)
+		return;
+
+	ident = CStringGetTextDatum(customer);
+	SPI_connect();
+
+	if (settings->has_period_budget)
+	{
+		text	   *timezone = periods_timezone();
+		TimestampTz start;
+		TimestampTz end;
+
+		periods_compute(settings->period_start, settings->duration,
+						now, timezone, &start, &end);
+		budget_counter_update(ident, start, end, false, zero, estimate, expires,
+							  now, &spend, &reserved);
+		if (reject)
+		{
+			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);
+
+			if (numeric_at_least(before, settings->period_budget))
+				budget_reject_period(customer, settings, before, end, timezone, true);
+		}
+	}
+
+	if (settings->has_total_budget)
+	{
+		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, zero, estimate,
+							  expires, now, &spend, &reserved);
+		if (reject)
+		{
+			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);
+
+			if (numeric_at_least(before, settings->total_budget))
+				budget_reject_total(customer, settings, before, true);
+		}
 	}
 
 	SPI_finish();

@@ -17,6 +17,14 @@
 #define ERRCODE_ANALYTICS_PERIOD_BUDGET	MAKE_SQLSTATE('U', 'A', '0', '0', '1')
 #define ERRCODE_ANALYTICS_TOTAL_BUDGET	MAKE_SQLSTATE('U', 'A', '0', '0', '2')
 #define ERRCODE_ANALYTICS_BLOCKED		MAKE_SQLSTATE('U', 'A', '0', '0', '3')
+#define ERRCODE_ANALYTICS_RATE_LIMIT	MAKE_SQLSTATE('U', 'A', '0', '0', '4')
+
+/* The admission a log settles (admission.c): when it was made, its estimate. */
+typedef struct BudgetHeld
+{
+	TimestampTz created_at;
+	Numeric		estimated_cost;
+} BudgetHeld;
 
 /* True when inserting a log of this customer needs budget_check_log(). */
 static inline bool
@@ -28,6 +36,10 @@ budget_applies(const CustomerSettings *settings)
 
 extern void budget_check_log(const char *customer,
 							 const CustomerSettings *settings,
-							 TimestampTz created_at, Numeric cost);
+							 TimestampTz created_at, Numeric cost,
+							 const BudgetHeld *held);
+extern void budget_reject_blocked(const char *customer, bool admission) pg_attribute_noreturn();
+extern void budget_admit(const char *customer, const CustomerSettings *settings,
+						 TimestampTz now, TimestampTz expires, Numeric estimate);
 
 #endif							/* ANALYTICS_BUDGET_H */

@@ -40,6 +40,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "admission.h"
 #include "analytics.h"
 #include "budget.h"
 #include "customers.h"
@@ -74,6 +75,7 @@ typedef struct LogsColumns
 	int			metadata;
 	int			prompt_messages;
 	int			completion_message;
+	int			admission_id;
 } LogsColumns;
 
 static LogsColumns logs_columns;
@@ -124,6 +126,7 @@ logs_columns_lookup(Relation rel)
 	logs_columns.metadata = column_number(tupdesc, "metadata");
 	logs_columns.prompt_messages = column_number(tupdesc, "prompt_messages");
 	logs_columns.completion_message = column_number(tupdesc, "completion_message");
+	logs_columns.admission_id = column_number(tupdesc, "admission_id");
 	logs_columns.relid = RelationGetRelid(rel);
 }
 
@@ -441,24 +444,41 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 	 * After distribute() a log without a customer comes as '' (Citus routes
 	 * no NULL; src/shards.c).
 	 */
-	if (on_shard && !nulls[logs_columns.customer_identifier] &&
-		VARSIZE_ANY_EXHDR(DatumGetPointer(values[logs_columns.customer_identifier])) == 0)
-		;
-	else if (!nulls[logs_columns.customer_identifier])
+	if (nulls[logs_columns.customer_identifier] ||
+		(on_shard &&
+		 VARSIZE_ANY_EXHDR(DatumGetPointer(values[logs_columns.customer_identifier])) == 0))
+	{
+		if (!nulls[logs_columns.admission_id])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for \"admission_id\": a log without a customer settles no admission"),
+					 errdetail("Got %lld. The log was not recorded.",
+							   (long long) DatumGetInt64(values[logs_columns.admission_id])),
+					 errhint("Record the log with the customer_identifier the admission was made for.")));
+	}
+	else
 	{
 		Datum		ident = values[logs_columns.customer_identifier];
 		char	   *ident_str;
 		const CustomerSettings *settings;
+		BudgetHeld	held;
+		bool		settles = false;
 
 		logs_check_customer_identifier(ident);
 		ident_str = TextDatumGetCString(ident);
 		settings = customers_settings(ident_str, ident,
 									  on_shard ? shards_colocated_relid(trigdata->tg_relation, "customers")
 									  : InvalidOid);
+
+		/* A log that settles an admission: admission.c. */
+		if (!nulls[logs_columns.admission_id])
+			settles = admission_settle(ident,
+									   DatumGetInt64(values[logs_columns.admission_id]),
+									   DatumGetInt64(values[logs_columns.id]), &held);
 		if (budget_applies(settings))
 			budget_check_log(ident_str, settings,
 							 DatumGetTimestampTz(values[logs_columns.created_at]),
-							 cost);
+							 cost, settles ? &held : NULL);
 	}
 
 	shards_clear_current();

@@ -151,19 +151,31 @@ CREATE FUNCTION analytics.check_budget(customer_identifier text,
     OUT allowed boolean, OUT reason text,
     OUT period_start timestamptz, OUT period_end timestamptz,
     OUT period_spend numeric, OUT period_budget numeric, OUT period_remaining numeric,
-    OUT total_spend numeric, OUT total_budget numeric, OUT total_remaining numeric)
+    OUT total_spend numeric, OUT total_budget numeric, OUT total_remaining numeric,
+    OUT open_admissions bigint, OUT period_reserved numeric, OUT total_reserved numeric,
+    OUT rate_limit integer, OUT rate_remaining integer,
+    OUT token_rate_limit integer, OUT token_rate_remaining integer,
+    OUT retry_after interval)
 RETURNS record LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, analytics, pg_temp AS $$
 DECLARE
     c analytics.customers;
     p record;
+    held record;
+    held_all record;
+    rate record;
+    at timestamptz := pg_catalog.clock_timestamp();
 BEGIN
     SELECT * INTO c FROM analytics.customers x
      WHERE x.customer_identifier OPERATOR(pg_catalog.=) $1;
     IF NOT FOUND THEN
-        -- Its first log creates it without a budget: it will be accepted.
+        -- Its first log or admission creates it without a budget or limit:
+        -- it will be accepted.
         allowed := true;
         period_spend := 0;
         total_spend := 0;
+        open_admissions := 0;
+        period_reserved := 0;
+        total_reserved := 0;
         RETURN;
     END IF;
     p := analytics.budget_period($1);
@@ -176,17 +188,34 @@ BEGIN
         c.markup_percentage);
     total_spend := analytics._budget_billed(
         analytics._budget_total_raw($1, c.total_budget IS NOT NULL), c.markup_percentage);
+    -- The estimates of open admissions are held against the budgets.
+    held := analytics._admissions_held($1, p.period_start, p.period_end, at);
+    held_all := analytics._admissions_held($1, '-infinity', 'infinity', at);
+    open_admissions := held_all.open_admissions;
+    period_reserved := analytics._budget_billed(held.held, c.markup_percentage);
+    total_reserved := analytics._budget_billed(held_all.held, c.markup_percentage);
     -- GREATEST ignores NULLs: no budget must stay "no remaining amount".
-    period_remaining := CASE WHEN c.period_budget IS NOT NULL THEN greatest(c.period_budget - period_spend, 0) END;
-    total_remaining := CASE WHEN c.total_budget IS NOT NULL THEN greatest(c.total_budget - total_spend, 0) END;
+    period_remaining := CASE WHEN c.period_budget IS NOT NULL
+        THEN greatest(c.period_budget - period_spend - period_reserved, 0) END;
+    total_remaining := CASE WHEN c.total_budget IS NOT NULL
+        THEN greatest(c.total_budget - total_spend - total_reserved, 0) END;
+    rate_limit := c.rate_limit;
+    token_rate_limit := c.token_rate_limit;
+    IF c.rate_limit IS NOT NULL OR c.token_rate_limit IS NOT NULL THEN
+        rate := analytics._admission_rate($1, c.rate_limit, c.token_rate_limit, at, 0);
+        rate_remaining := greatest(c.rate_limit - rate.requests, 0);
+        token_rate_remaining := greatest(c.token_rate_limit - rate.tokens, 0);
+        retry_after := rate.retry_at - at;
+    END IF;
     reason := CASE
         WHEN c.blocked THEN 'blocked'
-        WHEN period_spend >= c.period_budget THEN 'period_budget'
-        WHEN total_spend >= c.total_budget THEN 'total_budget'
+        WHEN period_spend + period_reserved >= c.period_budget THEN 'period_budget'
+        WHEN total_spend + total_reserved >= c.total_budget THEN 'total_budget'
+        WHEN retry_after IS NOT NULL THEN 'rate_limit'
     END;
     allowed := reason IS NULL
-        OR current_setting('analytics.budget_enforcement') = 'record';
+        OR (reason <> 'rate_limit' AND current_setting('analytics.budget_enforcement') = 'record');
 END;
 $$;
 COMMENT ON FUNCTION analytics.check_budget(text) IS
-    'Whether the customer''s next log would be accepted now, why not (blocked, period_budget, total_budget), and its billed spend, budgets and remaining amounts. Read-only; an unknown customer is allowed.';
+    'What analytics.admit() would answer now for the customer (an estimate of 0): whether it is allowed and why not (blocked, period_budget, total_budget, rate_limit), its current period, spend, budgets and what remains once the open admissions are held (billed USD), and its rate state: admissions left in the last 60 seconds and how long until the next would pass (retry_after, null: now). An unknown customer is allowed.';

@@ -23,7 +23,13 @@ CREATE TABLE analytics.admissions (
     settled_at timestamptz,
     PRIMARY KEY (customer_identifier, id)
 );
+-- The last minute of a customer's admissions (rate limits); its open ones
+-- (the estimates held); its settled ones (forgotten after a minute).
 CREATE INDEX admissions_customer_created_at ON analytics.admissions (customer_identifier, created_at);
+CREATE INDEX admissions_open ON analytics.admissions (customer_identifier, created_at)
+    WHERE settled_by IS NULL;
+CREATE INDEX admissions_settled ON analytics.admissions (customer_identifier, created_at)
+    WHERE settled_by IS NOT NULL;
 COMMENT ON TABLE analytics.admissions IS
     'Admissions of analytics.admit(): each holds its estimated cost against the customer''s budgets until a log settles it (logs.admission_id) or it expires; the last minute of them is what rate_limit and token_rate_limit count.';
 COMMENT ON COLUMN analytics.admissions.customer_identifier IS 'The customer admitted.';
@@ -68,3 +74,71 @@ COMMENT ON COLUMN analytics.budget_events.period_start IS 'Start of the budget p
 COMMENT ON COLUMN analytics.budget_events.period_end IS 'End of the budget period (exclusive); null for total_threshold and blocked.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_events', '');
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_event_ids', '');
+
+-- The estimates held by a customer's admissions made in [p_start, p_end)
+-- that are open at `at`: their sum (USD before markup), when the first of
+-- them expires, and how many there are.  The insert trigger and admit()
+-- recompute a budget counter's reserved amount with it (src/budget.c);
+-- check_budget() reports it.
+CREATE FUNCTION analytics._admissions_held(ident text, p_start timestamptz,
+    p_end timestamptz, at timestamptz,
+    OUT held numeric, OUT held_until timestamptz, OUT open_admissions bigint)
+RETURNS record LANGUAGE sql STABLE SET search_path = pg_catalog, analytics AS $$
+    SELECT coalesce(sum(a.estimated_cost), 0), min(a.expires_at), count(*)
+      FROM analytics.admissions a
+     WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+       AND a.settled_by IS NULL
+       AND a.created_at OPERATOR(pg_catalog.>=) p_start
+       AND a.created_at OPERATOR(pg_catalog.<) p_end
+       AND a.expires_at OPERATOR(pg_catalog.>) at
+$$;
+COMMENT ON FUNCTION analytics._admissions_held(text, timestamptz, timestamptz, timestamptz) IS
+    'Internal: sum of estimated_cost, earliest expiry and number of the customer''s admissions made in [p_start, p_end) and open at at.';
+
+-- The rate state of a customer at `at`: its admissions of the 60 seconds
+-- before (at - 60 s, at] and their estimated tokens, and, when one more
+-- admission of estimated_tokens would go past rate_limit or
+-- token_rate_limit (null: none), the first moment it would not: when
+-- enough of those admissions have left the window.
+CREATE FUNCTION analytics._admission_rate(ident text, rate_limit integer,
+    token_rate_limit integer, at timestamptz, estimated_tokens integer,
+    OUT requests bigint, OUT tokens bigint, OUT retry_at timestamptz)
+RETURNS record LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    SELECT count(*), coalesce(sum(a.estimated_tokens), 0) INTO requests, tokens
+      FROM analytics.admissions a
+     WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+       AND a.created_at OPERATOR(pg_catalog.>) (at OPERATOR(pg_catalog.-) interval '60 seconds');
+    IF rate_limit IS NOT NULL AND requests OPERATOR(pg_catalog.>=) rate_limit THEN
+        -- The window must lose requests - rate_limit + 1 admissions.
+        SELECT a.created_at OPERATOR(pg_catalog.+) interval '60 seconds' INTO retry_at
+          FROM analytics.admissions a
+         WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+           AND a.created_at OPERATOR(pg_catalog.>) (at OPERATOR(pg_catalog.-) interval '60 seconds')
+         ORDER BY a.created_at, a.id
+        OFFSET requests OPERATOR(pg_catalog.-) rate_limit LIMIT 1;
+    END IF;
+    IF token_rate_limit IS NOT NULL
+       AND (tokens OPERATOR(pg_catalog.+) estimated_tokens) OPERATOR(pg_catalog.>) token_rate_limit THEN
+        -- The window must lose the oldest admissions up to the first whose
+        -- leaving leaves room for estimated_tokens.
+        retry_at := greatest(retry_at,
+            (SELECT min(s.created_at) OPERATOR(pg_catalog.+) interval '60 seconds'
+               FROM (SELECT a.created_at,
+                            sum(a.estimated_tokens) OVER (ORDER BY a.created_at, a.id) AS gone
+                       FROM analytics.admissions a
+                      WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
+                        AND a.created_at OPERATOR(pg_catalog.>) (at OPERATOR(pg_catalog.-) interval '60 seconds')) s
+              WHERE (tokens OPERATOR(pg_catalog.-) s.gone OPERATOR(pg_catalog.+) estimated_tokens)
+                    OPERATOR(pg_catalog.<=) token_rate_limit));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION analytics._admission_rate(text, integer, integer, timestamptz, integer) IS
+    'Internal: a customer''s admissions and estimated tokens in the 60 seconds up to at, and when one more admission of estimated_tokens would fit its rate limits (null: now).';
+
+CREATE FUNCTION analytics.admit(customer_identifier text, estimated_cost numeric DEFAULT 0,
+    estimated_tokens integer DEFAULT 0)
+RETURNS bigint AS 'MODULE_PATHNAME', 'admission_admit' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION analytics.admit(text, numeric, integer) IS
+    'Admits one LLM request of the customer before the model is called: raises UA003 (blocked), UA001/UA002 (billed spend of logs plus open admissions at or over a budget) or UA004 (rate_limit or token_rate_limit, DETAIL: when to retry); else returns an admission id that holds estimated_cost against the budgets until the log carrying it (logs.admission_id) settles it or analytics.admission_timeout passes.';

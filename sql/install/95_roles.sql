@@ -121,7 +121,8 @@ GRANT EXECUTE ON FUNCTION
     analytics._param_text(jsonb, text),
     analytics._param_limit(jsonb, text),
     analytics._param_thresholds(jsonb),
-    analytics.check_budget(text)
+    analytics.check_budget(text),
+    analytics.admit(text, numeric, integer)
     TO analytics_writer;
 
 -- analytics_admin: customers and their budgets (not DELETE: delete_customer
