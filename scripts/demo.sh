@@ -114,6 +114,17 @@ psql -c "SELECT * FROM analytics.check_budget('customer_3')"
 echo "== a request over budget is rejected at write time"
 psql -c "UPDATE analytics.customers SET period_budget = 0.01 WHERE customer_identifier = 'customer_3'"
 psql -c "INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) VALUES ('customer_3', 'gpt-4o', 1000, 1000)" || true
+echo "== a proxy admits a request before calling the model, then logs it with the admission's id"
+psql -c "SELECT analytics.upsert_customer('{\"customer_identifier\": \"proxy_user\", \"period_budget\": 5, \"rate_limit\": 2}') IS NOT NULL AS limits_set"
+psql -At -c "SELECT analytics.admit('proxy_user', estimated_cost => 0.02, estimated_tokens => 1500)" >/dev/null
+psql -c "SELECT analytics.ingest(json_build_object('model', 'gpt-4o', 'customer_identifier', 'proxy_user',
+           'admission_id', (SELECT max(id) FROM analytics.admissions WHERE customer_identifier = 'proxy_user'),
+           'usage', json_build_object('prompt_tokens', 1200, 'completion_tokens', 310))) AS log_id"
+psql -c "SELECT id, estimated_cost, settled_by, settled_at IS NOT NULL AS settled FROM analytics.admissions WHERE customer_identifier = 'proxy_user'"
+echo "== its third request within a minute is over its rate_limit of 2: UA004 says when to retry"
+psql -At -c "SELECT analytics.admit('proxy_user')" >/dev/null
+psql -c "SELECT analytics.admit('proxy_user')" || true
+psql -c "SELECT allowed, reason, rate_limit, rate_remaining, retry_after, open_admissions FROM analytics.check_budget('proxy_user')"
 if $KEEP; then
 	echo "The cluster keeps running: psql -h $DIR -p $PORT -d demo"
 fi

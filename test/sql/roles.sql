@@ -101,6 +101,7 @@ CREATE FUNCTION public.roles_state() RETURNS text LANGUAGE sql AS $$
 SELECT md5(concat_ws('|',
     (SELECT string_agg(c::text, ',' ORDER BY c.customer_identifier) FROM analytics.customers c),
     (SELECT string_agg(b::text, ',' ORDER BY b.customer_identifier, b.period_start) FROM analytics.budget_counters b),
+    (SELECT string_agg(a::text, ',' ORDER BY a.id) FROM analytics.admissions a),
     (SELECT string_agg(l::text, ',' ORDER BY l.id) FROM analytics.logs l),
     (SELECT string_agg(u::text, ',' ORDER BY u.customer_identifier, u.day, u.model) FROM analytics.usage_daily u),
     (SELECT string_agg(u::text, ',' ORDER BY u.customer_identifier, u.day) FROM analytics.usage_customer_day u),
@@ -134,6 +135,10 @@ SELECT analytics.ingest_openai(
     '{"model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 4}, "choices": [{"message": {"role": "assistant", "content": "yo"}}]}') > 0 AS ingest_openai;
 SELECT analytics.ingest_batch(E'{"model": "gpt-4o", "customer_identifier": "w2", "cost": 0.01}\n{"model": "gpt-4o", "customer_identifier": "w3", "cost": 0.01}') AS ingest_batch;
 SELECT allowed, reason, period_budget FROM analytics.check_budget('capped');
+SELECT analytics.admit('w1', 0.01, 10) > 0 AS admit;
+-- Limit keys from a writer are ignored like budget keys.
+SELECT rate_limit, token_rate_limit, alert_thresholds
+  FROM analytics.upsert_customer('{"customer_identifier": "w1", "rate_limit": 1000000, "token_rate_limit": null, "alert_thresholds": [50]}');
 SELECT customer_identifier, name, email, metadata
   FROM analytics.upsert_customer('{"customer_identifier": "w1", "name": "W One", "email": "w1@example.com", "metadata": {"plan": "pro"}}');
 -- A blocked customer's log is still refused, a budget still holds.
@@ -185,7 +190,12 @@ SELECT q AS writer_attempts, public.roles_try(q) AS outcome FROM (VALUES
     ($$SELECT analytics.delete_customer('victim')$$),
     ('SELECT analytics.rollup_now()'),
     ('SELECT prompt_messages FROM analytics.logs'),
-    ('SET analytics.budget_enforcement = record')) v (q);
+    ('SET analytics.budget_enforcement = record'),
+    ('SET analytics.admission_timeout = 1'),
+    ('UPDATE analytics.admissions SET settled_by = 1'),
+    ('DELETE FROM analytics.admissions'),
+    ($$INSERT INTO analytics.admissions (customer_identifier, created_at, expires_at, estimated_cost, estimated_tokens) VALUES ('victim', now(), now(), 0, 0)$$),
+    ($$UPDATE analytics.customers SET rate_limit = NULL WHERE customer_identifier = 'w1'$$)) v (q);
 RESET ROLE;
 SELECT public.roles_state() = s AS writer_changed_nothing FROM state_before;
 

@@ -263,6 +263,52 @@ for my $b ([ 'stress_period', 'period_budget', 'UA001' ], [ 'stress_total', 'tot
 }
 is(join(',', grep { !/^UA00[12]$/ } sort keys %refused), '', 'no refusal with another SQLSTATE');
 
+note 'admissions exact with 8 sessions on the three nodes';
+# Each session admits 30 requests of a customer with a $0.50 period budget
+# ($0.01 estimates) and 30 of one with a rate_limit of 40, every call its own
+# transaction: exactly 50 and 40 admissions.  Then every budget admission is
+# settled by its log, written through the node of a session, at twice its
+# estimate: none is refused, and the counter holds the logs and nothing more.
+query(q{SELECT analytics.upsert_customer('{"customer_identifier": "adm_budget", "period_budget": 0.50}');
+        SELECT analytics.upsert_customer('{"customer_identifier": "adm_rate", "rate_limit": 40}')});
+my $admit_sql = "\\set ON_ERROR_STOP 0\n" . join '', map {
+	"SELECT analytics.admit('adm_budget', 0.01);\nSELECT analytics.admit('adm_rate');\n"
+} 1 .. $attempts;
+wait_timed(map { run_timed($_->[1], $dir, "admit_$_->[0]", undef, 'postgres', $admit_sql) } @sessions);
+my %admit_refused;
+for my $s (@sessions)
+{
+	my $r = read_timed($dir, "admit_$s->[0]");
+	$admit_refused{$_}++ for $r->{out} =~ /ERROR:\s+(\w{5}):/g;
+}
+diag 'admission refusals by SQLSTATE: ' . join(', ', map { "$_ $admit_refused{$_}" } sort keys %admit_refused);
+is(query(q{SELECT count(*) FROM analytics.admissions WHERE customer_identifier = 'adm_budget'}),
+	query(q{SELECT ceil(period_budget / 0.01) FROM analytics.customers WHERE customer_identifier = 'adm_budget'}),
+	'adm_budget: exactly ceil(period_budget / estimate) admissions');
+is(query(q{SELECT count(*) FROM analytics.admissions WHERE customer_identifier = 'adm_rate'}),
+	query(q{SELECT rate_limit FROM analytics.customers WHERE customer_identifier = 'adm_rate'}),
+	'adm_rate: exactly rate_limit admissions in the window');
+is(join(',', map { "$_=$admit_refused{$_}" } sort keys %admit_refused),
+	'UA001=' . (8 * $attempts - 50) . ',UA004=' . (8 * $attempts - 40),
+	'every other admission refused with UA001 or UA004');
+my @admissions = split /\n/, query(q{SELECT id FROM analytics.admissions WHERE customer_identifier = 'adm_budget' ORDER BY id});
+my %settle_sql;
+for my $i (0 .. $#admissions)
+{
+	$settle_sql{ $i % 8 } .= "INSERT INTO analytics.logs (customer_identifier, model, cost, admission_id) "
+	  . "VALUES ('adm_budget', 'gpt-4o', 0.02, $admissions[$i]);\n";
+}
+wait_timed(map { run_timed($sessions[$_][1], $dir, "settle_$_", undef, 'postgres', "\\set ON_ERROR_STOP 0\n$settle_sql{$_}") } keys %settle_sql);
+my $settle_errors = join '', map { (read_timed($dir, "settle_$_")->{out} =~ /(ERROR:.*)/g) } keys %settle_sql;
+is($settle_errors, '', 'no settling log refused');
+is(query(q{SELECT count(*) || ' ' || sum(cost) FROM analytics.logs WHERE customer_identifier = 'adm_budget'}),
+	'50 1.00', 'every admission settled by its log, at its real cost');
+is(query(q{SELECT spend || ' ' || reserved FROM analytics.budget_counters
+            WHERE customer_identifier = 'adm_budget' AND period_start <> '-infinity'}),
+	'1.00 0', 'the counter holds the logs, no estimate left');
+is(query(q{SELECT allowed || ' ' || reason || ' ' || open_admissions FROM analytics.check_budget('adm_budget')}),
+	'false period_budget 0', 'check_budget() on the cluster');
+
 note 'views with nothing folded';
 # 3,000 logs over 13 customers and 3 days, cost given or priced.
 my $bulk_sql = q{INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens, cost,
