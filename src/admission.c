@@ -44,6 +44,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -58,6 +59,7 @@
 #include "logs.h"
 #include "periods.h"
 #include "privs.h"
+#include "shards.h"
 
 PG_FUNCTION_INFO_V1(admission_admit);
 
@@ -259,8 +261,8 @@ admission_admit_as_owner(PG_FUNCTION_ARGS)
 	TimestampTz expires;
 	int64		id;
 	bool		isnull;
-	Oid			argtypes[5] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID, INT4OID};
-	Datum		values[5];
+	Oid			argtypes[6] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID, INT4OID, INT8OID};
+	Datum		values[6];
 
 	analytics_require_current("analytics.admit()");
 	if (PG_ARGISNULL(0))
@@ -293,16 +295,23 @@ admission_admit_as_owner(PG_FUNCTION_ARGS)
 		budget_reject_blocked(customer, true);
 	admission_check_rate(customer, ident, rate_limit, token_rate_limit, tokens, now);
 
+	/*
+	 * On a Citus cluster the id carries the node it was drawn on: each
+	 * node's sequence counts on its own (src/shards.c).
+	 */
 	values[0] = ident;
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = TimestampTzGetDatum(expires);
 	values[3] = NumericGetDatum(estimate);
 	values[4] = Int32GetDatum(tokens);
+	values[5] = Int64GetDatum(shards_logs_distributed() ?
+							  shards_next_id("admission_ids") :
+							  nextval_internal(shards_table("admission_ids"), true));
 	if (SPI_execute_plan(analytics_prepare(&insert_plan,
 										   "INSERT INTO analytics.admissions "
-										   "(customer_identifier, created_at, expires_at, estimated_cost, estimated_tokens) "
-										   "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-										   5, argtypes),
+										   "(customer_identifier, created_at, expires_at, estimated_cost, estimated_tokens, id) "
+										   "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+										   6, argtypes),
 						 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not record the admission");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -435,8 +435,8 @@ const char *
 rollup_sql_for(const char *sql, Oid logs)
 {
 	static const char *const tables[] = {
-		"logs", "customers", "usage_daily", "usage_customer_day",
-		"usage_customer", "rollup_set_aside"
+		"logs", "customers", "budget_counters", "usage_daily",
+		"usage_customer_day", "usage_customer", "rollup_set_aside"
 	};
 	StringInfoData buf;
 	const char *p = sql;

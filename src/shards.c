@@ -482,25 +482,36 @@ shards_is_known(Oid relid, const char *table)
 }
 
 /*
- * shards_next_log_id
- *		The id of a log written to a shard: this node's Citus group id plus
- *		one in the top bits, the next value of analytics.log_ids below.  Drawn in
- *		the insert trigger on the node holding the shard, while the writer
- *		holds its lock on the shard: the fold's argument (src/README.md)
- *		then holds per node.
+ * shards_next_id
+ *		An id drawn on a Citus node from the extension's sequence `sequence`:
+ *		this node's Citus group id plus one in the top bits, the sequence's
+ *		next value below, so that ids drawn on different nodes never meet.
  */
 int64
-shards_next_log_id(void)
+shards_next_id(const char *sequence)
 {
 	int64		local;
 
 	(void) shards_node_prefix();
-	local = nextval_internal(shards_table("log_ids"), true);
+	local = nextval_internal(shards_table(sequence), true);
 	if (local >= ((int64) 1 << LOG_ID_BITS))
 		ereport(ERROR,
 				(errcode(ERRCODE_SEQUENCE_GENERATOR_LIMIT_EXCEEDED),
-				 errmsg("analytics.log_ids reached its maximum on this node")));
+				 errmsg("analytics.%s reached its maximum on this node", sequence)));
 	return node_prefix | local;
+}
+
+/*
+ * shards_next_log_id
+ *		The id of a log written to a shard (shards_next_id of
+ *		analytics.log_ids).  Drawn in the insert trigger on the node holding
+ *		the shard, while the writer holds its lock on the shard: the fold's
+ *		argument (src/README.md) then holds per node.
+ */
+int64
+shards_next_log_id(void)
+{
+	return shards_next_id("log_ids");
 }
 
 /*

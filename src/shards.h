@@ -29,6 +29,7 @@ extern void shards_clear_current(void);
 extern bool shards_has_current(void);
 extern Oid	shards_current(const char *table);
 extern bool shards_is_known(Oid relid, const char *table);
+extern int64 shards_next_id(const char *sequence);
 extern int64 shards_next_log_id(void);
 extern int64 shards_node_prefix(void);
 extern List *shards_local_logs(void);
