@@ -3,7 +3,8 @@
 -- log's id.  Every path (INSERT, multi-row INSERT, COPY, ingest with text,
 -- json and jsonb, ingest_openai, ingest_anthropic, ingest_batch); counts and
 -- budget counters compared with the raw logs; bad request_id and
--- admission_id values.  Concurrency is in specs/request_id.spec.
+-- admission_id values.  Concurrency is in specs/request_id.spec (the
+-- regression test has another name: both would read expected/NAME.out).
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS analytics CASCADE;
 CREATE EXTENSION analytics;
