@@ -1407,6 +1407,10 @@ ALTER TABLE analytics.logs
         CONSTRAINT request_id_length CHECK (length(request_id) BETWEEN 1 AND 255);
 COMMENT ON COLUMN analytics.logs.admission_id IS 'The analytics.admit() admission this log settles (optional): its estimated cost stops being held and the log is not rejected for budget or rate.';
 COMMENT ON COLUMN analytics.logs.request_id IS 'The caller''s id of the request (optional), unique per customer: recording a log whose (customer, request_id) exists records nothing and returns the existing log''s id.';
+CREATE UNIQUE INDEX logs_customer_request_id ON analytics.logs (customer_identifier, request_id)
+    NULLS NOT DISTINCT WHERE request_id IS NOT NULL;
+COMMENT ON INDEX analytics.logs_customer_request_id IS
+    'Idempotent logging: at most one log per (customer, request_id); a log without a customer counts as one customer.';
 
 ALTER TABLE analytics.budget_counters
     ADD COLUMN reserved numeric NOT NULL DEFAULT 0,

@@ -38,11 +38,13 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "analytics.h"
 #include "ingest_json.h"
 #include "ingest_payload.h"
 #include "logs.h"
+#include "request_id.h"
 
 PG_FUNCTION_INFO_V1(ingest_text);
 PG_FUNCTION_INFO_V1(ingest_json);
@@ -50,6 +52,10 @@ PG_FUNCTION_INFO_V1(ingest_jsonb);
 
 /* What a non-negative number field expects. */
 #define INGEST_NON_NEGATIVE "a finite non-negative number"
+/* What request_id and admission_id expect (SPEC sections 10 and 14). */
+#define INGEST_MAX_IDENTIFIER 255
+#define INGEST_IDENTIFIER "a string of 1 to 255 characters"
+#define INGEST_ID "an integer from 1 to 9223372036854775807"
 
 const IngestColumn ingest_columns[INGEST_NCOLS] = {
 	[INGEST_COL_CREATED_AT] = {"created_at", TIMESTAMPTZOID, INGEST_KIND_TIMESTAMP},
@@ -70,6 +76,8 @@ const IngestColumn ingest_columns[INGEST_NCOLS] = {
 	[INGEST_COL_CACHED_TOKENS] = {"cached_tokens", INT4OID, INGEST_KIND_TOKENS},
 	[INGEST_COL_CACHE_WRITE_TOKENS] = {"cache_write_tokens", INT4OID, INGEST_KIND_TOKENS},
 	[INGEST_COL_REASONING_TOKENS] = {"reasoning_tokens", INT4OID, INGEST_KIND_TOKENS},
+	[INGEST_COL_REQUEST_ID] = {"request_id", TEXTOID, INGEST_KIND_IDENTIFIER},
+	[INGEST_COL_ADMISSION_ID] = {"admission_id", INT8OID, INGEST_KIND_ID},
 };
 
 /*
@@ -98,6 +106,8 @@ static const IngestField ingest_payload_fields[] = {
 	{"custom_identifier", INGEST_COL_CUSTOM_IDENTIFIER},
 	{"prompt_messages", INGEST_COL_PROMPT_MESSAGES},
 	{"completion_message", INGEST_COL_COMPLETION_MESSAGE},
+	{"request_id", INGEST_COL_REQUEST_ID},
+	{"admission_id", INGEST_COL_ADMISSION_ID},
 };
 
 #define INGEST_UPSERT_SQL \
@@ -186,6 +196,30 @@ ingest_payload_value(IngestColumnId col, struct json_object *value, const char *
 			return ingest_json_jsonb(value, field, json_type_object);
 		case INGEST_KIND_ARRAY:
 			return ingest_json_jsonb(value, field, json_type_array);
+		case INGEST_KIND_IDENTIFIER:
+			{
+				text	   *t;
+				int			chars;
+
+				if (!json_object_is_type(value, json_type_string))
+					ingest_json_bad_field(field, INGEST_IDENTIFIER, value);
+				t = ingest_json_text(value, field);
+				chars = pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				if (chars < 1 || chars > INGEST_MAX_IDENTIFIER)
+					ingest_json_bad_field(field, INGEST_IDENTIFIER, value);
+				return PointerGetDatum(t);
+			}
+		case INGEST_KIND_ID:
+			{
+				int64		n = ingest_json_integer(value, field, 1, PG_INT64_MAX,
+													INGEST_ID, INGEST_ID);
+
+				/* json-c saturates beyond 64 bits: the text must be n's. */
+				if (strcmp(json_object_to_json_string(value),
+						   psprintf(INT64_FORMAT, n)) != 0)
+					ingest_json_bad_field(field, INGEST_ID, value);
+				return Int64GetDatum(n);
+			}
 	}
 	elog(ERROR, "unknown kind of column %d", (int) col);
 	return (Datum) 0;
@@ -345,21 +379,18 @@ ingest_payload_upsert(IngestRow *row)
 }
 
 /*
- * ingest_payload_record
- *		Upsert the row's customer_params (if any), then insert the log;
- *		returns its id.  Must be called inside SPI.  The BEFORE INSERT
- *		trigger validates, prices, creates the customer and checks budgets.
- *		The INSERT is written from ingest_columns once per backend.
+ * ingest_payload_insert
+ *		Run the INSERT of the row (written from ingest_columns once per
+ *		backend); returns whether it inserted the log, and its id.  It
+ *		inserts nothing when the trigger skipped the row: the log of its
+ *		request_id exists.  Must be called inside SPI.
  */
-int64
-ingest_payload_record(IngestRow *row)
+static bool
+ingest_payload_insert(IngestRow *row, int64 *id)
 {
 	SPIPlanPtr	plan = ingest_insert_plan;
 	bool		isnull;
-	Datum		id;
-
-	if (row->customer_params != (Datum) 0)
-		ingest_payload_upsert(row);
+	bool		inserted;
 
 	if (plan == NULL)
 	{
@@ -379,11 +410,103 @@ ingest_payload_record(IngestRow *row)
 		plan = analytics_prepare(&ingest_insert_plan, sql.data, INGEST_NCOLS, types);
 	}
 	if (SPI_execute_plan(plan, row->values, row->nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
+		SPI_processed > 1)
 		elog(ERROR, "could not insert log");
-	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	inserted = (SPI_processed == 1);
+	if (inserted)
+		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
-	return DatumGetInt64(id);
+	return inserted;
+}
+
+/*
+ * ingest_payload_insert_request
+ *		The INSERT of a row that carries a request_id, in a subtransaction:
+ *		when another transaction recorded the same request between the
+ *		trigger's probe and the insertion, the unique index raises 23505
+ *		(after waiting for it to commit); the subtransaction rolls back
+ *		(and with it the trigger's budget charge), and the INSERT runs once
+ *		more, whose trigger then finds that log and skips the row.  Any
+ *		other error, or a second 23505, is raised.  Returns whether it
+ *		inserted the log.  Must be called inside SPI.
+ */
+static bool
+ingest_payload_insert_request(IngestRow *row, int64 *id)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+	int			attempt;
+
+	for (attempt = 1;; attempt++)
+	{
+		volatile bool inserted = false;
+		volatile bool retry = false;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(caller_context);
+		PG_TRY();
+		{
+			inserted = ingest_payload_insert(row, id);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller_context);
+			CurrentResourceOwner = caller_owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(caller_context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller_context);
+			CurrentResourceOwner = caller_owner;
+			if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION || attempt > 1)
+				ReThrowError(edata);
+			FreeErrorData(edata);
+			retry = true;
+		}
+		PG_END_TRY();
+		if (!retry)
+			return inserted;
+	}
+}
+
+/*
+ * ingest_payload_record
+ *		Upsert the row's customer_params (if any), then insert the log;
+ *		returns its id, or with a request_id whose log exists already, that
+ *		log's id (nothing is inserted: SPEC section 10).  Must be called
+ *		inside SPI.  The BEFORE INSERT trigger validates, prices, creates
+ *		the customer, checks budgets and skips a request recorded already.
+ */
+int64
+ingest_payload_record(IngestRow *row)
+{
+	int64		id;
+
+	if (row->customer_params != (Datum) 0)
+		ingest_payload_upsert(row);
+
+	if (row->nulls[INGEST_COL_REQUEST_ID] == 'n')
+	{
+		if (!ingest_payload_insert(row, &id))
+			elog(ERROR, "could not insert log");
+		return id;
+	}
+
+	request_id_forget();
+	if (ingest_payload_insert_request(row, &id))
+		return id;
+	/* The trigger skipped it: here, or on the shard's node (Citus). */
+	if (request_id_recall(&id) ||
+		request_id_lookup(row->values[INGEST_COL_CUSTOMER_IDENTIFIER],
+						  row->nulls[INGEST_COL_CUSTOMER_IDENTIFIER] == 'n',
+						  row->values[INGEST_COL_REQUEST_ID], &id))
+		return id;
+	elog(ERROR, "the log of request_id was skipped but not found");
+	return 0;
 }
 
 /*

@@ -32,6 +32,8 @@ typedef enum IngestColumnId
 	INGEST_COL_CACHED_TOKENS,
 	INGEST_COL_CACHE_WRITE_TOKENS,
 	INGEST_COL_REASONING_TOKENS,
+	INGEST_COL_REQUEST_ID,
+	INGEST_COL_ADMISSION_ID,
 	INGEST_NCOLS
 } IngestColumnId;
 
@@ -46,7 +48,9 @@ typedef enum IngestKind
 	INGEST_KIND_SECONDS,		/* a non-negative number */
 	INGEST_KIND_STATUS,			/* an integer from 100 to 599 */
 	INGEST_KIND_OBJECT,			/* a JSON object, as jsonb */
-	INGEST_KIND_ARRAY			/* a JSON array, as jsonb */
+	INGEST_KIND_ARRAY,			/* a JSON array, as jsonb */
+	INGEST_KIND_IDENTIFIER,		/* a string of 1 to 255 characters */
+	INGEST_KIND_ID				/* an integer from 1 to 2^63 - 1 */
 } IngestKind;
 
 typedef struct IngestColumn

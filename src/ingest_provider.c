@@ -11,7 +11,10 @@
  * (docs[1]); ingest_provider_call reads both documents with it and records
  * the row as analytics.ingest() records its own.  The request maps the same
  * way for every provider (ingest_provider_request) but for the key naming
- * the end user when the payload's customer fields are absent.
+ * the end user when the payload's customer fields are absent.  Keys of the
+ * payload that the providers do not know ride in the request body beside
+ * their own: customer_params, customer_identifier, thread_identifier,
+ * custom_identifier, request_id (idempotent logging) and admission_id.
  *
  * Locking and transactions: those of ingest_payload_record().
  *
@@ -32,6 +35,8 @@ static const IngestField ingest_provider_request_fields[] = {
 	{"metadata", INGEST_COL_METADATA},
 	{"thread_identifier", INGEST_COL_THREAD_IDENTIFIER},
 	{"custom_identifier", INGEST_COL_CUSTOM_IDENTIFIER},
+	{"request_id", INGEST_COL_REQUEST_ID},
+	{"admission_id", INGEST_COL_ADMISSION_ID},
 };
 
 /*

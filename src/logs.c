@@ -11,7 +11,8 @@
  * prices when none is given (prices.c); the customer's settings, which
  * covers the customer against changes and creates it when unknown
  * (customers.c); and, for customers with a budget or blocked, budget
- * enforcement (budget.c).  Why the settings read are current, and what is
+ * enforcement (budget.c).  A log with a request_id whose log exists already
+ * is skipped first, before any of that (request_id.c).  Why the settings read are current, and what is
  * locked in which order, is in src/README.md.
  *
  * logs_guard keeps logs facts: UPDATE of any column but metadata,
@@ -48,6 +49,7 @@
 #include "pool.h"
 #include "prices.h"
 #include "privs.h"
+#include "request_id.h"
 #include "shards.h"
 
 PG_FUNCTION_INFO_V1(logs_before_insert);
@@ -75,6 +77,7 @@ typedef struct LogsColumns
 	int			metadata;
 	int			prompt_messages;
 	int			completion_message;
+	int			request_id;
 	int			admission_id;
 } LogsColumns;
 
@@ -126,6 +129,7 @@ logs_columns_lookup(Relation rel)
 	logs_columns.metadata = column_number(tupdesc, "metadata");
 	logs_columns.prompt_messages = column_number(tupdesc, "prompt_messages");
 	logs_columns.completion_message = column_number(tupdesc, "completion_message");
+	logs_columns.request_id = column_number(tupdesc, "request_id");
 	logs_columns.admission_id = column_number(tupdesc, "admission_id");
 	logs_columns.relid = RelationGetRelid(rel);
 }
@@ -330,6 +334,8 @@ logs_check_fields(Datum *values, bool *nulls)
 					  nulls[logs_columns.thread_identifier], LOGS_MAX_IDENTIFIER);
 	check_text_length("custom_identifier", values[logs_columns.custom_identifier],
 					  nulls[logs_columns.custom_identifier], LOGS_MAX_IDENTIFIER);
+	check_text_length("request_id", values[logs_columns.request_id],
+					  nulls[logs_columns.request_id], LOGS_MAX_IDENTIFIER);
 	check_mutable_columns(values, nulls);
 
 	check_tokens(values, nulls);
@@ -396,10 +402,12 @@ logs_cost(Datum *values, bool *nulls, Numeric *cost)
 /*
  * logs_before_insert_as_owner
  *		The work of logs_before_insert, with the extension owner's rights:
- *		field checks, cost, the customer's settings, budget enforcement.
- *		Returns the row with its cost filled in, or raises an error that
- *		records nothing.  Locks what customers_settings() and
- *		budget_check_log() lock (src/README.md).
+ *		field checks, cost, the request's log, the customer's settings,
+ *		budget enforcement.  Returns the row with its cost filled in, NULL
+ *		(the row is skipped) when its (customer, request_id) has a log
+ *		already, or raises an error that records nothing.  Locks what
+ *		customers_settings() and budget_check_log() lock, and may wait for
+ *		the transaction writing the request's log (src/README.md).
  */
 static Datum
 logs_before_insert_as_owner(PG_FUNCTION_ARGS)
@@ -411,6 +419,7 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	bool		cost_given;
 	bool		on_shard;
+	bool		has_customer;
 	Numeric		cost;
 
 	analytics_require_current("The insert trigger of analytics.logs");
@@ -431,32 +440,51 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 	logs_check_fields(values, nulls);
 	cost_given = logs_cost(values, nulls, &cost);
 
+	/*
+	 * After distribute() a log without a customer comes as '' (Citus routes
+	 * no NULL; src/shards.c).
+	 */
+	on_shard = shards_is_shard(trigdata->tg_relation);
+	has_customer = !nulls[logs_columns.customer_identifier] &&
+		!(on_shard &&
+		  VARSIZE_ANY_EXHDR(DatumGetPointer(values[logs_columns.customer_identifier])) == 0);
+	if (has_customer)
+		logs_check_customer_identifier(values[logs_columns.customer_identifier]);
+	else if (!nulls[logs_columns.admission_id])
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for \"admission_id\": a log without a customer settles no admission"),
+				 errdetail("Got %lld. The log was not recorded.",
+						   (long long) DatumGetInt64(values[logs_columns.admission_id])),
+				 errhint("Record the log with the customer_identifier the admission was made for.")));
+
+	/*
+	 * Idempotent logging: a request whose log exists records nothing.  Last
+	 * of the checks, before anything with side effects.
+	 */
+	if (!nulls[logs_columns.request_id])
+	{
+		int64		existing;
+
+		if (request_id_find(trigdata->tg_relation,
+							values[logs_columns.customer_identifier],
+							nulls[logs_columns.customer_identifier],
+							values[logs_columns.request_id], &existing))
+		{
+			request_id_remember(existing);
+			return PointerGetDatum(NULL);
+		}
+	}
+
 	/* On a Citus shard the id is drawn here, on the shard's node. */
 	shards_set_current(trigdata->tg_relation);
-	on_shard = shards_is_shard(trigdata->tg_relation);
 	if (on_shard)
 	{
 		values[logs_columns.id] = Int64GetDatum(shards_next_log_id());
 		nulls[logs_columns.id] = false;
 	}
 
-	/*
-	 * After distribute() a log without a customer comes as '' (Citus routes
-	 * no NULL; src/shards.c).
-	 */
-	if (nulls[logs_columns.customer_identifier] ||
-		(on_shard &&
-		 VARSIZE_ANY_EXHDR(DatumGetPointer(values[logs_columns.customer_identifier])) == 0))
-	{
-		if (!nulls[logs_columns.admission_id])
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid value for \"admission_id\": a log without a customer settles no admission"),
-					 errdetail("Got %lld. The log was not recorded.",
-							   (long long) DatumGetInt64(values[logs_columns.admission_id])),
-					 errhint("Record the log with the customer_identifier the admission was made for.")));
-	}
-	else
+	if (has_customer)
 	{
 		Datum		ident = values[logs_columns.customer_identifier];
 		char	   *ident_str;
@@ -464,7 +492,6 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 		BudgetHeld	held;
 		bool		settles = false;
 
-		logs_check_customer_identifier(ident);
 		ident_str = TextDatumGetCString(ident);
 		settings = customers_settings(ident_str, ident,
 									  on_shard ? shards_colocated_relid(trigdata->tg_relation, "customers")
@@ -491,7 +518,8 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
  * logs_before_insert
  *		BEFORE INSERT row trigger on analytics.logs.  Its work (creating
  *		customers, budget counters, price lookups) runs with the extension
- *		owner's rights, not the writer's (privs.c).
+ *		owner's rights, not the writer's (privs.c).  Returns NULL for a log
+ *		of a request recorded already (nothing is inserted).
  */
 Datum
 logs_before_insert(PG_FUNCTION_ARGS)
@@ -499,7 +527,8 @@ logs_before_insert(PG_FUNCTION_ARGS)
 	Datum		result = privs_call_as_owner(logs_before_insert_as_owner, fcinfo);
 
 	/* The log passed: its commit makes the database due for a pass. */
-	pool_note_log_written();
+	if (DatumGetPointer(result) != NULL)
+		pool_note_log_written();
 	return result;
 }
 

@@ -113,6 +113,17 @@ COMMENT ON COLUMN analytics.logs.request_id IS 'The caller''s id of the request 
 
 CREATE INDEX logs_customer_created_at ON analytics.logs (customer_identifier, created_at);
 
+-- Idempotent logging (SPEC section 10): one log per (customer, request_id).
+-- NULLS NOT DISTINCT: logs without a customer are idempotent too (on a Citus
+-- cluster they carry '' anyway).  The insert trigger finds this index by its
+-- columns (on a Citus node the shard's copy has another name) and probes it
+-- before anything else, so that a duplicate is skipped (src/request_id.c);
+-- the index itself settles two inserters that probed at the same time.
+CREATE UNIQUE INDEX logs_customer_request_id ON analytics.logs (customer_identifier, request_id)
+    NULLS NOT DISTINCT WHERE request_id IS NOT NULL;
+COMMENT ON INDEX analytics.logs_customer_request_id IS
+    'Idempotent logging: at most one log per (customer, request_id); a log without a customer counts as one customer.';
+
 SELECT pg_catalog.pg_extension_config_dump('analytics.logs', '');
 SELECT pg_catalog.pg_extension_config_dump('analytics.logs_id_seq', '');
 

@@ -1,7 +1,8 @@
 # Scale-out on Citus (SPEC §9), on a coordinator and two workers on
 # loopback: analytics.distribute() (idempotent; refused without Citus),
 # then through the coordinator every ingest path, writes through a worker,
-# logs without a customer and ids unique across the cluster; budgets exact
+# logs without a customer and ids unique across the cluster; idempotent
+# logging (a recorded request_id, a concurrent pair, racing sessions); budgets exact
 # with 8 sessions spread over the three nodes; every view and read function
 # equal to the same GROUP BY over the distributed raw logs before any fold,
 # after the nodes' workers folded, after a worker node was killed with
@@ -231,6 +232,80 @@ is(query(q{SELECT count(*) FROM analytics.customers WHERE customer_identifier = 
 is( query(q{SELECT count(*) FROM analytics.logs_with_customer WHERE customer_identifier = '' AND name IS NULL AND id IN (}
 		  . join(', ', @without_ids) . ')'),
 	scalar @without_ids, 'logs_with_customer shows them without a customer');
+note 'idempotent logging (request_id)';
+# A recorded request records nothing more, through every path; ingest
+# returns the existing id (on a cluster the trigger skips the row on the
+# shard's node, and the coordinator reads the id back).
+$id = query(q{INSERT INTO analytics.logs (customer_identifier, model, cost, request_id)
+              VALUES ('req_cust', 'gpt-4o', 0.02, 'req-1') RETURNING id});
+is( query(q{INSERT INTO analytics.logs (customer_identifier, model, cost, request_id)
+            VALUES ('req_cust', 'gpt-4o', 0.03, 'req-1') RETURNING id}),
+	'', 'INSERT of a recorded request through the coordinator inserts nothing');
+is( query(q{SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "req_cust", "cost": 0.04, "request_id": "req-1"}')}),
+	$id, 'ingest() of a request recorded by INSERT returns its id');
+my $req2 = query(q{SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "req_cust", "cost": 0.05, "request_id": "req-2"}'::jsonb)});
+is( query(q{SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "req_cust", "cost": 0.05, "request_id": "req-2"}')}),
+	$req2, 'ingest() retried returns the first id');
+is( query(q{SELECT analytics.ingest_openai('{"model": "gpt-4o", "user": "req_cust", "request_id": "req-2"}',
+            '{"model": "gpt-4o", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}')}),
+	$req2, 'ingest_openai() with the request_id in the request body returns it too');
+is( $workers[0]->safe_psql('postgres',
+		q{SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "req_cust", "cost": 0.05, "request_id": "req-2"}')}),
+	$req2, 'ingest() through a worker returns it too');
+is( query(q{SELECT analytics.ingest_batch('{"model": "gpt-4o", "customer_identifier": "req_cust", "cost": 0.06, "request_id": "req-3"}
+{"model": "gpt-4o", "customer_identifier": "req_cust", "cost": 0.07, "request_id": "req-3"}
+{"model": "gpt-4o", "customer_identifier": "req_cust", "cost": 0.08, "request_id": "req-1"}')}),
+	'1', 'ingest_batch() counts only the request it recorded');
+my $req_nc = query(q{SELECT analytics.ingest('{"model": "gpt-4o", "cost": 0.01, "request_id": "req-nc"}')});
+is( query(q{SELECT analytics.ingest('{"model": "gpt-4o", "cost": 0.01, "request_id": "req-nc"}')}),
+	$req_nc, 'ingest() without a customer (stored under \'\') returns the first id');
+is( query(q{SELECT string_agg(request_id || ':' || n || ':' || cost, ' ' ORDER BY request_id)
+              FROM (SELECT request_id, count(*) AS n, sum(cost) AS cost FROM analytics.logs
+                     WHERE request_id LIKE 'req-%' GROUP BY 1) r}),
+	'req-1:1:0.02 req-2:1:0.05 req-3:1:0.06 req-nc:1:0.01',
+	'one log per request, the first one recorded');
+
+# A concurrent pair: the first holds its log uncommitted for 2 s, the second
+# (through a worker) records the same request meanwhile: it waits, then
+# returns the first's id.
+my @pair = (
+	[ 'pair_first', $coord,
+		qq{BEGIN;\nSELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "pair_cust", "cost": 0.1, "request_id": "pair-1"}');\nSELECT pg_sleep(2);\nCOMMIT;\n} ],
+	[ 'pair_second', $workers[1],
+		qq{SELECT pg_sleep(0.5);\nSELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "pair_cust", "cost": 0.2, "request_id": "pair-1"}');\n} ]);
+wait_timed(map { run_timed($_->[1], $dir, $_->[0], undef, 'postgres', $_->[2]) } @pair);
+my @pair_ids = map { my $r = read_timed($dir, $_->[0]); is($r->{rc}, 0, "$_->[0] succeeds") or diag $r->{out}; ($r->{out} =~ /^(\d+)$/m)[0] } @pair;
+my $pair_log = query(q{SELECT string_agg(id || ':' || cost, ' ') FROM analytics.logs WHERE request_id = 'pair-1'});
+is($pair_log, "$pair_ids[0]:0.1", 'a concurrent pair records one log, the first');
+is($pair_ids[1], $pair_ids[0], 'and the second session returns its id');
+cmp_ok(read_timed($dir, 'pair_second')->{dur}, '>=', 1.5, 'after waiting for the first to commit');
+
+# Six sessions on the three nodes record the same 20 requests of a
+# budgeted and an unbudgeted customer at once: one log each, every session
+# returns its id, the budget counter holds each cost once.
+query(q{SELECT analytics.upsert_customer('{"customer_identifier": "race_budget", "period_budget": 1000}')});
+my $race_sql = join '', map {
+	my $c = $_ % 2 ? 'race_budget' : 'race_plain';
+	"SELECT '$_ ' || analytics.ingest('{\"model\": \"gpt-4o\", \"customer_identifier\": \"$c\", \"cost\": 0.01, \"request_id\": \"race-$_\"}');\n"
+} 1 .. 20;
+my @racers = map { [ "race_$_", $nodes[ $_ % 3 ] ] } 0 .. 5;
+wait_timed(map { run_timed($_->[1], $dir, $_->[0], undef, 'postgres', $race_sql) } @racers);
+my %race_ids;
+for my $s (@racers)
+{
+	my $r = read_timed($dir, $s->[0]);
+	is($r->{rc}, 0, "$s->[0] succeeds") or diag $r->{out};
+	$race_ids{$1}{$2} = 1 while $r->{out} =~ /^(\d+) (\d+)$/mg;
+}
+my %race_logs = map { split /\|/ } split /\n/,
+  query(q{SELECT substr(request_id, 6), string_agg(id::text, ',') FROM analytics.logs
+           WHERE request_id LIKE 'race-%' GROUP BY 1});
+is(scalar(grep { $race_logs{$_} =~ /^\d+$/ } 1 .. 20), 20, 'racing sessions: one log per request');
+is( scalar(grep { join(',', sort keys %{ $race_ids{$_} }) eq ($race_logs{$_} // '') } 1 .. 20),
+	20, 'every session returned that log\'s id for each request');
+is( query(q{SELECT sum(spend) = (SELECT sum(cost) FROM analytics.logs WHERE customer_identifier = 'race_budget')
+              FROM analytics.budget_counters WHERE customer_identifier = 'race_budget' AND period_start <> '-infinity'}),
+	't', 'the budget counter holds each recorded cost once');
 ids_unique('after every ingest path');
 
 note 'budgets exact with 8 sessions on the three nodes';
