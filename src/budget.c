@@ -50,6 +50,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "alerts.h"
 #include "analytics.h"
 #include "budget.h"
 #include "changes.h"
@@ -66,6 +67,7 @@ static SPIPlanPtr counter_add_plan = NULL;
 static SPIPlanPtr counter_init_period_plan = NULL;
 static SPIPlanPtr counter_init_lifetime_plan = NULL;
 static SPIPlanPtr counters_reset_plan = NULL;
+static SPIPlanPtr alerted_reset_plan = NULL;
 
 /*
  * budget_counter_add
@@ -76,10 +78,11 @@ static SPIPlanPtr counters_reset_plan = NULL;
  */
 static Numeric
 budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
-				   Numeric cost, bool lifetime)
+				   Numeric cost, Numeric budget, bool lifetime, Datum *alerted)
 {
-	Oid			argtypes[4] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID};
-	Datum		values[4];
+	Oid			argtypes[5] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID,
+	NUMERICOID};
+	Datum		values[5];
 	SPIPlanPtr	update;
 	int			attempt;
 
@@ -87,6 +90,7 @@ budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
 	values[1] = TimestampTzGetDatum(start);
 	values[2] = TimestampTzGetDatum(end);
 	values[3] = NumericGetDatum(cost);
+	values[4] = NumericGetDatum(budget);
 
 	update = analytics_prepare(&counter_add_plan,
 							"UPDATE analytics.budget_counters "
@@ -94,7 +98,7 @@ budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
 							"WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
 							"AND period_start OPERATOR(pg_catalog.=) $2 "
 							"AND period_end OPERATOR(pg_catalog.=) $3 "
-							"RETURNING spend",
+							"RETURNING spend, alerted",
 							4, argtypes);
 
 	for (attempt = 0; attempt < 2; attempt++)
@@ -105,30 +109,38 @@ budget_counter_add(Datum ident, TimestampTz start, TimestampTz end,
 		if (SPI_execute_plan(update, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "could not update budget counter");
 		if (SPI_processed == 1)
+		{
+			*alerted = SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 2, &isnull);
 			return DatumGetNumeric(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
+		}
 
 		/*
 		 * No counter yet: build it from what is committed (plus this
 		 * transaction's own logs), with the spend function check_budget()
-		 * uses, in the INSERT's snapshot (the function is STABLE).  A
+		 * uses, in the INSERT's snapshot (the function is STABLE), with
+		 * the thresholds already recorded for it under this budget
+		 * (alerts.c; after a restore, events are kept, counters not).  A
 		 * concurrent builder makes us wait on the primary key and then do
 		 * nothing; the UPDATE then sees its row.
 		 */
 		if (lifetime)
 			init = analytics_prepare(&counter_init_lifetime_plan,
 									 "INSERT INTO analytics.budget_counters "
-									 "(customer_identifier, period_start, period_end, spend) "
-									 "SELECT $1, $2, $3, analytics._budget_total_raw($1, false) "
+									 "(customer_identifier, period_start, period_end, spend, alerted) "
+									 "SELECT $1, $2, $3, analytics._budget_total_raw($1, false), "
+									 "analytics._budget_alerted($1, $2, $3, $5) "
 									 "ON CONFLICT DO NOTHING",
-									 3, argtypes);
+									 5, argtypes);
 		else
 			init = analytics_prepare(&counter_init_period_plan,
 									 "INSERT INTO analytics.budget_counters "
-									 "(customer_identifier, period_start, period_end, spend) "
-									 "SELECT $1, $2, $3, analytics._budget_period_raw($1, $2, $3, false) "
+									 "(customer_identifier, period_start, period_end, spend, alerted) "
+									 "SELECT $1, $2, $3, analytics._budget_period_raw($1, $2, $3, false), "
+									 "analytics._budget_alerted($1, $2, $3, $5) "
 									 "ON CONFLICT DO NOTHING",
-									 3, argtypes);
+									 5, argtypes);
 		if (SPI_execute_plan(init, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create budget counter");
 	}
@@ -265,10 +277,12 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 		TimestampTz end;
 		Numeric		spend;
 		Numeric		before;
+		Datum		alerted;
 
 		periods_compute(settings->period_start, settings->duration,
 						created_at, timezone, &start, &end);
-		spend = budget_counter_add(ident, start, end, cost, false);
+		spend = budget_counter_add(ident, start, end, cost,
+								   settings->period_budget, false, &alerted);
 		before = budget_markup(numeric_sub_opt_error(spend, cost, NULL),
 							   settings->markup);
 		if (reject && numeric_at_least(before, settings->period_budget))
@@ -281,14 +295,19 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 							   budget_amount(settings->period_budget, 2),
 							   budget_format_time(end, timezone)),
 					 errhint("Raise period_budget with analytics.upsert_customer(), or retry after the period ends; analytics.check_budget() tells a proxy before it calls the model.")));
+		alerts_spend_reached(ident, settings, false, start, end,
+							 budget_markup(spend, settings->markup),
+							 settings->period_budget, alerted);
 	}
 
 	if (settings->has_total_budget)
 	{
 		Numeric		spend;
 		Numeric		before;
+		Datum		alerted;
 
-		spend = budget_counter_add(ident, DT_NOBEGIN, DT_NOEND, cost, true);
+		spend = budget_counter_add(ident, DT_NOBEGIN, DT_NOEND, cost,
+								   settings->total_budget, true, &alerted);
 		before = budget_markup(numeric_sub_opt_error(spend, cost, NULL),
 							   settings->markup);
 		if (reject && numeric_at_least(before, settings->total_budget))
@@ -299,6 +318,9 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 							   budget_spend(before),
 							   budget_amount(settings->total_budget, 2)),
 					 errhint("Raise total_budget with analytics.upsert_customer(); analytics.check_budget() tells a proxy before it calls the model.")));
+		alerts_spend_reached(ident, settings, true, DT_NOBEGIN, DT_NOEND,
+							 budget_markup(spend, settings->markup),
+							 settings->total_budget, alerted);
 	}
 
 	SPI_finish();
@@ -331,7 +353,10 @@ text_differs(const char *a, const char *b)
  *		customer's logs and makes new writes of it wait until this
  *		transaction ends, so the change applies exactly from the next insert
  *		on.  Then delete the customer's counters when they may be
- *		stale (a budget newly set, or the periods moved).  Runs in the
+ *		stale (a budget newly set, or the periods moved), else forget the
+ *		alert thresholds recorded in the counters when a budget, the markup
+ *		or the thresholds change; record a `blocked` event when blocked
+ *		goes from false to true (alerts.c).  Runs in the
  *		updating transaction; what changes_begin() takes lasts until it ends.
  */
 static Datum
@@ -343,6 +368,9 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 	HeapTuple	newtup;
 	bool		changed = false;
 	bool		reset;
+	bool		realert_period;
+	bool		realert_total;
+	bool		blocking;
 	int			i;
 
 	analytics_require_current("The budget trigger of analytics.customers");
@@ -380,6 +408,22 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 		(column_text(oldtup, tupdesc, "total_budget") == NULL &&
 		 column_text(newtup, tupdesc, "total_budget") != NULL);
 
+	/*
+	 * Thresholds fire again under a new budget (alerts.c): forget those
+	 * recorded for the counters kept, of the period or the lifetime.
+	 */
+	realert_period = text_differs(column_text(oldtup, tupdesc, "period_budget"),
+								  column_text(newtup, tupdesc, "period_budget"));
+	realert_total = text_differs(column_text(oldtup, tupdesc, "total_budget"),
+								 column_text(newtup, tupdesc, "total_budget"));
+	if (text_differs(column_text(oldtup, tupdesc, "markup_percentage"),
+					 column_text(newtup, tupdesc, "markup_percentage")) ||
+		text_differs(column_text(oldtup, tupdesc, "alert_thresholds"),
+					 column_text(newtup, tupdesc, "alert_thresholds")))
+		realert_period = realert_total = true;
+	blocking = strcmp(column_text(oldtup, tupdesc, "blocked"), "f") == 0 &&
+		strcmp(column_text(newtup, tupdesc, "blocked"), "t") == 0;
+
 	/* Wait for this customer's writers and hold off new ones: changes.c. */
 	shards_set_current(trigdata->tg_relation);
 	changes_begin(column_text(oldtup, tupdesc, "customer_identifier"));
@@ -402,6 +446,38 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not reset budget counters");
 		SPI_finish();
+	}
+	else if (realert_period || realert_total)
+	{
+		Oid			argtypes[3] = {TEXTOID, BOOLOID, BOOLOID};
+		Datum		values[3];
+		bool		isnull;
+		SPIPlanPtr	plan;
+
+		values[0] = heap_getattr(oldtup,
+								 SPI_fnumber(tupdesc, "customer_identifier"),
+								 tupdesc, &isnull);
+		values[1] = BoolGetDatum(realert_period);
+		values[2] = BoolGetDatum(realert_total);
+		SPI_connect();
+		plan = analytics_prepare(&alerted_reset_plan,
+								 "UPDATE analytics.budget_counters SET alerted = '{}' "
+								 "WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
+								 "AND pg_catalog.cardinality(alerted) OPERATOR(pg_catalog.>) 0 "
+								 "AND CASE WHEN period_start OPERATOR(pg_catalog.=) '-infinity' "
+								 "THEN $3 ELSE $2 END",
+								 3, argtypes);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not reset alerted thresholds");
+		SPI_finish();
+	}
+	if (blocking)
+	{
+		bool		isnull;
+
+		alerts_customer_blocked(heap_getattr(oldtup,
+											 SPI_fnumber(tupdesc, "customer_identifier"),
+											 tupdesc, &isnull));
 	}
 
 	return PointerGetDatum(newtup);

@@ -52,6 +52,7 @@ CREATE TABLE analytics.budget_events (
     budget numeric,
     period_start timestamptz,
     period_end timestamptz,
+    notified boolean NOT NULL DEFAULT false,
     PRIMARY KEY (customer_identifier, id)
 );
 CREATE INDEX budget_events_created_at ON analytics.budget_events (created_at);
@@ -67,4 +68,26 @@ COMMENT ON COLUMN analytics.budget_events.budget IS 'The budget (USD) in force: 
 COMMENT ON COLUMN analytics.budget_events.period_start IS 'Start of the budget period; null for total_threshold and blocked.';
 COMMENT ON COLUMN analytics.budget_events.period_end IS 'End of the budget period (exclusive); null for total_threshold and blocked.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_events', '');
+COMMENT ON COLUMN analytics.budget_events.notified IS 'Whether its NOTIFY analytics_budget has been queued: at once on a single node (sent when the transaction commits); on a Citus cluster false until the coordinator''s rollup worker sends it, one pass after the commit.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_event_ids', '');
+
+-- The alert thresholds already recorded for a customer's budget period
+-- ('-infinity', 'infinity': the lifetime) under this budget: the `alerted`
+-- of a counter the insert trigger builds (src/budget.c, src/alerts.c), so
+-- that a rebuilt counter (after a restore, set_timezone(), a budget set
+-- again) does not record them twice.
+CREATE FUNCTION analytics._budget_alerted(ident text, p_start timestamptz,
+    p_end timestamptz, p_budget numeric)
+RETURNS numeric[] LANGUAGE sql STABLE SET search_path = pg_catalog, analytics AS $$
+    SELECT coalesce(array_agg(DISTINCT e.threshold), '{}')
+      FROM analytics.budget_events e
+     WHERE e.customer_identifier OPERATOR(pg_catalog.=) ident
+       AND e.budget OPERATOR(pg_catalog.=) p_budget
+       AND CASE WHEN p_start OPERATOR(pg_catalog.=) '-infinity'
+                THEN e.kind OPERATOR(pg_catalog.=) 'total_threshold'
+                ELSE e.kind OPERATOR(pg_catalog.=) 'period_threshold'
+                     AND e.period_start OPERATOR(pg_catalog.=) p_start
+                     AND e.period_end OPERATOR(pg_catalog.=) p_end END
+$$;
+COMMENT ON FUNCTION analytics._budget_alerted(text, timestamptz, timestamptz, numeric) IS
+    'Internal: the thresholds recorded in budget_events for a customer''s period (-infinity to infinity: lifetime) under this budget.';
