@@ -4,7 +4,7 @@
 -- after a budget change; blocked events; markup; record mode; a counter
 -- rebuilt from the logs (as after a restore) records nothing twice; bad
 -- alert_thresholds.  The NOTIFY is tested with a real listener in
--- t/035_alerts.pl, concurrency in specs/alerts.spec.
+-- t/035_alerts.pl, concurrency in specs/alerts_race.spec.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS analytics CASCADE;
 CREATE EXTENSION analytics;
