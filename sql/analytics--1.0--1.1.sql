@@ -1467,6 +1467,8 @@ CREATE TABLE analytics.budget_events (
     PRIMARY KEY (customer_identifier, id)
 );
 CREATE INDEX budget_events_created_at ON analytics.budget_events (created_at);
+-- The events a cluster's coordinator has still to send (src/alerts.c).
+CREATE INDEX budget_events_unsent ON analytics.budget_events (id) WHERE NOT notified;
 COMMENT ON TABLE analytics.budget_events IS
     'Budget alerts: a row when a customer''s billed spend first reaches one of its alert_thresholds in a period (or over its lifetime), and when it becomes blocked; each is also sent as JSON by NOTIFY analytics_budget when its transaction commits.';
 COMMENT ON COLUMN analytics.budget_events.customer_identifier IS 'The customer.';

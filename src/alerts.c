@@ -53,6 +53,7 @@ static SPIPlanPtr event_insert_plan = NULL;
 static SPIPlanPtr event_insert_forwarded_plan = NULL;
 static SPIPlanPtr alerted_update_plan = NULL;
 static SPIPlanPtr forward_plan = NULL;
+static SPIPlanPtr unsent_plan = NULL;
 
 /* The payload of an event: the row as JSON, without `notified`. */
 #define ALERTS_PAYLOAD \
@@ -235,7 +236,9 @@ alerts_customer_blocked(Datum ident)
  *		the caller's transaction (its commit sends them; the two-phase
  *		commit makes the nodes' updates and the sending atomic).  Events of
  *		transactions still in progress are not visible and are sent by a
- *		later call.  Returns how many were queued.  Outside SPI.
+ *		later call.  Returns how many were queued, or -1 when this node is
+ *		not the coordinator of a cluster (nothing to forward).  Inside a
+ *		transaction with a snapshot, outside SPI.
  */
 int
 alerts_forward(void)
@@ -243,7 +246,26 @@ alerts_forward(void)
 	SPIPlanPtr	plan;
 	int			n;
 
+	if (!shards_is_coordinator())
+		return -1;
 	SPI_connect();
+
+	/*
+	 * Most passes have nothing to send: find out with a plain read (the
+	 * partial index of unsent events), which locks no row and writes no
+	 * node, before the two-phase UPDATE.
+	 */
+	plan = analytics_prepare(&unsent_plan,
+							 "SELECT FROM analytics.budget_events "
+							 "WHERE NOT notified LIMIT 1",
+							 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read unsent budget events");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return 0;
+	}
 	plan = analytics_prepare(&forward_plan,
 							 "WITH f AS (UPDATE analytics.budget_events "
 							 "SET notified = true WHERE NOT notified RETURNING *) "
