@@ -436,7 +436,7 @@ rollup_sql_for(const char *sql, Oid logs)
 {
 	static const char *const tables[] = {
 		"logs", "customers", "usage_daily", "usage_customer_day",
-		"usage_customer", "rollup_set_aside"
+		"usage_customer", "rollup_set_aside", "budget_counters"
 	};
 	StringInfoData buf;
 	const char *p = sql;

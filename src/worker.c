@@ -27,9 +27,10 @@
  *	alerts	on the coordinator of a Citus cluster, after the pass, send the
  *			budget events the nodes recorded (alerts.c) in a transaction of
  *			its own.  There the worker stays (unless others wait or too many
- *			run) and passes every rollup_interval, so an event is sent one
- *			pass after its commit; a coordinator given up waits for the
- *			launcher's next visit (WORKER_SWEEP_MS at most).
+ *			run) and, between passes, sends them every rollup_interval
+ *			without folding, so an event is sent within one interval of its
+ *			commit; a coordinator given up waits for the launcher's next
+ *			visit (WORKER_SWEEP_MS at most).
  *
  * A failed pass is logged, stored in rollup_state.last_error (shown by
  * analytics.status) and retried after WORKER_ERROR_DELAY_MS times the
@@ -397,6 +398,37 @@ worker_try_pass(MemoryContext pass_context)
 }
 
 /*
+ * worker_try_forward_alerts
+ *		Between passes on a cluster's coordinator: worker_forward_alerts()
+ *		alone (no fold: the coordinator holds no logs), its error logged and
+ *		rolled back (the events stay unsent for the next try).  Called
+ *		outside any transaction.
+ */
+static void
+worker_try_forward_alerts(MemoryContext pass_context)
+{
+	MemoryContext old = MemoryContextSwitchTo(pass_context);
+
+	PG_TRY();
+	{
+		worker_forward_alerts();
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(pass_context);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		RESUME_INTERRUPTS();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(pass_context);
+}
+
+/*
  * worker_sleep
  *		Sleep what is left of analytics.rollup_interval since from (none
  *		when it is over: a backlog is followed at once by the next pass); a
@@ -592,8 +624,10 @@ worker_main(Datum main_arg)
 			worker_sleep(pass_start);
 			pass_start = GetCurrentTimestamp();
 			worker_check_signals();
-			if (pg_atomic_read_u32(&worker_db->dirty) != 0 || worker_forwards_alerts)
+			if (pg_atomic_read_u32(&worker_db->dirty) != 0)
 				break;
+			if (worker_forwards_alerts)
+				worker_try_forward_alerts(pass_context);
 		}
 	}
 }
