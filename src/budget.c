@@ -50,6 +50,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "alerts.h"
 #include "analytics.h"
 #include "budget.h"
 #include "changes.h"
@@ -68,6 +69,7 @@ static SPIPlanPtr counter_init_lifetime_plan = NULL;
 static SPIPlanPtr counter_held_plan = NULL;
 static SPIPlanPtr counter_set_held_plan = NULL;
 static SPIPlanPtr counters_reset_plan = NULL;
+static SPIPlanPtr alerted_reset_plan = NULL;
 
 /*
  * budget_counter_recompute
@@ -136,14 +138,16 @@ budget_counter_recompute(Datum *values)
  */
 static void
 budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
-					  bool lifetime, Numeric spend_delta, Numeric held,
-					  TimestampTz until, TimestampTz now,
-					  Numeric *spend, Numeric *reserved)
+					  bool lifetime, Numeric budget, Numeric spend_delta,
+					  Numeric held, TimestampTz until, TimestampTz now,
+					  Numeric *spend, Numeric *reserved, Datum *alerted)
 {
 	Oid			argtypes[7] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID,
 	NUMERICOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			init_argtypes[4] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID};
+	Datum		init_values[4];
 	SPIPlanPtr	update;
 	int			attempt;
 
@@ -166,7 +170,7 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 							"AND period_start OPERATOR(pg_catalog.=) $2 "
 							"AND period_end OPERATOR(pg_catalog.=) $3 "
 							"RETURNING spend, reserved, "
-							"coalesce(reserved_until OPERATOR(pg_catalog.<=) $7, false)",
+							"coalesce(reserved_until OPERATOR(pg_catalog.<=) $7, false), alerted",
 							7, argtypes);
 
 	for (attempt = 0; attempt < 2; attempt++)
@@ -183,6 +187,8 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 
 			*spend = DatumGetNumeric(SPI_getbinval(row, desc, 1, &isnull));
 			*reserved = DatumGetNumeric(SPI_getbinval(row, desc, 2, &isnull));
+			if (alerted)
+				*alerted = SPI_getbinval(row, desc, 4, &isnull);
 			if (!DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)))
 				return;
 
@@ -194,27 +200,35 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 		/*
 		 * No counter yet: build it from what is committed (plus this
 		 * transaction's own logs), with the spend function check_budget()
-		 * uses, in the INSERT's snapshot (the function is STABLE).  It is
-		 * born stale (reserved_until -infinity), so the UPDATE above then
-		 * recomputes its reserved amount.  A concurrent builder makes us
-		 * wait on the primary key and then do nothing; the UPDATE then sees
-		 * its row.
+		 * uses, in the INSERT's snapshot (the function is STABLE), with
+		 * the thresholds already recorded for it under this budget
+		 * (alerts.c; after a restore, events are kept, counters not).  It
+		 * is born stale (reserved_until -infinity), so the UPDATE above
+		 * then recomputes its reserved amount.  A concurrent builder makes
+		 * us wait on the primary key and then do nothing; the UPDATE then
+		 * sees its row.
 		 */
 		if (lifetime)
 			init = analytics_prepare(&counter_init_lifetime_plan,
 									 "INSERT INTO analytics.budget_counters "
-									 "(customer_identifier, period_start, period_end, spend, reserved_until) "
-									 "SELECT $1, $2, $3, analytics._budget_total_raw($1, false), '-infinity' "
+									 "(customer_identifier, period_start, period_end, spend, reserved_until, alerted) "
+									 "SELECT $1, $2, $3, analytics._budget_total_raw($1, false), '-infinity', "
+									 "analytics._budget_alerted($1, $2, $3, $4) "
 									 "ON CONFLICT DO NOTHING",
-									 3, argtypes);
+									 4, init_argtypes);
 		else
 			init = analytics_prepare(&counter_init_period_plan,
 									 "INSERT INTO analytics.budget_counters "
-									 "(customer_identifier, period_start, period_end, spend, reserved_until) "
-									 "SELECT $1, $2, $3, analytics._budget_period_raw($1, $2, $3, false), '-infinity' "
+									 "(customer_identifier, period_start, period_end, spend, reserved_until, alerted) "
+									 "SELECT $1, $2, $3, analytics._budget_period_raw($1, $2, $3, false), '-infinity', "
+									 "analytics._budget_alerted($1, $2, $3, $4) "
 									 "ON CONFLICT DO NOTHING",
-									 3, argtypes);
-		if (SPI_execute_plan(init, values, NULL, false, 0) != SPI_OK_INSERT)
+									 4, init_argtypes);
+		init_values[0] = ident;
+		init_values[1] = values[1];
+		init_values[2] = values[2];
+		init_values[3] = NumericGetDatum(budget);
+		if (SPI_execute_plan(init, init_values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create budget counter");
 	}
 	elog(ERROR, "budget counter of customer vanished while being created");
@@ -398,6 +412,7 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 	Numeric		release = held ? DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(held->estimated_cost))) : zero;
 	Numeric		spend;
 	Numeric		reserved;
+	Datum		alerted;
 	Datum		ident;
 
 	if (settings->blocked && reject)
@@ -428,13 +443,14 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 			if (held_start != start || held_end != end)
 			{
 				same_period = false;
-				budget_counter_update(ident, held_start, held_end, false, zero,
-									  release, DT_NOEND, now, &spend, &reserved);
+				budget_counter_update(ident, held_start, held_end, false,
+									  settings->period_budget, zero, release,
+									  DT_NOEND, now, &spend, &reserved, NULL);
 			}
 		}
-		budget_counter_update(ident, start, end, false, cost,
-							  same_period ? release : zero, DT_NOEND, now,
-							  &spend, &reserved);
+		budget_counter_update(ident, start, end, false, settings->period_budget,
+							  cost, same_period ? release : zero, DT_NOEND, now,
+							  &spend, &reserved, &alerted);
 		if (reject)
 		{
 			Numeric		before = budget_before(spend, reserved, cost, settings->markup);
@@ -442,12 +458,15 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 			if (numeric_at_least(before, settings->period_budget))
 				budget_reject_period(customer, settings, before, end, timezone, false);
 		}
+		alerts_spend_reached(ident, settings, false, start, end,
+							 budget_markup(spend, settings->markup),
+							 settings->period_budget, alerted);
 	}
 
 	if (settings->has_total_budget)
 	{
-		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, cost, release,
-							  DT_NOEND, now, &spend, &reserved);
+		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, settings->total_budget,
+							  cost, release, DT_NOEND, now, &spend, &reserved, &alerted);
 		if (reject)
 		{
 			Numeric		before = budget_before(spend, reserved, cost, settings->markup);
@@ -455,6 +474,9 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 			if (numeric_at_least(before, settings->total_budget))
 				budget_reject_total(customer, settings, before, false);
 		}
+		alerts_spend_reached(ident, settings, true, DT_NOBEGIN, DT_NOEND,
+							 budget_markup(spend, settings->markup),
+							 settings->total_budget, alerted);
 	}
 
 	SPI_finish();
@@ -498,8 +520,8 @@ budget_admit(const char *customer, const CustomerSettings *settings,
 
 		periods_compute(settings->period_start, settings->duration,
 						now, timezone, &start, &end);
-		budget_counter_update(ident, start, end, false, zero, estimate, expires,
-							  now, &spend, &reserved);
+		budget_counter_update(ident, start, end, false, settings->period_budget,
+							  zero, estimate, expires, now, &spend, &reserved, NULL);
 		if (reject)
 		{
 			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);
@@ -511,8 +533,8 @@ budget_admit(const char *customer, const CustomerSettings *settings,
 
 	if (settings->has_total_budget)
 	{
-		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, zero, estimate,
-							  expires, now, &spend, &reserved);
+		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, settings->total_budget,
+							  zero, estimate, expires, now, &spend, &reserved, NULL);
 		if (reject)
 		{
 			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);
@@ -552,7 +574,10 @@ text_differs(const char *a, const char *b)
  *		customer's logs and makes new writes of it wait until this
  *		transaction ends, so the change applies exactly from the next insert
  *		on.  Then delete the customer's counters when they may be
- *		stale (a budget newly set, or the periods moved).  Runs in the
+ *		stale (a budget newly set, or the periods moved), else forget the
+ *		alert thresholds recorded in the counters when a budget, the markup
+ *		or the thresholds change; record a `blocked` event when blocked
+ *		goes from false to true (alerts.c).  Runs in the
  *		updating transaction; what changes_begin() takes lasts until it ends.
  */
 static Datum
@@ -564,6 +589,9 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 	HeapTuple	newtup;
 	bool		changed = false;
 	bool		reset;
+	bool		realert_period;
+	bool		realert_total;
+	bool		blocking;
 	int			i;
 
 	analytics_require_current("The budget trigger of analytics.customers");
@@ -601,6 +629,22 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 		(column_text(oldtup, tupdesc, "total_budget") == NULL &&
 		 column_text(newtup, tupdesc, "total_budget") != NULL);
 
+	/*
+	 * Thresholds fire again under a new budget (alerts.c): forget those
+	 * recorded for the counters kept, of the period or the lifetime.
+	 */
+	realert_period = text_differs(column_text(oldtup, tupdesc, "period_budget"),
+								  column_text(newtup, tupdesc, "period_budget"));
+	realert_total = text_differs(column_text(oldtup, tupdesc, "total_budget"),
+								 column_text(newtup, tupdesc, "total_budget"));
+	if (text_differs(column_text(oldtup, tupdesc, "markup_percentage"),
+					 column_text(newtup, tupdesc, "markup_percentage")) ||
+		text_differs(column_text(oldtup, tupdesc, "alert_thresholds"),
+					 column_text(newtup, tupdesc, "alert_thresholds")))
+		realert_period = realert_total = true;
+	blocking = strcmp(column_text(oldtup, tupdesc, "blocked"), "f") == 0 &&
+		strcmp(column_text(newtup, tupdesc, "blocked"), "t") == 0;
+
 	/* Wait for this customer's writers and hold off new ones: changes.c. */
 	shards_set_current(trigdata->tg_relation);
 	changes_begin(column_text(oldtup, tupdesc, "customer_identifier"));
@@ -623,6 +667,38 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not reset budget counters");
 		SPI_finish();
+	}
+	else if (realert_period || realert_total)
+	{
+		Oid			argtypes[3] = {TEXTOID, BOOLOID, BOOLOID};
+		Datum		values[3];
+		bool		isnull;
+		SPIPlanPtr	plan;
+
+		values[0] = heap_getattr(oldtup,
+								 SPI_fnumber(tupdesc, "customer_identifier"),
+								 tupdesc, &isnull);
+		values[1] = BoolGetDatum(realert_period);
+		values[2] = BoolGetDatum(realert_total);
+		SPI_connect();
+		plan = analytics_prepare(&alerted_reset_plan,
+								 "UPDATE analytics.budget_counters SET alerted = '{}' "
+								 "WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
+								 "AND pg_catalog.cardinality(alerted) OPERATOR(pg_catalog.>) 0 "
+								 "AND CASE WHEN period_start OPERATOR(pg_catalog.=) '-infinity' "
+								 "THEN $3 ELSE $2 END",
+								 3, argtypes);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not reset alerted thresholds");
+		SPI_finish();
+	}
+	if (blocking)
+	{
+		bool		isnull;
+
+		alerts_customer_blocked(heap_getattr(oldtup,
+											 SPI_fnumber(tupdesc, "customer_identifier"),
+											 tupdesc, &isnull));
 	}
 
 	return PointerGetDatum(newtup);

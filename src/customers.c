@@ -38,6 +38,7 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -87,12 +88,13 @@ typedef enum CustomerSetting
 	SETTING_PERIOD_START,
 	SETTING_TOTAL_BUDGET,
 	SETTING_MARKUP_PERCENTAGE,
-	SETTING_BLOCKED
+	SETTING_BLOCKED,
+	SETTING_ALERT_THRESHOLDS
 } CustomerSetting;
 
 const char *const customers_setting_columns[CUSTOMERS_SETTINGS] = {
 	"period_budget", "budget_duration", "period_start", "total_budget",
-	"markup_percentage", "blocked"
+	"markup_percentage", "blocked", "alert_thresholds"
 };
 
 static SPIPlanPtr customer_create_plan = NULL;
@@ -268,6 +270,50 @@ customers_changing(void)
 	customers_forget();
 }
 
+static int
+numeric_ptr_cmp(const void *a, const void *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+											 NumericGetDatum(*(const Numeric *) a),
+											 NumericGetDatum(*(const Numeric *) b)));
+}
+
+/*
+ * customer_read_thresholds
+ *		Set settings' alert thresholds from alert_thresholds (numeric[],
+ *		possibly NULL): the distinct non-null values, ascending, in the
+ *		current memory context (the cache's).
+ */
+static void
+customer_read_thresholds(ArrayType *array, CustomerSettings *settings)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			kept = 0;
+
+	settings->nthresholds = 0;
+	settings->thresholds = NULL;
+	if (array == NULL)
+		return;
+	deconstruct_array(array, NUMERICOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	if (n == 0)
+		return;
+	settings->thresholds = palloc(n * sizeof(Numeric));
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			settings->thresholds[kept++] = DatumGetNumericCopy(elems[i]);
+	qsort(settings->thresholds, kept, sizeof(Numeric), numeric_ptr_cmp);
+	n = kept;
+	kept = 0;
+	for (int i = 0; i < n; i++)
+		if (kept == 0 || numeric_ptr_cmp(&settings->thresholds[kept - 1],
+										 &settings->thresholds[i]) != 0)
+			settings->thresholds[kept++] = settings->thresholds[i];
+	settings->nthresholds = kept;
+}
+
 /*
  * customer_read
  *		Read a customer's settings through the primary key with the given
@@ -322,6 +368,9 @@ customer_read(Oid relid, Datum ident, Snapshot snapshot, CustomerSettings *setti
 
 		d = slot_getattr(slot, setting_attnums[SETTING_BLOCKED], &isnull);
 		settings->blocked = !isnull && DatumGetBool(d);
+
+		d = slot_getattr(slot, setting_attnums[SETTING_ALERT_THRESHOLDS], &isnull);
+		customer_read_thresholds(isnull ? NULL : DatumGetArrayTypeP(d), settings);
 		MemoryContextSwitchTo(old);
 	}
 	index_endscan(scan);

@@ -28,10 +28,12 @@ typedef struct CustomerSettings
 	bool		has_total_budget;
 	Numeric		total_budget;
 	Numeric		markup;			/* markup_percentage */
+	int			nthresholds;	/* alert_thresholds: distinct, ascending */
+	Numeric    *thresholds;
 } CustomerSettings;
 
 /* The names of the settings columns (customers.c). */
-#define CUSTOMERS_SETTINGS 6
+#define CUSTOMERS_SETTINGS 7
 extern const char *const customers_setting_columns[CUSTOMERS_SETTINGS];
 
 extern void customers_init(void);

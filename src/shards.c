@@ -545,6 +545,18 @@ shards_node_prefix(void)
 }
 
 /*
+ * shards_is_coordinator
+ *		Whether this node is the coordinator (Citus group 0) of a cluster
+ *		where analytics.logs is distributed.  Inside a transaction.
+ */
+bool
+shards_is_coordinator(void)
+{
+	return shards_logs_distributed() &&
+		shards_node_prefix() == ((int64) 1 << LOG_ID_BITS);
+}
+
+/*
  * shards_logs_shard
  *		The relation of logs shard shardid on this node, or InvalidOid when
  *		the node has none (placed elsewhere, or not created yet).

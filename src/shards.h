@@ -34,6 +34,7 @@ extern int64 shards_next_log_id(void);
 extern int64 shards_node_prefix(void);
 extern List *shards_local_logs(void);
 extern bool shards_logs_distributed(void);
+extern bool shards_is_coordinator(void);
 extern int64 shards_id_last(void);
 
 #endif							/* ANALYTICS_SHARDS_H */

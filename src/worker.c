@@ -24,6 +24,13 @@
  *			analytics.rollup_interval when logs came and none when none did,
  *			and leave after WORKER_LINGER_MS without logs (at once after a
  *			visit the launcher made only because one was due).
+ *	alerts	on the coordinator of a Citus cluster, after the pass, send the
+ *			budget events the nodes recorded (alerts.c) in a transaction of
+ *			its own.  There the worker stays (unless others wait or too many
+ *			run) and, between passes, sends them every rollup_interval
+ *			without folding, so an event is sent within one interval of its
+ *			commit; a coordinator given up waits for the launcher's next
+ *			visit (WORKER_SWEEP_MS at most).
  *
  * A failed pass is logged, stored in rollup_state.last_error (shown by
  * analytics.status) and retried after WORKER_ERROR_DELAY_MS times the
@@ -59,6 +66,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "alerts.h"
 #include "analytics.h"
 #include "pool.h"
 #include "rollup.h"
@@ -85,6 +93,12 @@ PGDLLEXPORT void worker_main(Datum main_arg);
 static PoolDatabase *worker_db = NULL;
 static TimestampTz worker_serve_start = 0;
 static bool worker_yielded = false;
+
+/*
+ * This is the coordinator of a cluster, which sends the nodes' budget
+ * events (alerts.c): the worker stays and passes every rollup_interval.
+ */
+static bool worker_forwards_alerts = false;
 
 /*
  * worker_should_yield
@@ -278,6 +292,31 @@ worker_pass(void)
 }
 
 /*
+ * worker_forward_alerts
+ *		On the coordinator of a Citus cluster, send the budget events the
+ *		nodes recorded since the last pass (alerts.c), in a transaction of
+ *		its own; note whether this is such a node (worker_forwards_alerts).
+ *		Called outside any transaction; errors propagate.
+ */
+static void
+worker_forward_alerts(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (!worker_lock_extension())
+	{
+		CommitTransactionCommand();
+		return;
+	}
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "analytics rollup: forwarding budget events");
+	worker_forwards_alerts = alerts_forward() >= 0;
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * worker_record_error
  *		Store a failed pass's error in rollup_state.last_error (shown by
  *		analytics.status), in a transaction of its own.  Best effort: a
@@ -334,6 +373,7 @@ worker_try_pass(MemoryContext pass_context)
 	PG_TRY();
 	{
 		worker_pass();
+		worker_forward_alerts();
 		ok = true;
 	}
 	PG_CATCH();
@@ -355,6 +395,37 @@ worker_try_pass(MemoryContext pass_context)
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * worker_try_forward_alerts
+ *		Between passes on a cluster's coordinator: worker_forward_alerts()
+ *		alone (no fold: the coordinator holds no logs), its error logged and
+ *		rolled back (the events stay unsent for the next try).  Called
+ *		outside any transaction.
+ */
+static void
+worker_try_forward_alerts(MemoryContext pass_context)
+{
+	MemoryContext old = MemoryContextSwitchTo(pass_context);
+
+	PG_TRY();
+	{
+		worker_forward_alerts();
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(pass_context);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		RESUME_INTERRUPTS();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(pass_context);
 }
 
 /*
@@ -456,7 +527,7 @@ worker_may_stay(bool had_logs, TimestampTz last_logs)
 	}
 	if ((int) pg_atomic_read_u32(&pool_shared->running) > pool_effective_max_workers())
 		return false;			/* its logs stay marked for the next worker */
-	if (dirty)
+	if (dirty || worker_forwards_alerts)
 		return true;
 	return had_logs &&
 		!TimestampDifferenceExceeds(last_logs, GetCurrentTimestamp(), WORKER_LINGER_MS);
@@ -555,6 +626,8 @@ worker_main(Datum main_arg)
 			worker_check_signals();
 			if (pg_atomic_read_u32(&worker_db->dirty) != 0)
 				break;
+			if (worker_forwards_alerts)
+				worker_try_forward_alerts(pass_context);
 		}
 	}
 }

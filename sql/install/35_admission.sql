@@ -58,9 +58,12 @@ CREATE TABLE analytics.budget_events (
     budget numeric,
     period_start timestamptz,
     period_end timestamptz,
+    notified boolean NOT NULL DEFAULT false,
     PRIMARY KEY (customer_identifier, id)
 );
 CREATE INDEX budget_events_created_at ON analytics.budget_events (created_at);
+-- The events a cluster's coordinator has still to send (src/alerts.c).
+CREATE INDEX budget_events_unsent ON analytics.budget_events (id) WHERE NOT notified;
 COMMENT ON TABLE analytics.budget_events IS
     'Budget alerts: a row when a customer''s billed spend first reaches one of its alert_thresholds in a period (or over its lifetime), and when it becomes blocked; each is also sent as JSON by NOTIFY analytics_budget when its transaction commits.';
 COMMENT ON COLUMN analytics.budget_events.customer_identifier IS 'The customer.';
@@ -73,6 +76,7 @@ COMMENT ON COLUMN analytics.budget_events.budget IS 'The budget (USD) in force: 
 COMMENT ON COLUMN analytics.budget_events.period_start IS 'Start of the budget period; null for total_threshold and blocked.';
 COMMENT ON COLUMN analytics.budget_events.period_end IS 'End of the budget period (exclusive); null for total_threshold and blocked.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_events', '');
+COMMENT ON COLUMN analytics.budget_events.notified IS 'Whether its NOTIFY analytics_budget has been queued: at once on a single node (sent when the transaction commits); on a Citus cluster false until the coordinator''s rollup worker sends it, one pass after the commit.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_event_ids', '');
 
 -- The estimates held by a customer's admissions made in [p_start, p_end)
@@ -142,3 +146,23 @@ CREATE FUNCTION analytics.admit(customer_identifier text, estimated_cost numeric
 RETURNS bigint AS 'MODULE_PATHNAME', 'admission_admit' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION analytics.admit(text, numeric, integer) IS
     'Admits one LLM request of the customer before the model is called: raises UA003 (blocked), UA001/UA002 (billed spend of logs plus open admissions at or over a budget) or UA004 (rate_limit or token_rate_limit, DETAIL: when to retry); else returns an admission id that holds estimated_cost against the budgets until the log carrying it (logs.admission_id) settles it or analytics.admission_timeout passes.';
+-- The alert thresholds already recorded for a customer's budget period
+-- ('-infinity', 'infinity': the lifetime) under this budget: the `alerted`
+-- of a counter the insert trigger builds (src/budget.c, src/alerts.c), so
+-- that a rebuilt counter (after a restore, set_timezone(), a budget set
+-- again) does not record them twice.
+CREATE FUNCTION analytics._budget_alerted(ident text, p_start timestamptz,
+    p_end timestamptz, p_budget numeric)
+RETURNS numeric[] LANGUAGE sql STABLE SET search_path = pg_catalog, analytics AS $$
+    SELECT coalesce(array_agg(DISTINCT e.threshold), '{}')
+      FROM analytics.budget_events e
+     WHERE e.customer_identifier OPERATOR(pg_catalog.=) ident
+       AND e.budget OPERATOR(pg_catalog.=) p_budget
+       AND CASE WHEN p_start OPERATOR(pg_catalog.=) '-infinity'
+                THEN e.kind OPERATOR(pg_catalog.=) 'total_threshold'
+                ELSE e.kind OPERATOR(pg_catalog.=) 'period_threshold'
+                     AND e.period_start OPERATOR(pg_catalog.=) p_start
+                     AND e.period_end OPERATOR(pg_catalog.=) p_end END
+$$;
+COMMENT ON FUNCTION analytics._budget_alerted(text, timestamptz, timestamptz, numeric) IS
+    'Internal: the thresholds recorded in budget_events for a customer''s period (-infinity to infinity: lifetime) under this budget.';

@@ -18,7 +18,7 @@ use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(
   analytics_node wait_until kill9_server set_install_path log_offset log_since psql_verbose
-  run_timed wait_timed read_timed
+  run_timed wait_timed read_timed listen_start listen_payloads listen_stop
   $USAGE_MISMATCHES $VIEW_MISMATCHES $USERS_MISMATCHES);
 
 # analytics_node(NAME, conf => TEXT, start => 0|1, CLUSTER-NEW-PARAMS...):
@@ -186,6 +186,56 @@ sub read_timed
 		dur    => sprintf('%.3f', $t1 - $t0),
 		out    => $out
 	};
+}
+
+# listen_start(NODE, DB, CHANNEL): a psql session that LISTENs on CHANNEL
+# (IPC::Run harness and its buffers), for listen_payloads.
+sub listen_start
+{
+	my ($node, $db, $channel) = @_;
+	my $l = { in => "LISTEN $channel;\nSELECT 'listening';\n", out => '', err => '' };
+	$l->{h} = IPC::Run::start(
+		[
+			$node->installed_command('psql'), '-XAtq', '-h', $node->host,
+			'-p', $node->port, '-d', $db
+		],
+		'<', \$l->{in}, '>', \$l->{out}, '2>', \$l->{err},
+		IPC::Run::timeout(600));
+	$l->{h}->pump until $l->{out} =~ /^listening$/m;
+	return $l;
+}
+
+# listen_payloads(LISTENER, COUNT, SECONDS): the payloads of the
+# notifications the listener has received, in order, once there are COUNT
+# of them or SECONDS have passed (psql prints a notification after the
+# command during which it arrived, so the listener runs a query every 0.2 s).
+sub listen_payloads
+{
+	my ($l, $count, $seconds) = @_;
+	my $deadline = time + $seconds;
+	my $n = 0;
+	my @payloads;
+
+	while (1)
+	{
+		$n++;
+		$l->{in} .= "SELECT 'sync $n';\n";
+		$l->{h}->pump until $l->{out} =~ /^sync $n$/m;
+		@payloads = $l->{out} =~
+		  /^Asynchronous notification "[^"]+" with payload "(.*)" received from server process with PID \d+\.$/mg;
+		last if @payloads >= $count || time > $deadline;
+		usleep(200_000);
+	}
+	return @payloads;
+}
+
+# listen_stop(LISTENER): end the listening session.
+sub listen_stop
+{
+	my ($l) = @_;
+	$l->{in} .= "\\q\n";
+	$l->{h}->finish;
+	return;
 }
 
 # Rows where analytics.users differs from the same GROUP BY over the raw
