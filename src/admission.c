@@ -32,7 +32,8 @@
  * held in budget_check_log().
  *
  * Admissions are forgotten by admit(), for its customer: settled ones once
- * they leave the rate window, open ones a day after they expire.
+ * they leave the rate window; open ones stay until purge_logs() removes
+ * them with the logs of their time.
  *
  * Locks, in the lock order of src/README.md: the customer's row (2) and its
  * counter rows (8) for admit(); the admission's row before the counter rows
@@ -65,9 +66,8 @@ PG_FUNCTION_INFO_V1(admission_admit);
 
 /* An estimate is bounded like a log's cost (SPEC section 14). */
 #define ADMISSION_MAX_COST		1000000
-/* Settled admissions are kept for the rate window, open ones a day past expiry. */
+/* Settled admissions are kept for the rate window. */
 #define ADMISSION_WINDOW		"60 seconds"
-#define ADMISSION_KEPT			"1 day"
 
 static SPIPlanPtr customer_lock_plan = NULL;
 static SPIPlanPtr customer_create_plan = NULL;
@@ -318,16 +318,17 @@ admission_admit_as_owner(PG_FUNCTION_ARGS)
 
 	budget_admit(customer, &settings, now, expires, estimate);
 
-	/* Forget what neither the rate window nor a late log needs. */
+	/*
+	 * Forget the settled admissions the rate window no longer counts (a log
+	 * naming one is refused as unknown instead of as settled: 22023 both).
+	 * Open ones stay, however old, so that a late log naming one is checked
+	 * like a log without one; purge_logs() removes them with the logs.
+	 */
 	if (SPI_execute_plan(analytics_prepare(&forget_plan,
 										   "DELETE FROM analytics.admissions "
-										   "WHERE customer_identifier OPERATOR(pg_catalog.=) $1 AND ("
-										   "(settled_by IS NOT NULL AND created_at OPERATOR(pg_catalog.<=) "
-										   "($2 OPERATOR(pg_catalog.-) interval '" ADMISSION_WINDOW "')) OR "
-										   "(settled_by IS NULL AND created_at OPERATOR(pg_catalog.<) "
-										   "($2 OPERATOR(pg_catalog.-) interval '" ADMISSION_KEPT "') "
-										   "AND expires_at OPERATOR(pg_catalog.<) "
-										   "($2 OPERATOR(pg_catalog.-) interval '" ADMISSION_KEPT "')))",
+										   "WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
+										   "AND settled_by IS NOT NULL AND created_at OPERATOR(pg_catalog.<=) "
+										   "($2 OPERATOR(pg_catalog.-) interval '" ADMISSION_WINDOW "')",
 										   2, argtypes),
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not forget old admissions");
@@ -379,7 +380,7 @@ admission_settle(Datum ident, int64 admission_id, int64 log_id, BudgetHeld *held
 										   "AND id OPERATOR(pg_catalog.=) $2 "
 										   "AND settled_by IS NULL "
 										   "AND expires_at OPERATOR(pg_catalog.>) $4 "
-										   "RETURNING created_at, estimated_cost",
+										   "RETURNING created_at, estimated_cost, expires_at",
 										   4, argtypes),
 						 values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not settle the admission");
@@ -387,6 +388,8 @@ admission_settle(Datum ident, int64 admission_id, int64 log_id, BudgetHeld *held
 	{
 		held->created_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 															  SPI_tuptable->tupdesc, 1, &isnull));
+		held->expires_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc, 3, &isnull));
 		held->estimated_cost = DatumGetNumeric(SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 																			   SPI_tuptable->tupdesc, 2,
 																			   &isnull),

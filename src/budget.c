@@ -74,14 +74,14 @@ static SPIPlanPtr alerted_reset_plan = NULL;
 /*
  * budget_counter_recompute
  *		Set the reserved amount of a locked counter (values: customer,
- *		start, end, ..., now as budget_counter_update's parameters) to the
- *		estimates of the admissions open now, and reserved_until to the
- *		first of their expiries; return the amount.  Inside SPI.
+ *		start, end as budget_counter_update's parameters) to the estimates
+ *		of the admissions open at `at`, and reserved_until to the first of
+ *		their expiries; return the amount.  Inside SPI.
  */
 static Numeric
-budget_counter_recompute(Datum *values)
+budget_counter_recompute(Datum *values, Datum at)
 {
-	Datum		held_values[4] = {values[0], values[1], values[2], values[6]};
+	Datum		held_values[4] = {values[0], values[1], values[2], at};
 	Datum		set_values[5] = {values[0], values[1], values[2]};
 	char		set_nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	HeapTuple	row;
@@ -119,27 +119,34 @@ budget_counter_recompute(Datum *values)
 /*
  * budget_counter_update
  *		Add spend and held to the customer's counter of [start, end) and
- *		return its new raw spend and reserved amount, creating the counter
- *		first when it does not exist.  `until`, when not DT_NOEND, is the
- *		expiry of an admission whose estimate `held` adds.  Must be called
- *		inside SPI.  Locks the counter row until the end of the
- *		transaction (see the file header).
+ *		return its new raw spend and reserved amount (and its `alerted`
+ *		thresholds, when alerted is not NULL), creating the counter first
+ *		when it does not exist (with the thresholds already recorded under
+ *		`budget`).  `until`, when not DT_NOEND, is the expiry of an
+ *		admission whose estimate `held` adds; `released`, when not DT_NOEND,
+ *		the expiry of a settled admission whose estimate `held` takes away.
+ *		Must be called inside SPI.  Locks the counter row until the end of
+ *		the transaction (see the file header).
  *
  * The reserved amount is the sum of the estimates of the customer's open
- * admissions made in the period, as of `now`.  The caller changes
- * analytics.admissions first (an admission inserted, or marked settled) and
- * passes the change as `held`; when the counter is stale (an admission it
- * counts expired: reserved_until has passed) or was just built (built
- * counters are born stale), reserved is recomputed from analytics.admissions
- * instead, which already shows the caller's change and every committed one.
- * Under the row lock the two agree: a change of another transaction that
- * this recompute cannot see yet is applied by that transaction's own update
- * of the row, after ours.
+ * admissions that a log of the period may settle (made before its end,
+ * expiring after its start), as of the counter's last check.  The caller
+ * changes analytics.admissions first (an admission inserted, or marked
+ * settled) and passes the change as `held`; when the counter is stale, or
+ * was just built (built counters are born stale), reserved is recomputed
+ * from analytics.admissions instead, which already shows the caller's
+ * change and every committed one.  Stale means, at the clock read once the
+ * row is locked: an admission the counter counts has expired
+ * (reserved_until passed), or the settled admission has (an earlier
+ * recompute may have dropped it already: the delta would take it away
+ * twice).  Under the row lock the two agree: a change of another
+ * transaction that this recompute cannot see yet is applied by that
+ * transaction's own update of the row, after ours.
  */
 static void
 budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 					  bool lifetime, Numeric budget, Numeric spend_delta,
-					  Numeric held, TimestampTz until, TimestampTz now,
+					  Numeric held, TimestampTz until, TimestampTz released,
 					  Numeric *spend, Numeric *reserved, Datum *alerted)
 {
 	Oid			argtypes[7] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID,
@@ -159,7 +166,9 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 	values[5] = TimestampTzGetDatum(until);
 	if (until == DT_NOEND)
 		nulls[5] = 'n';
-	values[6] = TimestampTzGetDatum(now);
+	values[6] = TimestampTzGetDatum(released);
+	if (released == DT_NOEND)
+		nulls[6] = 'n';
 
 	update = analytics_prepare(&counter_add_plan,
 							"UPDATE analytics.budget_counters "
@@ -170,7 +179,9 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 							"AND period_start OPERATOR(pg_catalog.=) $2 "
 							"AND period_end OPERATOR(pg_catalog.=) $3 "
 							"RETURNING spend, reserved, "
-							"coalesce(reserved_until OPERATOR(pg_catalog.<=) $7, false), alerted",
+							"coalesce(reserved_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp(), false) "
+							"OR coalesce($7 OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp(), false), "
+							"alerted, pg_catalog.clock_timestamp()",
 							7, argtypes);
 
 	for (attempt = 0; attempt < 2; attempt++)
@@ -193,7 +204,8 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 				return;
 
 			/* Stale: recompute from the admissions open now. */
-			*reserved = budget_counter_recompute(values);
+			*reserved = budget_counter_recompute(values,
+												 SPI_getbinval(row, desc, 5, &isnull));
 			return;
 		}
 
@@ -384,18 +396,61 @@ budget_before(Numeric spend, Numeric reserved, Numeric own, Numeric markup)
 }
 
 /*
+ * At most this many budget periods hold one admission's estimate (the
+ * periods from its creation to its expiry; analytics.admission_timeout is
+ * at most a day, the shortest period a day).
+ */
+#define BUDGET_MAX_HELD_PERIODS 4
+
+/*
+ * budget_charge_period
+ *		Add a log's cost to the counter of its period [start, end) (and
+ *		take away `release`, the estimate of the admission it settles,
+ *		expiring at `released`), reject it when the period's billed spend
+ *		before it, with the estimates held, reached the budget, and record
+ *		the alert thresholds it reaches.
+ */
+static void
+budget_charge_period(Datum ident, const char *customer,
+					 const CustomerSettings *settings, TimestampTz start,
+					 TimestampTz end, Numeric cost, Numeric release,
+					 TimestampTz released, bool reject)
+{
+	Numeric		spend;
+	Numeric		reserved;
+	Datum		alerted;
+
+	budget_counter_update(ident, start, end, false, settings->period_budget,
+						  cost, release, DT_NOEND, released,
+						  &spend, &reserved, &alerted);
+	if (reject)
+	{
+		Numeric		before = budget_before(spend, reserved, cost, settings->markup);
+
+		if (numeric_at_least(before, settings->period_budget))
+			budget_reject_period(customer, settings, before, end,
+								 periods_timezone(), false);
+	}
+	alerts_spend_reached(ident, settings, false, start, end,
+						 budget_markup(spend, settings->markup),
+						 settings->period_budget, alerted);
+}
+
+/*
  * budget_check_log
  *		Enforce the customer's budgets on one new log:
  *		blocked -> UA003; period spend before this log (with the estimates
  *		of the open admissions) already at or over period_budget -> UA001;
  *		total spend before it at or over total_budget -> UA002.  Otherwise
  *		the log's raw cost is added to its period's and the lifetime
- *		counter.  With analytics.budget_enforcement = record the log is
+ *		counter, and the alert thresholds it reaches are recorded
+ *		(alerts.c).  With analytics.budget_enforcement = record the log is
  *		counted and never rejected.
  *
  * `held`, when not NULL, is the admission this log settles (admission.c
  * marked it settled): the log is never rejected, and the admission's
- * estimate stops being held, in the counter of the period it was made in.
+ * estimate stops being held, in every period counter that held it (those
+ * from its creation to its expiry), in time order with the log's own.
  *
  * `settings` holds the settings of the last committed change (customers.c);
  * the caller runs inside the inserting transaction, READ COMMITTED
@@ -407,9 +462,9 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 {
 	bool		reject = analytics_budget_enforcement != BUDGET_ENFORCEMENT_RECORD &&
 		held == NULL;
-	TimestampTz now = GetCurrentTimestamp();
 	Numeric		zero = int64_to_numeric(0);
 	Numeric		release = held ? DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(held->estimated_cost))) : zero;
+	TimestampTz released = held ? held->expires_at : DT_NOEND;
 	Numeric		spend;
 	Numeric		reserved;
 	Datum		alerted;
@@ -429,44 +484,49 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 		text	   *timezone = periods_timezone();
 		TimestampTz start;
 		TimestampTz end;
-		bool		same_period = true;
+		bool		charged = false;
 
 		periods_compute(settings->period_start, settings->duration,
 						created_at, timezone, &start, &end);
 		if (held)
 		{
-			TimestampTz held_start;
-			TimestampTz held_end;
+			TimestampTz at = held->created_at;
 
-			periods_compute(settings->period_start, settings->duration,
-							held->created_at, timezone, &held_start, &held_end);
-			if (held_start != start || held_end != end)
+			for (int i = 0; i < BUDGET_MAX_HELD_PERIODS && at < held->expires_at; i++)
 			{
-				same_period = false;
-				budget_counter_update(ident, held_start, held_end, false,
-									  settings->period_budget, zero, release,
-									  DT_NOEND, now, &spend, &reserved, NULL);
+				TimestampTz held_start;
+				TimestampTz held_end;
+
+				periods_compute(settings->period_start, settings->duration,
+								at, timezone, &held_start, &held_end);
+				if (!charged && start < held_start)
+				{
+					budget_charge_period(ident, customer, settings, start, end,
+										 cost, zero, DT_NOEND, reject);
+					charged = true;
+				}
+				if (held_start == start)
+				{
+					budget_charge_period(ident, customer, settings, start, end,
+										 cost, release, released, reject);
+					charged = true;
+				}
+				else
+					budget_counter_update(ident, held_start, held_end, false,
+										  settings->period_budget, zero, release,
+										  DT_NOEND, released, &spend, &reserved, NULL);
+				at = held_end;
 			}
 		}
-		budget_counter_update(ident, start, end, false, settings->period_budget,
-							  cost, same_period ? release : zero, DT_NOEND, now,
-							  &spend, &reserved, &alerted);
-		if (reject)
-		{
-			Numeric		before = budget_before(spend, reserved, cost, settings->markup);
-
-			if (numeric_at_least(before, settings->period_budget))
-				budget_reject_period(customer, settings, before, end, timezone, false);
-		}
-		alerts_spend_reached(ident, settings, false, start, end,
-							 budget_markup(spend, settings->markup),
-							 settings->period_budget, alerted);
+		if (!charged)
+			budget_charge_period(ident, customer, settings, start, end,
+								 cost, zero, DT_NOEND, reject);
 	}
 
 	if (settings->has_total_budget)
 	{
 		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, settings->total_budget,
-							  cost, release, DT_NOEND, now, &spend, &reserved, &alerted);
+							  cost, release, DT_NOEND, released, &spend, &reserved, &alerted);
 		if (reject)
 		{
 			Numeric		before = budget_before(spend, reserved, cost, settings->markup);
@@ -488,7 +548,9 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
  *		refuse it: blocked -> UA003; billed spend plus the estimates already
  *		held at or over period_budget -> UA001, over total_budget -> UA002
  *		(the crossing admission is admitted, as the crossing log is
- *		recorded).  The caller (admission.c) inserted the admission made at
+ *		recorded).  The estimate is held in the current period, where it is
+ *		checked, and in the later ones its log could still land in, up to
+ *		its expiry.  The caller (admission.c) inserted the admission made at
  *		`now` and expiring at `expires`; `settings` were read from the
  *		customer's row, locked.  analytics.budget_enforcement = record
  *		refuses nothing.  Locks the customer's counter rows.
@@ -517,11 +579,12 @@ budget_admit(const char *customer, const CustomerSettings *settings,
 		text	   *timezone = periods_timezone();
 		TimestampTz start;
 		TimestampTz end;
+		TimestampTz at;
 
 		periods_compute(settings->period_start, settings->duration,
 						now, timezone, &start, &end);
 		budget_counter_update(ident, start, end, false, settings->period_budget,
-							  zero, estimate, expires, now, &spend, &reserved, NULL);
+							  zero, estimate, expires, DT_NOEND, &spend, &reserved, NULL);
 		if (reject)
 		{
 			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);
@@ -529,12 +592,21 @@ budget_admit(const char *customer, const CustomerSettings *settings,
 			if (numeric_at_least(before, settings->period_budget))
 				budget_reject_period(customer, settings, before, end, timezone, true);
 		}
+		at = end;
+		for (int i = 1; i < BUDGET_MAX_HELD_PERIODS && at < expires; i++)
+		{
+			periods_compute(settings->period_start, settings->duration,
+							at, timezone, &start, &end);
+			budget_counter_update(ident, start, end, false, settings->period_budget,
+								  zero, estimate, expires, DT_NOEND, &spend, &reserved, NULL);
+			at = end;
+		}
 	}
 
 	if (settings->has_total_budget)
 	{
 		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, settings->total_budget,
-							  zero, estimate, expires, now, &spend, &reserved, NULL);
+							  zero, estimate, expires, DT_NOEND, &spend, &reserved, NULL);
 		if (reject)
 		{
 			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);

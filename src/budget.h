@@ -19,10 +19,11 @@
 #define ERRCODE_ANALYTICS_BLOCKED		MAKE_SQLSTATE('U', 'A', '0', '0', '3')
 #define ERRCODE_ANALYTICS_RATE_LIMIT	MAKE_SQLSTATE('U', 'A', '0', '0', '4')
 
-/* The admission a log settles (admission.c): when it was made, its estimate. */
+/* The admission a log settles (admission.c): when it was made and expires, its estimate. */
 typedef struct BudgetHeld
 {
 	TimestampTz created_at;
+	TimestampTz expires_at;
 	Numeric		estimated_cost;
 } BudgetHeld;
 

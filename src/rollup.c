@@ -436,7 +436,8 @@ rollup_sql_for(const char *sql, Oid logs)
 {
 	static const char *const tables[] = {
 		"logs", "customers", "budget_counters", "usage_daily",
-		"usage_customer_day", "usage_customer", "rollup_set_aside"
+		"usage_customer_day", "usage_customer", "rollup_set_aside",
+		"admissions"
 	};
 	StringInfoData buf;
 	const char *p = sql;

@@ -247,6 +247,11 @@ rollup_purge_logs_as_owner(PG_FUNCTION_ARGS)
 									   "AND NOT " ROLLUP_IN_GAP("l.id"), lfirst_oid(lc)),
 						2, argtypes, values, NULL, SPI_OK_DELETE);
 				deleted += SPI_processed;
+				/* Admissions are kept until their logs' retention ends. */
+				spi_run(rollup_sql_for("DELETE FROM analytics.admissions "
+									   "WHERE created_at OPERATOR(pg_catalog.<) $1",
+									   lfirst_oid(lc)),
+						2, argtypes, values, NULL, SPI_OK_DELETE);
 			}
 		}
 		PG_FINALLY();

@@ -42,7 +42,7 @@
 /* The tables a trigger invocation may reach, and so may map. */
 static const char *const shard_tables[] = {
 	"logs", "customers", "budget_counters", "usage_daily",
-	"usage_customer_day", "usage_customer", "rollup_set_aside"
+	"usage_customer_day", "usage_customer", "rollup_set_aside", "admissions"
 };
 #define SHARD_TABLES lengthof(shard_tables)
 

@@ -79,9 +79,10 @@ SELECT pg_catalog.pg_extension_config_dump('analytics.budget_events', '');
 COMMENT ON COLUMN analytics.budget_events.notified IS 'Whether its NOTIFY analytics_budget has been queued: at once on a single node (sent when the transaction commits); on a Citus cluster false until the coordinator''s rollup worker sends it, one pass after the commit.';
 SELECT pg_catalog.pg_extension_config_dump('analytics.budget_event_ids', '');
 
--- The estimates held by a customer's admissions made in [p_start, p_end)
--- that are open at `at`: their sum (USD before markup), when the first of
--- them expires, and how many there are.  The insert trigger and admit()
+-- The estimates held against [p_start, p_end) by a customer's admissions
+-- open at `at`: those a log of the period may settle (made before its end,
+-- expiring after its start), their sum (USD before markup), when the first
+-- of them expires, and how many there are.  The insert trigger and admit()
 -- recompute a budget counter's reserved amount with it (src/budget.c);
 -- check_budget() reports it.
 CREATE FUNCTION analytics._admissions_held(ident text, p_start timestamptz,
@@ -92,12 +93,12 @@ RETURNS record LANGUAGE sql STABLE SET search_path = pg_catalog, analytics AS $$
       FROM analytics.admissions a
      WHERE a.customer_identifier OPERATOR(pg_catalog.=) ident
        AND a.settled_by IS NULL
-       AND a.created_at OPERATOR(pg_catalog.>=) p_start
        AND a.created_at OPERATOR(pg_catalog.<) p_end
+       AND a.expires_at OPERATOR(pg_catalog.>) p_start
        AND a.expires_at OPERATOR(pg_catalog.>) at
 $$;
 COMMENT ON FUNCTION analytics._admissions_held(text, timestamptz, timestamptz, timestamptz) IS
-    'Internal: sum of estimated_cost, earliest expiry and number of the customer''s admissions made in [p_start, p_end) and open at at.';
+    'Internal: sum of estimated_cost, earliest expiry and number of the customer''s admissions open at at that a log of [p_start, p_end) may settle.';
 
 -- The rate state of a customer at `at`: its admissions of the 60 seconds
 -- before (at - 60 s, at] and their estimated tokens, and, when one more

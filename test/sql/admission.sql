@@ -43,8 +43,9 @@ END;
 $$;
 
 -- Every budget counter against the raw rows: spend = the logs of its
--- period, reserved = the estimates of the admissions made in it that are
--- still open (test data here never lets one expire unchecked).
+-- period, reserved = the estimates of the open admissions a log of the
+-- period may settle (made before its end, expiring after its start; test
+-- data here never lets one expire unchecked).
 CREATE VIEW pg_temp.counter_mismatches AS
 SELECT count(*) AS counter_mismatches
   FROM analytics.budget_counters b
@@ -54,7 +55,7 @@ SELECT count(*) AS counter_mismatches
     OR b.reserved <> (SELECT coalesce(sum(a.estimated_cost), 0) FROM analytics.admissions a
                        WHERE a.customer_identifier = b.customer_identifier
                          AND a.settled_by IS NULL AND a.expires_at > clock_timestamp()
-                         AND a.created_at >= b.period_start AND a.created_at < b.period_end);
+                         AND a.created_at < b.period_end AND a.expires_at > b.period_start);
 
 -- An unknown customer is admitted and created; the admission is open.
 SELECT analytics.admit('alice', 0.5, 100) > 0 AS admitted;
@@ -223,3 +224,10 @@ SELECT rate_limit, token_rate_limit FROM analytics.upsert_customer('{"customer_i
 SELECT allowed, reason, open_admissions, period_reserved, total_reserved, rate_remaining, retry_after
   FROM analytics.check_budget('nobody');
 SELECT * FROM pg_temp.counter_mismatches;
+
+-- Open admissions are kept however old (a late log naming one is checked
+-- like a log without one) until purge_logs() removes them with the logs of
+-- their time; settled ones are forgotten once out of the rate window.
+SELECT count(*) > 0 AS open_admissions_kept FROM analytics.admissions WHERE settled_by IS NULL;
+SELECT analytics.purge_logs(now() + interval '2 days') >= 0 AS purged;
+SELECT count(*) AS admissions_after_purge FROM analytics.admissions;
