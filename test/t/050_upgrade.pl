@@ -44,27 +44,31 @@ is(slurp_file("$release/.release-commit") =~ s/\n//r, $commit, "$release is comm
 
 my $tmp   = PostgreSQL::Test::Utils::tempdir;
 my $p     = "$tmp/pg";
-my $oldpg = "$p/usr/lib/postgresql/15";
+# The PostgreSQL the tests run with (PG_CONFIG, from PGBIN: the system's
+# under /usr, or a private copy with the same layout under another prefix).
+my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
+my $prefix    = `$pg_config --bindir` =~ s{/lib/postgresql/15/bin\n?$}{}r;
+my $oldpg     = "$p$prefix/lib/postgresql/15";
+my $oldshare  = "$p$prefix/share/postgresql/15";
 
 note "build $old (commit " . substr($commit, 0, 12) . ') into a relocated copy of PostgreSQL';
-system('mkdir', '-p', "$p/usr/lib/postgresql", "$p/usr/share/postgresql") == 0 or die;
-system('cp', '-a', '/usr/lib/postgresql/15', "$p/usr/lib/postgresql/") == 0 or die;
-system('cp', '-a', '/usr/share/postgresql/15', "$p/usr/share/postgresql/") == 0 or die;
+system('mkdir', '-p', "$p$prefix/lib/postgresql", "$p$prefix/share/postgresql") == 0 or die;
+system('cp', '-a', "$prefix/lib/postgresql/15", "$p$prefix/lib/postgresql/") == 0 or die;
+system('cp', '-a', "$prefix/share/postgresql/15", "$p$prefix/share/postgresql/") == 0 or die;
 is( `$oldpg/bin/pg_config --pkglibdir` . `$oldpg/bin/pg_config --sharedir`,
-	"$oldpg/lib\n$p/usr/share/postgresql/15\n",
+	"$oldpg/lib\n$oldshare\n",
 	'the relocated pg_config reports the relocated directories');
 # The copy carries the current version (installed by scripts/test.sh): only
 # the release may be there.
-system("rm -rf $oldpg/lib/analytics.so $oldpg/lib/bitcode/analytics* $p/usr/share/postgresql/15/extension/analytics*") == 0
+system("rm -rf $oldpg/lib/analytics.so $oldpg/lib/bitcode/analytics* $oldshare/extension/analytics*") == 0
   or die;
-my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
 my ($out, $err) = ('', '');
 IPC::Run::run([ 'make', '-C', $release, '-s', "PG_CONFIG=$pg_config" ], '>', \$out, '2>', \$err)
   or BAIL_OUT("the $old release does not build: $err");
 IPC::Run::run([ 'make', '-C', $release, '-s', "PG_CONFIG=$pg_config", "DESTDIR=$p", 'install' ],
 	'>', \$out, '2>', \$err)
   or BAIL_OUT("the $old release does not install into $p: $err");
-opendir my $dh, "$p/usr/share/postgresql/15/extension" or die;
+opendir my $dh, "$oldshare/extension" or die;
 is(join(' ', sort grep { /^analytics/ } readdir $dh), "analytics--$old.sql analytics.control",
 	'only the release in the relocated extension directory');
 is(slurp_file("$release/sql/analytics--$old.sql"), slurp_file("$root/sql/analytics--$old.sql"),
