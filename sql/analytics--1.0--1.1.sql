@@ -462,6 +462,47 @@ $$;
 COMMENT ON FUNCTION analytics._top_model_in(text[], bigint[]) IS
     'Internal: the model with the most requests among the given (model, requests) pairs.';
 
+-- The five models with the highest cost among the given (model, requests,
+-- cost) triples, summed per model: a jsonb array of {"model", "requests",
+-- "cost"} by cost, then requests, descending, then model name in byte order
+-- (COLLATE "C": the same on every node whatever the database's collation);
+-- [] for no triples.  Five at most: a writer names the models, and a
+-- customer with a million of them must not make one row of analytics.users
+-- huge.  The cost is the exact numeric sum (jsonb keeps numeric values).
+-- analytics.users passes a customer's usage_daily rows and its pending ones,
+-- as for _top_model_in: SQL that reads no table, so it runs wherever the
+-- row is.
+CREATE FUNCTION analytics._top_models_in(models text[], requests bigint[], costs numeric[])
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'model', t.model, 'requests', t.requests, 'cost', t.cost)
+                ORDER BY t.cost DESC, t.requests DESC, t.model COLLATE "C"),
+                '[]'::jsonb)
+  FROM (SELECT u.model, pg_catalog.sum(u.requests)::bigint AS requests, pg_catalog.sum(u.cost) AS cost
+          FROM unnest(models, requests, costs) u(model, requests, cost)
+         WHERE u.model IS NOT NULL
+         GROUP BY u.model
+         ORDER BY 3 DESC, 2 DESC, u.model COLLATE "C"
+         LIMIT 5) t
+$$;
+COMMENT ON FUNCTION analytics._top_models_in(text[], bigint[], numeric[]) IS
+    'Internal: the 5 models with the highest cost among the given (model, requests, cost) triples, summed per model, as a jsonb array of {"model", "requests", "cost"}; [] for none.';
+
+-- The calendar months (in the given time zone) from the month of since
+-- through the month of as_of, both counted: 1 when they are the same month,
+-- and when since is later (a log created in the future); null for a null
+-- since.  The divisor of analytics.users.average_monthly_cost.
+CREATE FUNCTION analytics._calendar_months(since timestamptz, as_of timestamptz, zone text)
+RETURNS integer LANGUAGE sql IMMUTABLE AS $$
+SELECT pg_catalog.int4larger(1,
+           ((pg_catalog.date_part('year', as_of AT TIME ZONE zone)
+             - pg_catalog.date_part('year', since AT TIME ZONE zone)) * 12
+            + pg_catalog.date_part('month', as_of AT TIME ZONE zone)
+            - pg_catalog.date_part('month', since AT TIME ZONE zone) + 1)::integer)
+$$;
+COMMENT ON FUNCTION analytics._calendar_months(timestamptz, timestamptz, text) IS
+    'Internal: calendar months in the given time zone from the month of since through the month of as_of, both included (at least 1; null for a null since).';
+
 -- The logs not folded in yet (the pending condition above, with a
 -- customer), aggregated like usage_daily (the same aggregates as the
 -- fold's).  A view, grouped by customer_identifier first, so that Citus
@@ -689,7 +730,17 @@ SELECT c.customer_identifier,
        c.total_budget,
        (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
        c.blocked,
-       coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0) AS cached_tokens
+       coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0) AS cached_tokens,
+       (coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0))::numeric
+           / nullif(coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0), 0) AS cache_hit_rate,
+       (SELECT analytics._top_models_in(pg_catalog.array_agg(d.model) || p.models,
+                                        pg_catalog.array_agg(d.requests) || p.model_requests,
+                                        pg_catalog.array_agg(d.cost) || p.model_costs)
+          FROM analytics.usage_daily d
+         WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) AS top_models,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0))
+           / analytics._calendar_months(LEAST(u.first_seen, p.first_seen), now(), z.timezone)
+           AS average_monthly_cost
   FROM analytics.customers c
  CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
   LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
@@ -708,7 +759,8 @@ SELECT c.customer_identifier,
                     sum(g.ttft_count)::bigint AS ttft_count,
                     sum(g.cached_tokens)::bigint AS cached_tokens,
                     array_agg(g.model) AS models,
-                    array_agg(g.requests) AS model_requests
+                    array_agg(g.requests) AS model_requests,
+                    array_agg(g.cost) AS model_costs
                FROM analytics._usage_pending g
                LEFT JOIN analytics.usage_customer_day x
                       ON x.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
@@ -716,6 +768,9 @@ SELECT c.customer_identifier,
               GROUP BY g.customer_identifier) p
          ON p.customer_identifier = c.customer_identifier;
 COMMENT ON COLUMN analytics.users.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens, priced at the cached price).';
+COMMENT ON COLUMN analytics.users.cache_hit_rate IS 'cached_tokens / prompt_tokens, a numeric from 0 to 1, not rounded (numeric division, at least 16 significant digits); null when prompt_tokens is 0 (no logs, or none with prompt tokens).';
+COMMENT ON COLUMN analytics.users.top_models IS 'jsonb array of the 5 models (at most) with the highest cost over all time, each {"model": text, "requests": number (bigint), "cost": number (the exact numeric USD sum before markup)}, ordered by cost, then requests, descending, then model name in byte order; [] without logs. Capped at 5 because writers choose model names.';
+COMMENT ON COLUMN analytics.users.average_monthly_cost IS 'USD (numeric, not rounded), cost divided by the calendar months (rollup time zone) from the month of first_seen through the current month, both included; null without logs.';
 
 CREATE OR REPLACE VIEW analytics.daily_active_users AS
 SELECT a.day,
@@ -1984,6 +2039,8 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_model_final(internal),
     analytics._top_model(text, bigint),
     analytics._top_model_in(text[], bigint[]),
+    analytics._top_models_in(text[], bigint[], numeric[]),
+    analytics._calendar_months(timestamptz, timestamptz, text),
     analytics.top_users(timestamptz, timestamptz, text, integer),
     analytics._usage_window(text[], date, date, boolean),
     analytics._window_days(timestamptz, timestamptz),

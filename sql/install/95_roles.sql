@@ -77,6 +77,8 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_model_final(internal),
     analytics._top_model(text, bigint),
     analytics._top_model_in(text[], bigint[]),
+    analytics._top_models_in(text[], bigint[], numeric[]),
+    analytics._calendar_months(timestamptz, timestamptz, text),
     analytics.top_users(timestamptz, timestamptz, text, integer),
     analytics._usage_window(text[], date, date, boolean),
     analytics._window_days(timestamptz, timestamptz),

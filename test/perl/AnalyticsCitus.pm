@@ -124,7 +124,7 @@ sub view_checks
 			[ q{SELECT customer_identifier, name, email, first_seen, last_active, active_days, requests,
 			          errors, prompt_tokens, completion_tokens, total_tokens, cost, billed_cost,
 			          round(avg_latency::numeric, 8) AS avg_latency, round(avg_ttft::numeric, 8) AS avg_ttft,
-			          top_model, total_spend, cached_tokens
+			          top_model, total_spend, cached_tokens, cache_hit_rate, top_models, average_monthly_cost
 			     FROM analytics.users} ],
 			q{SELECT c.customer_identifier, c.name, c.email, min(l.created_at), max(l.created_at),
 			         count(DISTINCT l.day), count(l.id), count(l.id) FILTER (WHERE l.status_code >= 400),
@@ -135,7 +135,16 @@ sub view_checks
 			         (SELECT m.model FROM raw_logs m WHERE m.customer_identifier = c.customer_identifier
 			           GROUP BY m.model ORDER BY count(*) DESC, m.model LIMIT 1),
 			         coalesce(sum(l.cost), 0) * (1 + c.markup_percentage / 100),
-			         coalesce(sum(l.cached_tokens), 0)
+			         coalesce(sum(l.cached_tokens), 0),
+			         coalesce(sum(l.cached_tokens), 0)::numeric / nullif(coalesce(sum(l.prompt_tokens), 0), 0),
+			         (SELECT coalesce(jsonb_agg(jsonb_build_object('model', m.model, 'requests', m.n, 'cost', m.cost)
+			                                    ORDER BY m.cost DESC, m.n DESC, m.model COLLATE "C"), '[]')
+			            FROM (SELECT m.model, count(*) AS n, sum(m.cost) AS cost
+			                    FROM raw_logs m WHERE m.customer_identifier = c.customer_identifier
+			                   GROUP BY m.model ORDER BY 3 DESC, 2 DESC, m.model COLLATE "C" LIMIT 5) m),
+			         coalesce(sum(l.cost), 0)
+			             / nullif((SELECT count(*) FROM generate_series(date_trunc('month', min(l.created_at) AT TIME ZONE }
+			  . $z . q{), date_trunc('month', now() AT TIME ZONE } . $z . q{), interval '1 month')), 0)
 			    FROM raw_customers c LEFT JOIN raw_logs l USING (customer_identifier)
 			   GROUP BY c.customer_identifier, c.name, c.email, c.markup_percentage}
 		],

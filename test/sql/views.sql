@@ -64,6 +64,32 @@ SELECT now() - r1 * interval '40 days', 'cust_' || (1 + floor(r2 * 50))::int,
                floor(random() * 900)::int AS c
           FROM generate_series(1, 200)) g;
 
+-- For the Users page's top_models, cache_hit_rate and average_monthly_cost
+-- (no random(): the draws above and below stay as they were).  cust_40 to
+-- cust_45: a log in each of 2 to 7 months back, at 02:00 UTC on the first
+-- of the month (the month before in New York, stage 5).  cust_51: seven
+-- models, ties in cost (gpt-4o and o3-mini, broken by requests; alpha and
+-- beta, broken by name) and more than five models.  cust_52: logs without
+-- prompt tokens (cache_hit_rate null).  cust_53 to cust_60 have no logs.
+INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens,
+                            completion_tokens, cached_tokens, cost)
+SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') - (i - 38) * interval '1 month'
+        + interval '2 hours') AT TIME ZONE 'UTC',
+       'cust_' || i, m, 1000, 100, 400, 0.5
+  FROM generate_series(40, 45) i, unnest(ARRAY['gpt-4o', 'o3-mini']) m;
+INSERT INTO analytics.logs (created_at, customer_identifier, model, prompt_tokens,
+                            completion_tokens, cached_tokens, cost)
+VALUES (now() - interval '95 days', 'cust_51', 'gpt-4o', 300, 20, 100, 0.25),
+       (now() - interval '50 days', 'cust_51', 'gpt-4o', 300, 20, 0, 0.25),
+       (now() - interval '50 days', 'cust_51', 'o3-mini', 300, 20, 0, 0.50),
+       (now() - interval '2 days', 'cust_51', 'beta', 300, 20, 300, 0.50),
+       (now() - interval '2 days', 'cust_51', 'alpha', 300, 20, 0, 0.50),
+       (now() - interval '1 day', 'cust_51', 'zeta', 300, 20, 0, 0.10),
+       (now() - interval '1 day', 'cust_51', 'omega', 300, 20, 0, 0.05),
+       (now() - interval '1 hour', 'cust_51', 'Tiny', 300, 20, 0, 0.01),
+       (now() - interval '70 days', 'cust_52', 'gpt-4o', 0, 20, 0, 0.02),
+       (now() - interval '1 hour', 'cust_52', 'o3-mini', 0, 20, 0, 0.01);
+
 SELECT count(*) AS logs, count(DISTINCT customer_identifier) AS customers_with_logs
   FROM analytics.logs;
 
@@ -178,7 +204,22 @@ SELECT c.customer_identifier, c.name, c.email, c.metadata, c.created_at,
        c.total_budget,
        coalesce(sum(l.cost), 0) * (1 + c.markup_percentage / 100) AS total_spend,
        c.blocked,
-       coalesce(sum(l.cached_tokens), 0) AS cached_tokens
+       coalesce(sum(l.cached_tokens), 0) AS cached_tokens,
+       coalesce(sum(l.cached_tokens), 0)::numeric / nullif(coalesce(sum(l.prompt_tokens), 0), 0)
+           AS cache_hit_rate,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('model', m.model, 'requests', m.n, 'cost', m.cost)
+                                  ORDER BY m.cost DESC, m.n DESC, m.model COLLATE "C"), '[]')
+          FROM (SELECT m.model, count(*) AS n, sum(m.cost) AS cost
+                  FROM all_logs m WHERE m.customer_identifier = c.customer_identifier
+                 GROUP BY m.model ORDER BY 3 DESC, 2 DESC, m.model COLLATE "C" LIMIT 5) m)
+           AS top_models,
+       -- The months counted one by one, from the month of the first log
+       -- through the current one, in the rollup time zone.
+       coalesce(sum(l.cost), 0)
+           / nullif((SELECT count(*) FROM generate_series(
+                         date_trunc('month', min(l.created_at) AT TIME ZONE (SELECT timezone FROM analytics.rollup_state)),
+                         date_trunc('month', now() AT TIME ZONE (SELECT timezone FROM analytics.rollup_state)),
+                         interval '1 month')), 0) AS average_monthly_cost
   FROM analytics.customers c
   LEFT JOIN all_logs l ON l.customer_identifier = c.customer_identifier
  CROSS JOIN LATERAL (SELECT pg_temp.period_by_steps(c.period_start, c.budget_duration,
@@ -191,8 +232,35 @@ SELECT customer_identifier, name, email, metadata, created_at, first_seen, last_
        cost, billed_cost, round(avg_latency::numeric, 8) AS avg_latency,
        round(avg_ttft::numeric, 8) AS avg_ttft, top_model, period_budget, budget_duration,
        period_start, period_end, period_spend, total_budget, total_spend, blocked,
-       cached_tokens
+       cached_tokens, cache_hit_rate, top_models, average_monthly_cost
   FROM analytics.users;
+
+-- The first page (50 rows) of the Users page for each sort field, ascending
+-- and descending, ties to customer_identifier, and the same page over a raw
+-- GROUP BY (active_days: distinct calendar days in the rollup time zone).
+CREATE TEMP VIEW raw_users_sort AS
+SELECT c.customer_identifier,
+       coalesce(sum(l.cost), 0) AS cost, count(l.model) AS requests,
+       coalesce(sum(l.total_tokens), 0) AS total_tokens,
+       max(l.created_at) AS last_active, min(l.created_at) AS first_seen,
+       count(DISTINCT l.day) AS active_days
+  FROM analytics.customers c
+  LEFT JOIN all_logs l ON l.customer_identifier = c.customer_identifier
+ GROUP BY c.customer_identifier;
+
+-- Positions where the customer_identifier lists of two queries differ
+-- (order matters), plus the difference in length.
+CREATE FUNCTION pg_temp.page_diff(a text, b text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    x text[];
+    y text[];
+BEGIN
+    EXECUTE format('SELECT array_agg(q.customer_identifier) FROM (%s) q', a) INTO x;
+    EXECUTE format('SELECT array_agg(q.customer_identifier) FROM (%s) q', b) INTO y;
+    RETURN (SELECT count(*) FILTER (WHERE i > cardinality(x) OR i > cardinality(y) OR x[i] <> y[i])
+              FROM generate_series(1, greatest(cardinality(x), cardinality(y))) i);
+END;
+$$;
 
 -- A day d counts for [since, until) when it overlaps it: d >= day of since
 -- and d's midnight < until (both in the rollup time zone).
@@ -275,6 +343,16 @@ BEGIN
     RETURN NEXT;
     item := 'users rows'; mismatches := abs((SELECT count(*) FROM analytics.users) - 60);
     RETURN NEXT;
+    FOREACH m IN ARRAY ARRAY['cost', 'requests', 'total_tokens', 'last_active', 'first_seen',
+                             'active_days'] LOOP
+        FOREACH w IN ARRAY ARRAY['ASC', 'DESC'] LOOP
+            item := format('users page by %s %s', m, w);
+            mismatches := pg_temp.page_diff(
+                format('SELECT customer_identifier FROM analytics.users ORDER BY %I %s, customer_identifier LIMIT 50', m, w),
+                format('SELECT customer_identifier FROM raw_users_sort ORDER BY %I %s, customer_identifier LIMIT 50', m, w));
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
     item := 'top_users view';
     mismatches := pg_temp.diff('SELECT * FROM analytics.top_users',
         format('SELECT * FROM pg_temp.raw_top_users(((now() AT TIME ZONE %L)::date - 29)::timestamp AT TIME ZONE %L, now(), %L, 10)',
@@ -343,6 +421,20 @@ $$;
 -- 1. Nothing folded in: everything comes from the pending logs.
 SELECT watermark FROM analytics.rollup_state;
 SELECT * FROM pg_temp.check_summary();
+-- The new Users page columns by hand (check_all compares every row with
+-- the raw logs): top_models breaks the ties in cost by requests, then by
+-- name, and keeps five models of seven; no prompt tokens, no rate; a
+-- customer without logs.  cust_45's first log is 7 months back: its cost
+-- is divided by 8 months, this one included.
+CREATE FUNCTION pg_temp.new_columns() RETURNS TABLE (customer text, cache_hit_rate numeric,
+                                                     top_models jsonb, months numeric)
+LANGUAGE sql AS $$
+SELECT customer_identifier, round(cache_hit_rate, 6), top_models,
+       CASE WHEN customer_identifier = 'cust_45' THEN round(cost / average_monthly_cost) END
+  FROM analytics.users WHERE customer_identifier IN ('cust_45', 'cust_51', 'cust_52', 'cust_53')
+ ORDER BY 1
+$$;
+SELECT * FROM pg_temp.new_columns();
 
 -- 2. Partly folded, in two passes so that rollup rows get added to.
 SELECT pg_temp.fold_to((SELECT max(id) / 3 FROM analytics.logs));
@@ -355,6 +447,26 @@ SELECT * FROM pg_temp.check_summary();
 -- 3. Fully folded.
 SELECT pg_temp.fold_to((SELECT max(id) FROM analytics.logs));
 SELECT * FROM pg_temp.check_summary();
+SELECT * FROM pg_temp.new_columns();
+
+-- A first page of the Users page computes the correlated subqueries
+-- (top_model, top_models, period_spend) for its 50 rows only, after the
+-- sort, whatever the sort field.
+CREATE FUNCTION pg_temp.subplan_loops(q text) RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+DECLARE
+    plan json;
+BEGIN
+    EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q INTO plan;
+    RETURN QUERY
+    SELECT (jsonb_path_query(plan::jsonb, 'strict $.** ? (@."Parent Relationship" == "SubPlan")')
+            ->> 'Actual Loops')::bigint;
+END;
+$$;
+SELECT f, d, count(*) AS subplans, max(n) AS max_loops
+  FROM unnest(ARRAY['cost', 'requests', 'total_tokens', 'last_active', 'first_seen', 'active_days']) f,
+       unnest(ARRAY['ASC', 'DESC']) d,
+       pg_temp.subplan_loops(format('SELECT * FROM analytics.users ORDER BY %I %s, customer_identifier LIMIT 50', f, d)) n
+ GROUP BY f, d ORDER BY f, d;
 
 -- 4. New logs after a full fold-in are seen at once.
 INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens, cost)
@@ -408,6 +520,10 @@ SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS faile
 SELECT pg_temp.fold_to((SELECT max(id) FROM analytics.logs));
 SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed
   FROM pg_temp.check_all();
+-- cust_45's first log, at 02:00 UTC on the first of a month, is in the
+-- month before in New York: 9 months.
+SELECT round(cost / average_monthly_cost) AS new_york_months
+  FROM analytics.users WHERE customer_identifier = 'cust_45';
 -- The day boundaries moved: the near-midnight logs fall on other days than in UTC.
 SELECT count(*) > 0 AS days_differ
   FROM analytics.logs
@@ -433,7 +549,7 @@ SELECT customer_identifier, day, model, count(*), count(*) FILTER (WHERE status_
        coalesce(sum(latency), 0), count(latency),
        coalesce(sum(time_to_first_token), 0), count(time_to_first_token),
        min(created_at), max(created_at), sum(cached_tokens)
-  FROM all_logs WHERE created_at < now() - interval '100 days'
+  FROM all_logs WHERE (customer_identifier, created_at) IN (SELECT customer_identifier, created_at FROM purged)
  GROUP BY 1, 2, 3;
 SELECT analytics._rollup_rebuild_summaries();
 SELECT count(*) FILTER (WHERE mismatches <> 0 AND item <> 'users rows') AS failed

@@ -7,7 +7,8 @@
 # equal to the same GROUP BY over the distributed raw logs before any fold,
 # after the nodes' workers folded, after a worker node was killed with
 # SIGKILL mid-ingest and restarted (every acknowledged log present once),
-# after delete_customer, set_timezone and purge_logs.  Skipped, saying why,
+# after delete_customer, set_timezone and purge_logs; the first page of the
+# users view for every sort field equal to the raw one.  Skipped, saying why,
 # when Citus is not installed.  Bounded to 4 minutes.
 use strict;
 use warnings;
@@ -57,6 +58,44 @@ sub check_views
 	{
 		my ($name, $count, $detail) = @$r;
 		is($count, '0', "$when: $name equals the raw GROUP BY") or diag $detail;
+	}
+	return;
+}
+
+# check_pages(WHEN, ZONE): the first page (50 rows) of analytics.users for
+# every sort field of the Users page, both ways, ties to
+# customer_identifier, equals the same page of a raw GROUP BY over the
+# distributed logs (active_days: distinct days in ZONE).  Before any purge:
+# the raw side reads only the logs still stored.
+sub check_pages
+{
+	my ($when, $zone) = @_;
+	my %raw = (
+		cost         => 'coalesce(sum(l.cost), 0)',
+		requests     => 'count(l.id)',
+		total_tokens => 'coalesce(sum(l.total_tokens), 0)',
+		last_active  => 'max(l.created_at)',
+		first_seen   => 'min(l.created_at)',
+		active_days  => "count(DISTINCT (l.created_at AT TIME ZONE '$zone')::date)");
+	my @pages = map { my $f = $_; map { [ $f, $_ ] } qw(ASC DESC) } sort keys %raw;
+	# Each side in one psql call, the pages apart by a line "page".
+	my @view = split /^page\n/m, query(join(
+		"\n",
+		map { "SELECT 'page'; SELECT customer_identifier FROM analytics.users ORDER BY $_->[0] $_->[1], customer_identifier LIMIT 50;" }
+		  @pages));
+	my @raw = split /^page\n/m, query(join(
+		"\n",
+		map {
+			"SELECT 'page'; SELECT c.customer_identifier FROM analytics.customers c
+			   LEFT JOIN analytics.logs l ON l.customer_identifier = c.customer_identifier
+			  GROUP BY c.customer_identifier ORDER BY $raw{$_->[0]} $_->[1], c.customer_identifier LIMIT 50;"
+		} @pages));
+	shift @view;
+	shift @raw;
+	is(scalar(@view) . ' ' . scalar(@raw), scalar(@pages) . ' ' . scalar(@pages), "$when: every users page read");
+	for my $k (0 .. $#pages)
+	{
+		is($view[$k], $raw[$k], "$when: the users page by $pages[$k][0] $pages[$k][1] equals the raw GROUP BY");
 	}
 	return;
 }
@@ -183,6 +222,20 @@ is( query("SELECT prompt_tokens || ' ' || cached_tokens || ' ' || cache_write_to
 	'188207 188086 100', 'ingest_anthropic: prompt_tokens adds the cache reads and writes');
 is(query(q{SELECT cached_tokens FROM analytics.users WHERE customer_identifier = 'path_cached'}),
 	'190006', 'users: the cached tokens of both logs');
+# The Users page's top_models, cache_hit_rate and average_monthly_cost
+# (compared with the raw logs by check_views): seven models over five
+# months, two of them tied in cost and requests (broken by name); the
+# first five by cost are kept.
+query(q{INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens, cached_tokens,
+                                    cost, created_at)
+        SELECT 'path_models', 'model-' || k, 1000, 10, 100 * k, (ARRAY[0.7, 0.6, 0.6, 0.4, 0.3, 0.2, 0.1])[k],
+               now() - (k - 1) * interval '30 days'
+          FROM generate_series(1, 7) k});
+is(query(q{SELECT top_models FROM analytics.users WHERE customer_identifier = 'path_models'}),
+	'[{"cost": 0.7, "model": "model-1", "requests": 1}, {"cost": 0.6, "model": "model-2", "requests": 1}, '
+	  . '{"cost": 0.6, "model": "model-3", "requests": 1}, {"cost": 0.4, "model": "model-4", "requests": 1}, '
+	  . '{"cost": 0.3, "model": "model-5", "requests": 1}]',
+	'users: top_models on the cluster, by cost, ties by name, five of seven');
 my $batch = query(q{SELECT analytics.ingest_batch(
     '{"model": "gpt-4o", "customer_identifier": "path_batch_1", "cost": 0.02}
 {"model": "gpt-4o", "customer_identifier": "path_batch_2", "cost": 0.03}
@@ -397,6 +450,7 @@ query(q{SELECT analytics.upsert_customer('{"customer_identifier": "c1", "name": 
 query($bulk_sql);
 is(query('SELECT count(*) FROM analytics.usage_daily'), '0', 'nothing is folded yet');
 check_views('nothing folded');
+check_pages('nothing folded', 'UTC');
 
 note 'views after the folds';
 for my $node (@nodes)
@@ -540,6 +594,7 @@ isnt( query(q{SELECT string_agg(format('%s %s', d, n), ',' ORDER BY d) FROM (SEL
 	query(qq{SELECT string_agg(format('%s %s', d, n), ',' ORDER BY d) FROM (SELECT (created_at AT TIME ZONE '$zone')::date d, count(*) n FROM analytics.logs GROUP BY 1) x}),
 	'the logs fall on other days in the new zone');
 check_views('after set_timezone', $zone);
+check_pages('after set_timezone', $zone);
 
 note 'purge_logs';
 query("CREATE TABLE public.before_purge AS SELECT $RAW_LOG_COLUMNS FROM analytics.logs");

@@ -228,6 +228,25 @@ is_deeply(
 	[ map { [ $_->[ $col{customer} ], number($_->[ $col{requests} ]), number($_->[ $col{cost} ]) ] } @{ $r->{users}{rows} } ],
 	\@users,
 	'the first 10 rows of the Users table are analytics.users by cost');
+# Its per month and cache hits columns: average_monthly_cost in USD to 4
+# decimals, cache_hit_rate as a percentage to 1 decimal ("–" for null).
+my @extra = rows(
+	"SELECT coalesce(average_monthly_cost::text, '-'), coalesce(cache_hit_rate::text, '-')
+	   FROM analytics.users ORDER BY cost DESC, customer_identifier LIMIT 10");
+my @shown = map { [ $_->[ $col{'per month'} ], $_->[ $col{'cache hits'} ] ] } @{ $r->{users}{rows} };
+# shows(SHOWN, VALUE, SCALE, HALF_UNIT): SHOWN is VALUE * SCALE rounded to
+# HALF_UNIT * 2, or "–" for a null VALUE ("-" from psql).
+my $shows = sub {
+	my ($shown, $value, $scale, $half) = @_;
+	return $shown eq "\x{2013}" if $value eq '-';
+	$shown =~ s/[\$,%]//g;
+	return $shown =~ /^[0-9.]+$/ && abs($shown - $value * $scale) <= $half + 1e-9;
+};
+is(scalar(grep { !$shows->($shown[$_][0], $extra[$_][0], 1, 0.00005) || !$shows->($shown[$_][1], $extra[$_][1], 100, 0.05) }
+		  0 .. $#extra),
+	0,
+	'the per month and cache hits columns are average_monthly_cost and cache_hit_rate')
+  or diag explain [ \@shown, \@extra ];
 
 # The customer's page.
 my ($u) = rows(

@@ -13,6 +13,11 @@ export function usd(x) {
   return x == null ? "–" : "$" + x.toLocaleString("en-US", {minimumFractionDigits: 4, maximumFractionDigits: 4});
 }
 
+// A fraction from 0 to 1 as a percentage with one decimal.
+export function percent(x) {
+  return x == null ? "–" : (x * 100).toFixed(1) + "%";
+}
+
 export function seconds(x) {
   return x == null ? "–" : x.toFixed(2) + " s";
 }

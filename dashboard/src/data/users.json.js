@@ -9,7 +9,7 @@ writeJson(
     const users = await query(
       `SELECT customer_identifier, name, email, requests, errors, total_tokens, cost, billed_cost,
               avg_latency, top_model, active_days, last_active, period_budget, period_spend,
-              total_budget, total_spend, blocked
+              total_budget, total_spend, blocked, cache_hit_rate, average_monthly_cost
          FROM analytics.users
         ORDER BY cost DESC, customer_identifier
         LIMIT $1`,
