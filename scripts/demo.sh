@@ -125,6 +125,12 @@ echo "== its third request within a minute is over its rate_limit of 2: UA004 sa
 psql -At -c "SELECT analytics.admit('proxy_user')" >/dev/null
 psql -c "SELECT analytics.admit('proxy_user')" || true
 psql -c "SELECT allowed, reason, rate_limit, rate_remaining, retry_after, open_admissions FROM analytics.check_budget('proxy_user')"
+echo "== a budget alert: the log that takes proxy_user past 80% of its \$5 budget records a budget event and sends it on NOTIFY analytics_budget"
+psql <<'SQL'
+LISTEN analytics_budget;
+SELECT analytics.ingest('{"model": "gpt-4o", "customer_identifier": "proxy_user", "cost": 4.2}') > 0 AS logged;
+SELECT kind, threshold, spend, budget, period_end FROM analytics.budget_events WHERE customer_identifier = 'proxy_user';
+SQL
 if $KEEP; then
 	echo "The cluster keeps running: psql -h $DIR -p $PORT -d demo"
 fi
