@@ -403,37 +403,43 @@ budget_before(Numeric spend, Numeric reserved, Numeric own, Numeric markup)
 #define BUDGET_MAX_HELD_PERIODS 4
 
 /*
- * budget_charge_period
- *		Add a log's cost to the counter of its period [start, end) (and
- *		take away `release`, the estimate of the admission it settles,
- *		expiring at `released`), reject it when the period's billed spend
- *		before it, with the estimates held, reached the budget, and record
- *		the alert thresholds it reaches.
+ * budget_charge
+ *		One counter's part of a check: add `cost` and `held` to the counter
+ *		of [start, end) (the lifetime counter when lifetime; `until` and
+ *		`released` as budget_counter_update's), and with `reject`, refuse
+ *		the log or admission when the billed spend before it, with the
+ *		estimates held, already reached the budget (`own` is what it added
+ *		itself: its cost, or its estimate).  For a log (not an admission),
+ *		record the alert thresholds it reaches (alerts.c).
  */
 static void
-budget_charge_period(Datum ident, const char *customer,
-					 const CustomerSettings *settings, TimestampTz start,
-					 TimestampTz end, Numeric cost, Numeric release,
-					 TimestampTz released, bool reject)
+budget_charge(Datum ident, const char *customer, const CustomerSettings *settings,
+			  bool lifetime, TimestampTz start, TimestampTz end, Numeric cost,
+			  Numeric held, TimestampTz until, TimestampTz released,
+			  Numeric own, bool reject, bool admission)
 {
+	Numeric		budget = lifetime ? settings->total_budget : settings->period_budget;
 	Numeric		spend;
 	Numeric		reserved;
 	Datum		alerted;
 
-	budget_counter_update(ident, start, end, false, settings->period_budget,
-						  cost, release, DT_NOEND, released,
-						  &spend, &reserved, &alerted);
+	budget_counter_update(ident, start, end, lifetime, budget, cost, held, until,
+						  released, &spend, &reserved, &alerted);
 	if (reject)
 	{
-		Numeric		before = budget_before(spend, reserved, cost, settings->markup);
+		Numeric		before = budget_before(spend, reserved, own, settings->markup);
 
-		if (numeric_at_least(before, settings->period_budget))
+		if (numeric_at_least(before, budget))
+		{
+			if (lifetime)
+				budget_reject_total(customer, settings, before, admission);
 			budget_reject_period(customer, settings, before, end,
-								 periods_timezone(), false);
+								 periods_timezone(), admission);
+		}
 	}
-	alerts_spend_reached(ident, settings, false, start, end,
-						 budget_markup(spend, settings->markup),
-						 settings->period_budget, alerted);
+	if (!admission)
+		alerts_spend_reached(ident, settings, lifetime, start, end,
+							 budget_markup(spend, settings->markup), budget, alerted);
 }
 
 /*
@@ -467,7 +473,6 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 	TimestampTz released = held ? held->expires_at : DT_NOEND;
 	Numeric		spend;
 	Numeric		reserved;
-	Datum		alerted;
 	Datum		ident;
 
 	if (settings->blocked && reject)
@@ -501,14 +506,14 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 								at, timezone, &held_start, &held_end);
 				if (!charged && start < held_start)
 				{
-					budget_charge_period(ident, customer, settings, start, end,
-										 cost, zero, DT_NOEND, reject);
+					budget_charge(ident, customer, settings, false, start, end,
+								  cost, zero, DT_NOEND, DT_NOEND, cost, reject, false);
 					charged = true;
 				}
 				if (held_start == start)
 				{
-					budget_charge_period(ident, customer, settings, start, end,
-										 cost, release, released, reject);
+					budget_charge(ident, customer, settings, false, start, end,
+								  cost, release, DT_NOEND, released, cost, reject, false);
 					charged = true;
 				}
 				else
@@ -519,25 +524,13 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 			}
 		}
 		if (!charged)
-			budget_charge_period(ident, customer, settings, start, end,
-								 cost, zero, DT_NOEND, reject);
+			budget_charge(ident, customer, settings, false, start, end,
+						  cost, zero, DT_NOEND, DT_NOEND, cost, reject, false);
 	}
 
 	if (settings->has_total_budget)
-	{
-		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, settings->total_budget,
-							  cost, release, DT_NOEND, released, &spend, &reserved, &alerted);
-		if (reject)
-		{
-			Numeric		before = budget_before(spend, reserved, cost, settings->markup);
-
-			if (numeric_at_least(before, settings->total_budget))
-				budget_reject_total(customer, settings, before, false);
-		}
-		alerts_spend_reached(ident, settings, true, DT_NOBEGIN, DT_NOEND,
-							 budget_markup(spend, settings->markup),
-							 settings->total_budget, alerted);
-	}
+		budget_charge(ident, customer, settings, true, DT_NOBEGIN, DT_NOEND,
+					  cost, release, DT_NOEND, released, cost, reject, false);
 
 	SPI_finish();
 }
@@ -583,15 +576,8 @@ budget_admit(const char *customer, const CustomerSettings *settings,
 
 		periods_compute(settings->period_start, settings->duration,
 						now, timezone, &start, &end);
-		budget_counter_update(ident, start, end, false, settings->period_budget,
-							  zero, estimate, expires, DT_NOEND, &spend, &reserved, NULL);
-		if (reject)
-		{
-			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);
-
-			if (numeric_at_least(before, settings->period_budget))
-				budget_reject_period(customer, settings, before, end, timezone, true);
-		}
+		budget_charge(ident, customer, settings, false, start, end, zero,
+					  estimate, expires, DT_NOEND, estimate, reject, true);
 		at = end;
 		for (int i = 1; i < BUDGET_MAX_HELD_PERIODS && at < expires; i++)
 		{
@@ -604,17 +590,8 @@ budget_admit(const char *customer, const CustomerSettings *settings,
 	}
 
 	if (settings->has_total_budget)
-	{
-		budget_counter_update(ident, DT_NOBEGIN, DT_NOEND, true, settings->total_budget,
-							  zero, estimate, expires, DT_NOEND, &spend, &reserved, NULL);
-		if (reject)
-		{
-			Numeric		before = budget_before(spend, reserved, estimate, settings->markup);
-
-			if (numeric_at_least(before, settings->total_budget))
-				budget_reject_total(customer, settings, before, true);
-		}
-	}
+		budget_charge(ident, customer, settings, true, DT_NOBEGIN, DT_NOEND, zero,
+					  estimate, expires, DT_NOEND, estimate, reject, true);
 
 	SPI_finish();
 }

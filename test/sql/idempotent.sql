@@ -182,15 +182,7 @@ SELECT count(*) = :logs_before AS nothing_written FROM analytics.logs;
 -- request_id up to 255 characters, and admission_id up to the largest
 -- bigint, go into their columns from every ingest path (the trigger names
 -- an admission it does not know exactly as sent).
-CREATE FUNCTION pg_temp.error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END;
-$$;
-SELECT pg_temp.error_of('SELECT analytics.ingest(''{"model": "m", "customer_identifier": "plain", "admission_id": 9223372036854775807}'')');
+SELECT pg_temp.try('SELECT analytics.ingest(''{"model": "m", "customer_identifier": "plain", "admission_id": 9223372036854775807}'')');
 SELECT analytics.admit('plain') AS adm1 \gset
 SELECT analytics.admit('plain') AS adm2 \gset
 SELECT analytics.admit('plain') AS adm3 \gset
