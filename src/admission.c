@@ -353,12 +353,15 @@ admission_admit(PG_FUNCTION_ARGS)
 /*
  * admission_settle
  *		Settle admission `admission_id` of the customer by the log `log_id`:
- *		true, with the admission's time and estimate in *held, when it was
- *		open; false when it has expired (the log is then checked like one
- *		without).  Unknown, of another customer or already settled: 22023
- *		naming admission_id.  Runs inside the insert trigger, as the owner.
+ *		ADMISSION_SETTLED, with the admission's time, expiry and estimate in
+ *		*held, when it was open; ADMISSION_EXPIRED when it has expired (the
+ *		log is then checked like one without); ADMISSION_TAKEN when another
+ *		log settled it (the caller raises admission_taken_error(), unless
+ *		that log is this one's request recorded meanwhile).  Unknown or of
+ *		another customer: 22023 naming admission_id.  Runs inside the insert
+ *		trigger, as the owner.
  */
-bool
+AdmissionSettlement
 admission_settle(Datum ident, int64 admission_id, int64 log_id, BudgetHeld *held)
 {
 	Oid			argtypes[4] = {TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID};
@@ -395,7 +398,7 @@ admission_settle(Datum ident, int64 admission_id, int64 log_id, BudgetHeld *held
 																			   &isnull),
 																 false, -1));
 		SPI_finish();
-		return true;
+		return ADMISSION_SETTLED;
 	}
 
 	/* Not open: say why. */
@@ -414,13 +417,21 @@ admission_settle(Datum ident, int64 admission_id, int64 log_id, BudgetHeld *held
 				 errdetail("An admission is settled by a log of the customer it was made for, once. The log was not recorded."),
 				 errhint("Pass the id analytics.admit() returned for this customer, or leave admission_id out.")));
 	settled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (settled)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for \"admission_id\": admission %lld of customer \"%s\" is already settled",
-						(long long) admission_id, TextDatumGetCString(ident)),
-				 errdetail("An admission is settled by one log. The log was not recorded."),
-				 errhint("Give each request its own admission; retry an ingest with the same request_id instead.")));
 	SPI_finish();
-	return false;
+	return settled ? ADMISSION_TAKEN : ADMISSION_EXPIRED;
+}
+
+/*
+ * admission_taken_error
+ *		22023: the admission a log names was settled by another log.
+ */
+void
+admission_taken_error(Datum ident, int64 admission_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for \"admission_id\": admission %lld of customer \"%s\" is already settled",
+					(long long) admission_id, TextDatumGetCString(ident)),
+			 errdetail("An admission is settled by one log. The log was not recorded."),
+			 errhint("Give each request its own admission; retry an ingest with the same request_id instead.")));
 }

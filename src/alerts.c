@@ -56,9 +56,18 @@ static SPIPlanPtr alerted_update_plan = NULL;
 static SPIPlanPtr forward_plan = NULL;
 static SPIPlanPtr unsent_plan = NULL;
 
-/* The payload of an event: the row as JSON, without `notified`. */
-#define ALERTS_PAYLOAD \
+/*
+ * The payload of an event: the row as JSON, without `notified`; when that
+ * is too long for NOTIFY (8000 bytes: a cost or budget a writer or admin
+ * gave with thousands of digits), the row's id, customer and kind with
+ * "truncated": true, which the listener reads back from budget_events.
+ */
+#define ALERTS_ROW_JSON \
 	"(pg_catalog.to_jsonb(e) OPERATOR(pg_catalog.-) 'notified'::text)::text"
+#define ALERTS_PAYLOAD \
+	"CASE WHEN pg_catalog.octet_length(" ALERTS_ROW_JSON ") OPERATOR(pg_catalog.<) 8000 " \
+	"THEN " ALERTS_ROW_JSON " ELSE pg_catalog.jsonb_build_object('id', e.id, " \
+	"'customer_identifier', e.customer_identifier, 'kind', e.kind, 'truncated', true)::text END"
 
 /*
  * alerts_reached

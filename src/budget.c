@@ -149,10 +149,10 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 					  Numeric held, TimestampTz until, TimestampTz released,
 					  Numeric *spend, Numeric *reserved, Datum *alerted)
 {
-	Oid			argtypes[7] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID,
-	NUMERICOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[6] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID,
+	NUMERICOID, TIMESTAMPTZOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Oid			init_argtypes[4] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, NUMERICOID};
 	Datum		init_values[4];
 	SPIPlanPtr	update;
@@ -166,9 +166,6 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 	values[5] = TimestampTzGetDatum(until);
 	if (until == DT_NOEND)
 		nulls[5] = 'n';
-	values[6] = TimestampTzGetDatum(released);
-	if (released == DT_NOEND)
-		nulls[6] = 'n';
 
 	update = analytics_prepare(&counter_add_plan,
 							"UPDATE analytics.budget_counters "
@@ -178,11 +175,8 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 							"WHERE customer_identifier OPERATOR(pg_catalog.=) $1 "
 							"AND period_start OPERATOR(pg_catalog.=) $2 "
 							"AND period_end OPERATOR(pg_catalog.=) $3 "
-							"RETURNING spend, reserved, "
-							"coalesce(reserved_until OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp(), false) "
-							"OR coalesce($7 OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp(), false), "
-							"alerted, pg_catalog.clock_timestamp()",
-							7, argtypes);
+							"RETURNING spend, reserved, reserved_until, alerted",
+							6, argtypes);
 
 	for (attempt = 0; attempt < 2; attempt++)
 	{
@@ -196,16 +190,24 @@ budget_counter_update(Datum ident, TimestampTz start, TimestampTz end,
 			HeapTuple	row = SPI_tuptable->vals[0];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 
+			Datum		reserved_until;
+			bool		until_null;
+			TimestampTz now;
+
 			*spend = DatumGetNumeric(SPI_getbinval(row, desc, 1, &isnull));
 			*reserved = DatumGetNumeric(SPI_getbinval(row, desc, 2, &isnull));
+			reserved_until = SPI_getbinval(row, desc, 3, &until_null);
 			if (alerted)
 				*alerted = SPI_getbinval(row, desc, 4, &isnull);
-			if (!DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)))
+
+			/* The row is locked now: what has expired is read after the wait. */
+			now = GetCurrentTimestamp();
+			if ((until_null || DatumGetTimestampTz(reserved_until) > now) &&
+				(released == DT_NOEND || released > now))
 				return;
 
 			/* Stale: recompute from the admissions open now. */
-			*reserved = budget_counter_recompute(values,
-												 SPI_getbinval(row, desc, 5, &isnull));
+			*reserved = budget_counter_recompute(values, TimestampTzGetDatum(now));
 			return;
 		}
 
@@ -607,6 +609,21 @@ column_text(HeapTuple tuple, TupleDesc tupdesc, const char *name)
 	return SPI_getvalue(tuple, tupdesc, attnum);
 }
 
+/* Whether two numerics given as text (or NULL) differ as numbers. */
+static bool
+numeric_text_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a == NULL) != (b == NULL);
+	return !DatumGetBool(DirectFunctionCall2(numeric_eq,
+											 DirectFunctionCall3(numeric_in, CStringGetDatum(a),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1)),
+											 DirectFunctionCall3(numeric_in, CStringGetDatum(b),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1))));
+}
+
 static bool
 text_differs(const char *a, const char *b)
 {
@@ -680,17 +697,15 @@ budget_customers_changed_as_owner(PG_FUNCTION_ARGS)
 
 	/*
 	 * Thresholds fire again under a new budget (alerts.c): forget those
-	 * recorded for the counters kept, of the period or the lifetime.
+	 * recorded for the counters kept, of the period or the lifetime, when
+	 * the amount changes (as a number: 10 and 10.0 are one budget).  A
+	 * change of the thresholds or of the markup is no new budget: a
+	 * threshold recorded stays recorded, a new one fires when reached.
 	 */
-	realert_period = text_differs(column_text(oldtup, tupdesc, "period_budget"),
-								  column_text(newtup, tupdesc, "period_budget"));
-	realert_total = text_differs(column_text(oldtup, tupdesc, "total_budget"),
-								 column_text(newtup, tupdesc, "total_budget"));
-	if (text_differs(column_text(oldtup, tupdesc, "markup_percentage"),
-					 column_text(newtup, tupdesc, "markup_percentage")) ||
-		text_differs(column_text(oldtup, tupdesc, "alert_thresholds"),
-					 column_text(newtup, tupdesc, "alert_thresholds")))
-		realert_period = realert_total = true;
+	realert_period = numeric_text_differs(column_text(oldtup, tupdesc, "period_budget"),
+										  column_text(newtup, tupdesc, "period_budget"));
+	realert_total = numeric_text_differs(column_text(oldtup, tupdesc, "total_budget"),
+										 column_text(newtup, tupdesc, "total_budget"));
 	blocking = strcmp(column_text(oldtup, tupdesc, "blocked"), "f") == 0 &&
 		strcmp(column_text(newtup, tupdesc, "blocked"), "t") == 0;
 

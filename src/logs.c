@@ -499,9 +499,39 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 
 		/* A log that settles an admission: admission.c. */
 		if (!nulls[logs_columns.admission_id])
-			settles = admission_settle(ident,
-									   DatumGetInt64(values[logs_columns.admission_id]),
-									   DatumGetInt64(values[logs_columns.id]), &held);
+		{
+			int64		admission = DatumGetInt64(values[logs_columns.admission_id]);
+
+			switch (admission_settle(ident, admission,
+									 DatumGetInt64(values[logs_columns.id]), &held))
+			{
+				case ADMISSION_SETTLED:
+					settles = true;
+					break;
+				case ADMISSION_EXPIRED:
+					break;
+				case ADMISSION_TAKEN:
+
+					/*
+					 * The log that took it may be this very request, retried
+					 * by the proxy and recorded while this one waited for
+					 * the admission: then this one records nothing.
+					 */
+					if (!nulls[logs_columns.request_id])
+					{
+						int64		existing;
+
+						if (request_id_find(trigdata->tg_relation, ident, false,
+											values[logs_columns.request_id], &existing))
+						{
+							request_id_remember(existing);
+							shards_clear_current();
+							return PointerGetDatum(NULL);
+						}
+					}
+					admission_taken_error(ident, admission);
+			}
+		}
 		if (budget_applies(settings))
 			budget_check_log(ident_str, settings,
 							 DatumGetTimestampTz(values[logs_columns.created_at]),

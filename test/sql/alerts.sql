@@ -228,3 +228,29 @@ UPDATE analytics.customers SET alert_thresholds = '{50,NULL}' WHERE customer_ide
 UPDATE analytics.customers SET alert_thresholds = '{{50},{80}}' WHERE customer_identifier = 'p';
 \set VERBOSITY default
 SELECT alert_thresholds FROM analytics.customers WHERE customer_identifier = 'p';
+
+------------------------------------------------------------------------
+-- Only a new budget amount fires recorded thresholds again: not the same
+-- amount written differently (10 and 10.0), not a change of the thresholds
+-- (a new one fires when reached, a recorded one stays recorded).
+SELECT customer_identifier FROM analytics.upsert_customer('{"customer_identifier": "rf", "period_budget": 10}');
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('rf', 'm', 8.5);
+UPDATE analytics.customers SET alert_thresholds = '{50,80,100}' WHERE customer_identifier = 'rf';
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('rf', 'm', 0.01);
+UPDATE analytics.customers SET period_budget = 10.0, markup_percentage = 0.0 WHERE customer_identifier = 'rf';
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('rf', 'm', 0.01);
+UPDATE analytics.customers SET period_budget = 20 WHERE customer_identifier = 'rf';
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('rf', 'm', 0.01);
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('rf', 'm', 8);
+SELECT kind, threshold, spend, budget FROM analytics.budget_events
+ WHERE customer_identifier = 'rf' ORDER BY id;
+
+-- A cost with thousands of digits (stored exactly as sent) cannot make the
+-- notification too long for NOTIFY: the log that reaches the threshold is
+-- recorded, and so is its event.
+SELECT customer_identifier FROM analytics.upsert_customer('{"customer_identifier": "hx", "period_budget": 10}');
+INSERT INTO analytics.logs (customer_identifier, model, cost)
+VALUES ('hx', 'm', ('1.' || repeat('0', 9000) || '1')::numeric);
+INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('hx', 'm', 7);
+SELECT kind, threshold, length(spend::text) AS spend_digits, budget FROM analytics.budget_events
+ WHERE customer_identifier = 'hx' ORDER BY id;
