@@ -115,7 +115,7 @@ echo "== a request over budget is rejected at write time"
 psql -c "UPDATE analytics.customers SET period_budget = 0.01 WHERE customer_identifier = 'customer_3'"
 psql -c "INSERT INTO analytics.logs (customer_identifier, model, prompt_tokens, completion_tokens) VALUES ('customer_3', 'gpt-4o', 1000, 1000)" || true
 echo "== a proxy admits a request before calling the model, then logs it with the admission's id"
-psql -c "SELECT analytics.upsert_customer('{\"customer_identifier\": \"proxy_user\", \"period_budget\": 5, \"rate_limit\": 2}') IS NOT NULL AS limits_set"
+psql -c "SELECT customer_identifier, period_budget, rate_limit FROM analytics.upsert_customer('{\"customer_identifier\": \"proxy_user\", \"period_budget\": 5, \"rate_limit\": 2}')"
 psql -At -c "SELECT analytics.admit('proxy_user', estimated_cost => 0.02, estimated_tokens => 1500)" >/dev/null
 psql -c "SELECT analytics.ingest(json_build_object('model', 'gpt-4o', 'customer_identifier', 'proxy_user',
            'admission_id', (SELECT max(id) FROM analytics.admissions WHERE customer_identifier = 'proxy_user'),
