@@ -22,7 +22,7 @@
 #               and 2 workers on this machine) with the same data, side by
 #               side; written to bench/results-citus-<F>.md (bench/citus.sh)
 #
-# It takes the machine-wide lock of scripts/test.sh for its whole run: the
+# It takes the install lock of scripts/test.sh (scripts/lock.sh) for its whole run: the
 # library is installed system-wide and nobody may reinstall it under us.
 # Not a test: CI never runs it.
 set -euo pipefail
@@ -57,8 +57,7 @@ case "$SYNC" in on|off) ;; *) echo "bench: --sync-commit is on or off" >&2; exit
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 START=$(date +%s)
 
-exec 9>/tmp/analytics-install.lock
-flock 9
+source "$BENCH_DIR/../scripts/lock.sh"
 LOCKED=$(date +%s)
 source "$BENCH_DIR/../scripts/setup.sh"
 if [ -n "$CITUS" ] && [ ! -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; then

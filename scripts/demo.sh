@@ -3,8 +3,7 @@
 # the library preloaded, load realistic synthetic LLM traffic, and print what
 # the extension shows.  `--keep` leaves the cluster running afterwards.
 set -euo pipefail
-exec 9>/tmp/analytics-install.lock
-flock 9
+source "$(dirname "${BASH_SOURCE[0]}")/lock.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 KEEP=false

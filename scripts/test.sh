@@ -21,8 +21,7 @@
 set -euo pipefail
 # One suite at a time per installation of PostgreSQL: the library is
 # installed into it (PGBIN, scripts/setup.sh).
-exec 9>"/tmp/analytics-install$(echo "${PGBIN:-/usr/lib/postgresql/15/bin}" | tr / _).lock"
-flock 9
+source "$(dirname "${BASH_SOURCE[0]}")/lock.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 # The browser test (test/t/090_dashboard.pl) needs node, the dashboard's
