@@ -1759,6 +1759,15 @@ $$;
 COMMENT ON FUNCTION analytics.check_budget(text) IS
     'What analytics.admit() would answer now for the customer (an estimate of 0): whether it is allowed and why not (blocked, period_budget, total_budget, rate_limit), its current period, spend, budgets and what remains once the open admissions are held (billed USD), and its rate state: admissions left in the last 60 seconds and how long until the next would pass (retry_after, null: now). An unknown customer is allowed.';
 
+-- A customer created blocked became blocked too: its `blocked` budget event
+-- (src/alerts.c).  Only such rows call the function.
+CREATE FUNCTION analytics.budget_customer_created_blocked() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'budget_customer_created_blocked' LANGUAGE C;
+COMMENT ON FUNCTION analytics.budget_customer_created_blocked() IS
+    'Trigger: records the blocked budget event of a customer inserted blocked.';
+CREATE TRIGGER budget_customer_created_blocked AFTER INSERT ON analytics.customers
+    FOR EACH ROW WHEN (NEW.blocked) EXECUTE FUNCTION analytics.budget_customer_created_blocked();
+
 -- Budget keys of customer_params apply only for members of analytics_admin.
 CREATE OR REPLACE FUNCTION analytics.upsert_customer(params jsonb)
 RETURNS analytics.customers

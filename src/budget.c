@@ -61,6 +61,7 @@
 
 PG_FUNCTION_INFO_V1(budget_billed);
 PG_FUNCTION_INFO_V1(budget_customers_changed);
+PG_FUNCTION_INFO_V1(budget_customer_created_blocked);
 
 /* Prepared plans, kept for the life of the backend. */
 static SPIPlanPtr counter_add_plan = NULL;
@@ -778,4 +779,42 @@ Datum
 budget_customers_changed(PG_FUNCTION_ARGS)
 {
 	return privs_call_as_owner(budget_customers_changed_as_owner, fcinfo);
+}
+
+/*
+ * budget_customer_created_blocked_as_owner
+ *		AFTER INSERT row trigger on analytics.customers, only for rows
+ *		inserted blocked (WHEN (NEW.blocked)): the customer became blocked
+ *		as it was created, so record the `blocked` event (alerts.c).
+ */
+static Datum
+budget_customer_created_blocked_as_owner(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	bool		isnull;
+
+	analytics_require_current("The blocked-event trigger of analytics.customers");
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "budget_customer_created_blocked must be an AFTER INSERT row trigger");
+	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	alerts_customer_blocked(heap_getattr(trigdata->tg_trigtuple,
+										 SPI_fnumber(tupdesc, "customer_identifier"),
+										 tupdesc, &isnull));
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * budget_customer_created_blocked
+ *		See budget_customer_created_blocked_as_owner; with the extension
+ *		owner's rights (whoever creates the customer may not write
+ *		budget_events).
+ */
+Datum
+budget_customer_created_blocked(PG_FUNCTION_ARGS)
+{
+	return privs_call_as_owner(budget_customer_created_blocked_as_owner, fcinfo);
 }

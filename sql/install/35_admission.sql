@@ -167,3 +167,12 @@ RETURNS numeric[] LANGUAGE sql STABLE SET search_path = pg_catalog, analytics AS
 $$;
 COMMENT ON FUNCTION analytics._budget_alerted(text, timestamptz, timestamptz, numeric) IS
     'Internal: the thresholds recorded in budget_events for a customer''s period (-infinity to infinity: lifetime) under this budget.';
+
+-- A customer created blocked became blocked too: its `blocked` budget event
+-- (src/alerts.c).  Only such rows call the function.
+CREATE FUNCTION analytics.budget_customer_created_blocked() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'budget_customer_created_blocked' LANGUAGE C;
+COMMENT ON FUNCTION analytics.budget_customer_created_blocked() IS
+    'Trigger: records the blocked budget event of a customer inserted blocked.';
+CREATE TRIGGER budget_customer_created_blocked AFTER INSERT ON analytics.customers
+    FOR EACH ROW WHEN (NEW.blocked) EXECUTE FUNCTION analytics.budget_customer_created_blocked();

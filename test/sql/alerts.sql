@@ -210,6 +210,9 @@ UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'm';
 ROLLBACK;
 INSERT INTO analytics.customers (customer_identifier) VALUES ('nb');
 UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'nb';
+-- A customer created blocked is blocked from its start: one event; one
+-- created unblocked, none.
+INSERT INTO analytics.customers (customer_identifier, blocked) VALUES ('ib', true), ('iu', false);
 SELECT customer_identifier, count(*) FROM analytics.budget_events
  WHERE kind = 'blocked' GROUP BY 1 ORDER BY 1;
 

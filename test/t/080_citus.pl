@@ -466,8 +466,9 @@ note 'budget alerts reach a listener on the coordinator';
 # two logs of $0.60 each record period 50% (0.6), period 100% and total 50%
 # (1.2).  Customers 1-2 are written through the coordinator, 3-4 through
 # worker 1, 5-6 through worker 2 (each routed to its shard's node); a
-# crossing log rolled back records nothing; blocking customer 1 records
-# one more: 19 events, each received once by a listener on the coordinator.
+# crossing log rolled back records nothing; blocking customer 1 and creating
+# customer 7 blocked record one more each: 20 events, each received once by
+# a listener on the coordinator.
 query(q{SELECT analytics.upsert_customer(jsonb_build_object('customer_identifier', 'alert_' || n,
         'period_budget', 1, 'total_budget', 2, 'alert_thresholds', '[50, 100]'::jsonb))
           FROM generate_series(1, 6) n});
@@ -483,22 +484,23 @@ INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('alert_$n'
 INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('alert_$n', 'gpt-4o', 0.6);});
 }
 query(q{UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'alert_1'});
-my @alert_payloads = listen_payloads($listener, 19, 60);
+query(q{INSERT INTO analytics.customers (customer_identifier, blocked) VALUES ('alert_7', true)});
+my @alert_payloads = listen_payloads($listener, 20, 60);
 usleep(1_500_000);    # a duplicate would come with the next passes
-@alert_payloads = listen_payloads($listener, 20, 1);
+@alert_payloads = listen_payloads($listener, 21, 1);
 listen_stop($listener);
 my $alert_values = join(",\n", map { "(\$p\$$_\$p\$)" } @alert_payloads) || '(NULL)';
 query(qq{CREATE TABLE public.alerts_received (payload jsonb);
 INSERT INTO public.alerts_received VALUES $alert_values});
-is(scalar @alert_payloads, 19, 'the listener on the coordinator received 19 notifications');
+is(scalar @alert_payloads, 20, 'the listener on the coordinator received 20 notifications');
 is( query(q{SELECT count(*) || ' ' || count(*) FILTER (WHERE notified)
               FROM analytics.budget_events WHERE customer_identifier LIKE 'alert\_%'}),
-	'19 19', '19 events recorded, all sent');
+	'20 20', '20 events recorded, all sent');
 is( query(q{SELECT string_agg(format('%s %s %s %s %s', customer_identifier, kind, threshold, spend, budget), ','
                               ORDER BY customer_identifier, kind, threshold)
               FROM analytics.budget_events WHERE customer_identifier LIKE 'alert\_%'}),
-	join(',', 'alert_1 blocked   ', map { ("alert_$_ period_threshold 50 0.6 1", "alert_$_ period_threshold 100 1.2 1",
-			"alert_$_ total_threshold 50 1.2 2") } 1 .. 6),
+	join(',', 'alert_1 blocked   ', (map { ("alert_$_ period_threshold 50 0.6 1", "alert_$_ period_threshold 100 1.2 1",
+			"alert_$_ total_threshold 50 1.2 2") } 1 .. 6), 'alert_7 blocked   '),
 	'the events are the thresholds the logs crossed, and the block');
 is( query(q{WITH e AS (SELECT to_jsonb(e) - 'notified' - 'created_at' AS j, created_at
                          FROM analytics.budget_events e WHERE customer_identifier LIKE 'alert\_%'),
