@@ -357,9 +357,10 @@ admission_admit(PG_FUNCTION_ARGS)
  *		*held, when it was open; ADMISSION_EXPIRED when it has expired (the
  *		log is then checked like one without); ADMISSION_TAKEN when another
  *		log settled it (the caller raises admission_taken_error(), unless
- *		that log is this one's request recorded meanwhile).  Unknown or of
- *		another customer: 22023 naming admission_id.  Runs inside the insert
- *		trigger, as the owner.
+ *		that log is this one's request recorded meanwhile);
+ *		ADMISSION_UNKNOWN when there is no such admission of the customer
+ *		(admission_unknown_error()).  Runs inside the insert trigger, as the
+ *		owner.
  */
 AdmissionSettlement
 admission_settle(Datum ident, int64 admission_id, int64 log_id, BudgetHeld *held)
@@ -410,15 +411,28 @@ admission_settle(Datum ident, int64 admission_id, int64 log_id, BudgetHeld *held
 						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the admission");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for \"admission_id\": no admission %lld of customer \"%s\"",
-						(long long) admission_id, TextDatumGetCString(ident)),
-				 errdetail("An admission is settled by a log of the customer it was made for, once. The log was not recorded."),
-				 errhint("Pass the id analytics.admit() returned for this customer, or leave admission_id out.")));
+	{
+		SPI_finish();
+		return ADMISSION_UNKNOWN;
+	}
 	settled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return settled ? ADMISSION_TAKEN : ADMISSION_EXPIRED;
+}
+
+/*
+ * admission_unknown_error
+ *		22023: the admission a log names is unknown, or another customer's.
+ */
+void
+admission_unknown_error(Datum ident, int64 admission_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for \"admission_id\": no admission %lld of customer \"%s\"",
+					(long long) admission_id, TextDatumGetCString(ident)),
+			 errdetail("An admission is settled by a log of the customer it was made for, once. The log was not recorded."),
+			 errhint("Pass the id analytics.admit() returned for this customer, or leave admission_id out.")));
 }
 
 /*

@@ -196,10 +196,16 @@ alerts_spend_reached(Datum ident, const CustomerSettings *settings,
 												 NumericGetDatum(t)));
 		if (seen)
 			continue;
-		alerts_record(ident, lifetime ? "total_threshold" : "period_threshold",
-					  NumericGetDatum(t), NumericGetDatum(billed),
-					  NumericGetDatum(budget), TimestampTzGetDatum(start),
-					  TimestampTzGetDatum(end), !lifetime, true);
+		/*
+		 * Importing history (analytics.budget_enforcement = record, as a
+		 * restore runs): the threshold counts as reached, but its event, if
+		 * any, is history too; a restore brings it back from the dump.
+		 */
+		if (analytics_budget_enforcement != BUDGET_ENFORCEMENT_RECORD)
+			alerts_record(ident, lifetime ? "total_threshold" : "period_threshold",
+						  NumericGetDatum(t), NumericGetDatum(billed),
+						  NumericGetDatum(budget), TimestampTzGetDatum(start),
+						  TimestampTzGetDatum(end), !lifetime, true);
 		all[nall++] = NumericGetDatum(t);
 		nnew++;
 	}
@@ -230,12 +236,16 @@ alerts_spend_reached(Datum ident, const CustomerSettings *settings,
 /*
  * alerts_customer_blocked
  *		The customer ident became blocked: record a `blocked` event (no
- *		threshold, spend, budget or period).  In the updating transaction,
+ *		threshold, spend, budget or period), unless history is being
+ *		imported (analytics.budget_enforcement = record).  In the updating transaction,
  *		outside SPI.
  */
 void
 alerts_customer_blocked(Datum ident)
 {
+	/* Importing history (a restore): see alerts_spend_reached. */
+	if (analytics_budget_enforcement == BUDGET_ENFORCEMENT_RECORD)
+		return;
 	SPI_connect();
 	alerts_record(ident, "blocked", (Datum) 0, (Datum) 0, (Datum) 0,
 				  (Datum) 0, (Datum) 0, false, false);

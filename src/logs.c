@@ -529,7 +529,14 @@ logs_before_insert_as_owner(PG_FUNCTION_ARGS)
 							return PointerGetDatum(NULL);
 						}
 					}
+					/* Importing history (a restore): recorded, settling nothing. */
+					if (analytics_budget_enforcement == BUDGET_ENFORCEMENT_RECORD)
+						break;
 					admission_taken_error(ident, admission);
+				case ADMISSION_UNKNOWN:
+					if (analytics_budget_enforcement == BUDGET_ENFORCEMENT_RECORD)
+						break;
+					admission_unknown_error(ident, admission);
 			}
 		}
 		if (budget_applies(settings))

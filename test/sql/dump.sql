@@ -22,6 +22,15 @@ UPDATE analytics.customers SET blocked = true WHERE customer_identifier = 'user_
 -- Purged history (kept in the rollups) and its horizon must survive too.
 SELECT analytics.purge_logs('2026-01-02 06:00+00') > 0 AS purged;
 
+-- An admission settled by its log (with a request_id), one still open, and
+-- the budget event the log recorded (80% of $5, markup 10%).
+SELECT analytics.admit('before_any_request', 0.5) AS adm1 \gset
+SELECT analytics.admit('before_any_request', 0.5) AS adm2 \gset
+INSERT INTO analytics.logs (customer_identifier, model, cost, admission_id, request_id)
+VALUES ('before_any_request', 'gpt-4o', 4.2, :adm1, 'r-1');
+SELECT md5(string_agg(a::text, '|' ORDER BY id)) AS admissions_md5 FROM analytics.admissions a \gset
+SELECT md5(string_agg(e::text, '|' ORDER BY id)) AS events_md5, count(*) AS events FROM analytics.budget_events e \gset
+
 SELECT md5(string_agg(c::text, '|' ORDER BY customer_identifier)) AS customers_md5 FROM analytics.customers c \gset
 SELECT md5(string_agg(l::text, '|' ORDER BY id)) AS logs_md5 FROM analytics.logs l \gset
 SELECT md5(string_agg(p::text, '|' ORDER BY model)) AS prices_md5 FROM analytics.model_prices p \gset
@@ -37,6 +46,22 @@ SELECT count(*) AS customers, (SELECT count(*) FROM analytics.logs) AS logs FROM
 SELECT md5(string_agg(c::text, '|' ORDER BY customer_identifier)) = :'customers_md5' AS customers_kept FROM analytics.customers c;
 SELECT md5(string_agg(l::text, '|' ORDER BY id)) = :'logs_md5' AS logs_kept FROM analytics.logs l;
 SELECT md5(string_agg(p::text, '|' ORDER BY model)) = :'prices_md5' AS prices_kept FROM analytics.model_prices p;
+-- Admissions and budget events come back as they were: the restored logs
+-- (recorded with budgets off) settle nothing again and record no event.
+SELECT md5(string_agg(a::text, '|' ORDER BY id)) = :'admissions_md5' AS admissions_kept FROM analytics.admissions a;
+SELECT md5(string_agg(e::text, '|' ORDER BY id)) = :'events_md5' AS events_kept, :events AS events_before FROM analytics.budget_events e;
+-- After the restore the open admission settles, the settled one does not,
+-- and a retried request records nothing.
+INSERT INTO analytics.logs (customer_identifier, model, cost, admission_id)
+VALUES ('before_any_request', 'gpt-4o', 0.1, :adm2);
+SELECT settled_by IS NOT NULL AS open_one_settled FROM analytics.admissions WHERE id = :adm2;
+\set VERBOSITY terse
+INSERT INTO analytics.logs (customer_identifier, model, cost, admission_id)
+VALUES ('before_any_request', 'gpt-4o', 0.1, :adm1);
+\set VERBOSITY default
+INSERT INTO analytics.logs (customer_identifier, model, cost, request_id)
+VALUES ('before_any_request', 'gpt-4o', 0.1, 'r-1');
+SELECT count(*) AS r1_logs FROM analytics.logs WHERE request_id = 'r-1';
 SELECT count(*) AS state_rows FROM analytics.rollup_state;
 SELECT md5(string_agg(u::text, '|' ORDER BY customer_identifier, day, model)) = :'usage_md5' AS rollups_kept FROM analytics.usage_daily u;
 SELECT watermark = :'state_watermark' AS watermark_kept, retained_from = :'state_retained_from' AS retained_from_kept
