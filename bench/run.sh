@@ -33,6 +33,7 @@ REPS=3
 EXTRA_SQL=""
 SYNC=on
 CITUS=""
+WIDE=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--scale) SCALE="$2"; shift 2 ;;
@@ -42,6 +43,7 @@ while [ $# -gt 0 ]; do
 		--extra-sql) EXTRA_SQL="$(realpath "$2")"; shift 2 ;;
 		--sync-commit) SYNC="$2"; shift 2 ;;
 		--citus) CITUS=1; shift ;;
+		--wide) WIDE=1; shift ;;
 		-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 		*) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -86,6 +88,9 @@ if [ "$SYNC" = off ]; then
 fi
 if [ -n "$CITUS" ]; then
 	OUT="$BENCH_DIR/results-citus-$SCALE.md"
+fi
+if [ -n "$WIDE" ]; then
+	OUT="$BENCH_DIR/results-wide-$SCALE.md"
 fi
 ROWS="$TMP/rows.tsv"
 NOTES="$TMP/notes.txt"
@@ -595,12 +600,13 @@ views() {
 	done 3< <(q $R -F $'\t' -c "SELECT ord, name, requires, min_speedup FROM bench.view_cases ORDER BY ord")
 }
 
-# growth: each view's time at twice the logs over its time at the reference size.
+# growth [LABEL]: each view's time at AT2 over its time at AT1 (twice the
+# logs; with --wide ten times the customers).
 growth() {
-	local ord name requires
+	local ord name requires label="${1:-×2 logs}"
 	while IFS=$'\t' read -r ord name requires <&3; do
 		if ! has $R "$requires"; then
-			na "view growth ×2 logs: $name" "≤ 1.2×" "${requires%(}"
+			na "view growth $label: $name" "≤ 1.2×" "${requires%(}"
 			continue
 		fi
 		q $R -F $'\t' -c "
@@ -608,7 +614,7 @@ growth() {
 				SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE figure = 'view $ord @ $AT2') AS o,
 				       percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE figure = 'view $ord @ $AT1') AS b
 				FROM bench.samples WHERE side = 'ours')
-			SELECT \$n\$view growth ×2 logs: $name\$n\$, round(o::numeric, 2) || ' ms @ $AT2',
+			SELECT \$n\$view growth $label: $name\$n\$, round(o::numeric, 2) || ' ms @ $AT2',
 			       round(b::numeric, 2) || ' ms @ $AT1', round((o / b)::numeric, 2) || '×', '≤ 1.2×',
 			       CASE WHEN o IS NULL OR b IS NULL THEN 'n/a' WHEN o / b <= 1.2 THEN 'yes' ELSE 'NO' END, ''
 			FROM m" >>"$ROWS"
@@ -637,6 +643,26 @@ data_check() {
 if [ -n "$CITUS" ]; then
 	source "$BENCH_DIR/citus.sh"
 	citus_run
+elif [ -n "$WIDE" ]; then
+	# The wide variant (SPEC 8): the views at a tenth of the customers and
+	# of the logs, then at all of them (1M customers, 10M logs at scale 1),
+	# the same logs per customer on average; their growth, and the Users
+	# page's absolute time.
+	NBIG=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 1000000 * s }')
+	NCUST=$(( NBIG / 10 ))
+	NLOGS=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 10000000 * s }')
+	AT1="$(awk -v n="$NCUST" 'BEGIN { printf "%gk customers", n / 1e3 }')"
+	AT2="$(awk -v n="$NBIG" 'BEGIN { printf "%gk customers", n / 1e3 }')"
+	step "reference data: setup" ref_setup
+	step "reference data: load $AT1" ref_load "$(( NLOGS / 10 ))" "$AT1"
+	step "reference data: check" data_check
+	step "views @ $AT1" views "$AT1"
+	q $R -c "SELECT bench.gen_customers($NBIG)"
+	NCUST=$NBIG
+	step "reference data: load to $AT2" ref_load "$(( NLOGS - NLOGS / 10 ))" "+$(( NLOGS - NLOGS / 10 )) logs (to $AT2)"
+	step "reference data: check" data_check
+	step "views @ $AT2" views "$AT2"
+	step "view growth" growth "×10 customers"
 else
 	step "write path: setup" write_setup
 	step "bulk INSERT … SELECT" bulk insert
@@ -697,10 +723,16 @@ report_table() {
 }
 
 report() {
-	report_head "analytics benchmark, scale $SCALE" "bench/run.sh --scale $SCALE"
-	echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
-		"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
-		"(on for everything else), jit off."
+	if [ -n "$WIDE" ]; then
+		report_head "analytics benchmark, wide, scale $SCALE" "bench/run.sh --wide --scale $SCALE"
+		echo "The views at $AT1 and $((NLOGS / 10)) logs, then at $AT2 and $NLOGS logs (the same" \
+			"logs per customer on average); median of $REPS runs per side. shared_buffers 2GB, jit off."
+	else
+		report_head "analytics benchmark, scale $SCALE" "bench/run.sh --scale $SCALE"
+		echo "$NCUST customers, $NLOGS reference logs, bulk loads of $NBULK logs, pgbench runs of ${PGBENCH_T} s;" \
+			"median of $REPS runs per side. shared_buffers 2GB, synchronous_commit $SYNC for the single-row runs" \
+			"(on for everything else), jit off."
+	fi
 	echo
 	report_notes "data: "
 	echo

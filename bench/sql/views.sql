@@ -46,7 +46,7 @@ FROM (SELECT (date_trunc('day', now()) - interval '29 days')::text AS since,
  (2, 'top_users view (30 days, top 10)', 'analytics.top_users', $$
     SELECT rank, customer_identifier, name, email, requests, total_tokens, cost
     FROM analytics.top_users ORDER BY rank LIMIT 10 $$, $$
-    SELECT row_number() OVER (ORDER BY s.cost DESC, s.customer_identifier) AS rank,
+    SELECT rank() OVER (ORDER BY s.cost DESC) AS rank,
            s.customer_identifier, c.name, c.email, s.requests, s.total_tokens, s.cost
     FROM (SELECT customer_identifier, count(*) AS requests, sum(total_tokens) AS total_tokens,
                  sum(cost) AS cost
@@ -56,7 +56,7 @@ FROM (SELECT (date_trunc('day', now()) - interval '29 days')::text AS since,
  (3, 'top_users(since, until, ''requests'', 10)', 'analytics.top_users(', $$
     SELECT rank, customer_identifier, requests, total_tokens, cost
     FROM analytics.top_users($since, $until, 'requests', 10) $$, $$
-    SELECT row_number() OVER (ORDER BY s.requests DESC, s.customer_identifier) AS rank,
+    SELECT rank() OVER (ORDER BY s.requests DESC) AS rank,
            s.customer_identifier, s.requests, s.total_tokens, s.cost
     FROM (SELECT customer_identifier, count(*) AS requests, sum(total_tokens) AS total_tokens,
                  sum(cost) AS cost
@@ -100,3 +100,27 @@ FROM (SELECT (date_trunc('day', now()) - interval '29 days')::text AS since,
     WHERE l.customer_identifier = 'cust-1'
     ORDER BY l.created_at DESC, l.id DESC LIMIT 100 $$, NULL)
 ) AS v(ord, name, requires, ours, raw, min_speedup);
+
+-- The Users page's first page by every sort field of SPEC 8, both ways,
+-- ties broken by customer_identifier; customers without logs included
+-- (cost, requests and active_days 0, first_seen and last_active null).
+INSERT INTO bench.view_cases
+SELECT 20 + n, format('users: first page by %s %s', f, d), 'analytics.users',
+       format($$
+    SELECT customer_identifier, requests, total_tokens, cost, active_days, first_seen, last_active
+    FROM analytics.users ORDER BY %s %s, customer_identifier LIMIT 50 $$, f, d),
+       format($$
+    SELECT c.customer_identifier, coalesce(l.requests, 0) AS requests,
+           coalesce(l.total_tokens, 0) AS total_tokens, coalesce(l.cost, 0) AS cost,
+           coalesce(l.active_days, 0) AS active_days, l.first_seen, l.last_active
+    FROM analytics.customers c
+    LEFT JOIN (SELECT customer_identifier, count(*) AS requests, sum(total_tokens) AS total_tokens,
+                      sum(cost) AS cost,
+                      count(DISTINCT (created_at AT TIME ZONE 'UTC')::date) AS active_days,
+                      min(created_at) AS first_seen, max(created_at) AS last_active
+               FROM analytics.logs GROUP BY customer_identifier) l USING (customer_identifier)
+    ORDER BY %s %s, c.customer_identifier LIMIT 50 $$, f, d),
+       100.0
+FROM (SELECT row_number() OVER () - 1 AS n, f, d
+      FROM unnest(ARRAY['cost', 'requests', 'total_tokens', 'last_active', 'first_seen', 'active_days']) f,
+           unnest(ARRAY['DESC', 'ASC']) d) s;
