@@ -237,8 +237,8 @@ alerts_spend_reached(Datum ident, const CustomerSettings *settings,
  * alerts_customer_blocked
  *		The customer ident became blocked: record a `blocked` event (no
  *		threshold, spend, budget or period), unless history is being
- *		imported (analytics.budget_enforcement = record).  In the updating transaction,
- *		outside SPI.
+ *		imported (analytics.budget_enforcement = record).  In the updating
+ *		transaction, outside SPI.
  */
 void
 alerts_customer_blocked(Datum ident)
