@@ -541,7 +541,8 @@ budget_check_log(const char *customer, const CustomerSettings *settings,
 /*
  * budget_admit
  *		Hold an admission's estimate against the customer's budgets, or
- *		refuse it: blocked -> UA003; billed spend plus the estimates already
+ *		refuse it (admission.c refused a blocked customer first, before the
+ *		rate limits): billed spend plus the estimates already
  *		held at or over period_budget -> UA001, over total_budget -> UA002
  *		(the crossing admission is admitted, as the crossing log is
  *		recorded).  The estimate is held in the current period, where it is
@@ -560,9 +561,6 @@ budget_admit(const char *customer, const CustomerSettings *settings,
 	Numeric		spend;
 	Numeric		reserved;
 	Datum		ident;
-
-	if (settings->blocked && reject)
-		budget_reject_blocked(customer, true);
 
 	if (!settings->has_period_budget && !settings->has_total_budget)
 		return;
