@@ -448,6 +448,11 @@ SELECT d.customer_identifier,
        pg_catalog.count(DISTINCT d.day)
   FROM analytics.usage_daily d
  GROUP BY d.customer_identifier;
+INSERT INTO analytics.usage_customer (customer_identifier)
+SELECT c.customer_identifier
+  FROM analytics.customers c
+ WHERE NOT EXISTS (SELECT 1 FROM analytics.usage_customer u
+                    WHERE u.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier);
 $$;
 
 -- The pending-log reader as plain views (pushed down on a Citus cluster):
@@ -696,26 +701,23 @@ SELECT c.customer_identifier,
        c.email,
        c.metadata,
        c.created_at,
-       LEAST(u.first_seen, p.first_seen) AS first_seen,
-       GREATEST(u.last_seen, p.last_seen) AS last_active,
-       coalesce(u.active_days, 0) + coalesce(p.new_days, 0) AS active_days,
-       coalesce(u.requests, 0) + coalesce(p.requests, 0) AS requests,
-       coalesce(u.errors, 0) + coalesce(p.errors, 0) AS errors,
-       coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0) AS prompt_tokens,
-       coalesce(u.completion_tokens, 0) + coalesce(p.completion_tokens, 0) AS completion_tokens,
-       coalesce(u.prompt_tokens + u.completion_tokens, 0)
-           + coalesce(p.prompt_tokens + p.completion_tokens, 0) AS total_tokens,
-       coalesce(u.cost, 0) + coalesce(p.cost, 0) AS cost,
-       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS billed_cost,
-       (coalesce(u.latency_sum, 0) + coalesce(p.latency_sum, 0))
-           / nullif(coalesce(u.latency_count, 0) + coalesce(p.latency_count, 0), 0) AS avg_latency,
-       (coalesce(u.ttft_sum, 0) + coalesce(p.ttft_sum, 0))
-           / nullif(coalesce(u.ttft_count, 0) + coalesce(p.ttft_count, 0), 0) AS avg_ttft,
+       x.first_seen,
+       x.last_active,
+       x.active_days,
+       x.requests,
+       x.errors,
+       x.prompt_tokens,
+       x.completion_tokens,
+       x.total_tokens,
+       x.cost,
+       x.cost * (1 + c.markup_percentage / 100) AS billed_cost,
+       x.latency_sum / nullif(x.latency_count, 0) AS avg_latency,
+       x.ttft_sum / nullif(x.ttft_count, 0) AS avg_ttft,
        analytics._top_model_in(
            (SELECT pg_catalog.array_agg(d.model ORDER BY d.day, d.model) FROM analytics.usage_daily d
-             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.models,
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || x.models,
            (SELECT pg_catalog.array_agg(d.requests ORDER BY d.day, d.model) FROM analytics.usage_daily d
-             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.model_requests)
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || x.model_requests)
            AS top_model,
        c.period_budget,
        c.budget_duration,
@@ -728,45 +730,83 @@ SELECT c.customer_identifier,
                AND l.created_at < (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2]),
            c.markup_percentage) AS period_spend,
        c.total_budget,
-       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
+       x.cost * (1 + c.markup_percentage / 100) AS total_spend,
        c.blocked,
-       coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0) AS cached_tokens,
-       (coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0))::numeric
-           / nullif(coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0), 0) AS cache_hit_rate,
-       (SELECT analytics._top_models_in(pg_catalog.array_agg(d.model) || p.models,
-                                        pg_catalog.array_agg(d.requests) || p.model_requests,
-                                        pg_catalog.array_agg(d.cost) || p.model_costs)
+       x.cached_tokens,
+       x.cached_tokens::numeric / nullif(x.prompt_tokens, 0) AS cache_hit_rate,
+       (SELECT analytics._top_models_in(pg_catalog.array_agg(d.model) || x.models,
+                                        pg_catalog.array_agg(d.requests) || x.model_requests,
+                                        pg_catalog.array_agg(d.cost) || x.model_costs)
           FROM analytics.usage_daily d
          WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) AS top_models,
-       (coalesce(u.cost, 0) + coalesce(p.cost, 0))
-           / analytics._calendar_months(LEAST(u.first_seen, p.first_seen), now(), z.timezone)
-           AS average_monthly_cost
-  FROM analytics.customers c
+       x.cost / analytics._calendar_months(x.first_seen, now(), z.timezone) AS average_monthly_cost
+  FROM (SELECT u.customer_identifier,
+               u.first_seen,
+               u.last_seen AS last_active,
+               u.active_days,
+               u.requests,
+               u.errors,
+               u.prompt_tokens,
+               u.completion_tokens,
+               u.prompt_tokens + u.completion_tokens AS total_tokens,
+               u.cost,
+               u.latency_sum,
+               u.latency_count,
+               u.ttft_sum,
+               u.ttft_count,
+               u.cached_tokens,
+               NULL::text[] AS models,
+               NULL::bigint[] AS model_requests,
+               NULL::numeric[] AS model_costs,
+               false AS pending
+          FROM analytics.usage_customer u
+        UNION ALL
+        SELECT p.customer_identifier,
+               LEAST(u.first_seen, p.first_seen),
+               GREATEST(u.last_seen, p.last_seen),
+               coalesce(u.active_days, 0) + p.new_days,
+               coalesce(u.requests, 0) + p.requests,
+               coalesce(u.errors, 0) + p.errors,
+               coalesce(u.prompt_tokens, 0) + p.prompt_tokens,
+               coalesce(u.completion_tokens, 0) + p.completion_tokens,
+               coalesce(u.prompt_tokens + u.completion_tokens, 0) + p.prompt_tokens + p.completion_tokens,
+               coalesce(u.cost, 0) + p.cost,
+               coalesce(u.latency_sum, 0) + p.latency_sum,
+               coalesce(u.latency_count, 0) + p.latency_count,
+               coalesce(u.ttft_sum, 0) + p.ttft_sum,
+               coalesce(u.ttft_count, 0) + p.ttft_count,
+               coalesce(u.cached_tokens, 0) + p.cached_tokens,
+               p.models,
+               p.model_requests,
+               p.model_costs,
+               true
+          FROM (SELECT g.customer_identifier,
+                       min(g.first_seen) AS first_seen,
+                       max(g.last_seen) AS last_seen,
+                       count(DISTINCT g.day) FILTER (WHERE d.customer_identifier IS NULL) AS new_days,
+                       sum(g.requests)::bigint AS requests,
+                       sum(g.errors)::bigint AS errors,
+                       sum(g.prompt_tokens)::bigint AS prompt_tokens,
+                       sum(g.completion_tokens)::bigint AS completion_tokens,
+                       sum(g.cost) AS cost,
+                       sum(g.latency_sum) AS latency_sum,
+                       sum(g.latency_count)::bigint AS latency_count,
+                       sum(g.ttft_sum) AS ttft_sum,
+                       sum(g.ttft_count)::bigint AS ttft_count,
+                       sum(g.cached_tokens)::bigint AS cached_tokens,
+                       array_agg(g.model) AS models,
+                       array_agg(g.requests) AS model_requests,
+                       array_agg(g.cost) AS model_costs
+                  FROM analytics._usage_pending g
+                  LEFT JOIN analytics.usage_customer_day d
+                         ON d.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
+                        AND d.day OPERATOR(pg_catalog.=) g.day
+                 GROUP BY g.customer_identifier) p
+          LEFT JOIN analytics.usage_customer u ON u.customer_identifier = p.customer_identifier) x
+  JOIN analytics.customers c ON c.customer_identifier = x.customer_identifier
  CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
-  LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
-  LEFT JOIN (SELECT g.customer_identifier,
-                    min(g.first_seen) AS first_seen,
-                    max(g.last_seen) AS last_seen,
-                    count(DISTINCT g.day) FILTER (WHERE x.customer_identifier IS NULL) AS new_days,
-                    sum(g.requests)::bigint AS requests,
-                    sum(g.errors)::bigint AS errors,
-                    sum(g.prompt_tokens)::bigint AS prompt_tokens,
-                    sum(g.completion_tokens)::bigint AS completion_tokens,
-                    sum(g.cost) AS cost,
-                    sum(g.latency_sum) AS latency_sum,
-                    sum(g.latency_count)::bigint AS latency_count,
-                    sum(g.ttft_sum) AS ttft_sum,
-                    sum(g.ttft_count)::bigint AS ttft_count,
-                    sum(g.cached_tokens)::bigint AS cached_tokens,
-                    array_agg(g.model) AS models,
-                    array_agg(g.requests) AS model_requests,
-                    array_agg(g.cost) AS model_costs
-               FROM analytics._usage_pending g
-               LEFT JOIN analytics.usage_customer_day x
-                      ON x.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
-                     AND x.day OPERATOR(pg_catalog.=) g.day
-              GROUP BY g.customer_identifier) p
-         ON p.customer_identifier = c.customer_identifier;
+ WHERE x.pending
+    OR x.customer_identifier NOT IN (SELECT g.customer_identifier FROM analytics._usage_pending g);
 COMMENT ON COLUMN analytics.users.cached_tokens IS 'Prompt tokens read from a prompt cache (part of prompt_tokens, priced at the cached price).';
 COMMENT ON COLUMN analytics.users.cache_hit_rate IS 'cached_tokens / prompt_tokens, a numeric from 0 to 1, not rounded (numeric division, at least 16 significant digits); null when prompt_tokens is 0 (no logs, or none with prompt tokens).';
 COMMENT ON COLUMN analytics.users.top_models IS 'jsonb array of the 5 models (at most) with the highest cost over all time, each {"model": text, "requests": number (bigint), "cost": number (the exact numeric USD sum before markup)}, ordered by cost, then requests, descending, then model name in byte order; [] without logs. Capped at 5 because writers choose model names.';
@@ -786,19 +826,22 @@ SELECT a.day,
 
 CREATE OR REPLACE VIEW analytics.cost_by_user AS
 SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens, x.cost
-  FROM analytics.usage_customer_day x
-  LEFT JOIN analytics._usage_customer_day_pending p
-         ON p.customer_identifier = x.customer_identifier AND p.day = x.day
- WHERE p.customer_identifier IS NULL
-UNION ALL
-SELECT p.day, p.customer_identifier,
-       p.requests + coalesce(x.requests, 0),
-       p.prompt_tokens + coalesce(x.prompt_tokens, 0),
-       p.completion_tokens + coalesce(x.completion_tokens, 0),
-       p.cost + coalesce(x.cost, 0)
-  FROM analytics._usage_customer_day_pending p
-  LEFT JOIN analytics.usage_customer_day x
-         ON x.customer_identifier = p.customer_identifier AND x.day = p.day;
+  FROM (SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens,
+               x.cost, false AS pending
+          FROM analytics.usage_customer_day x
+        UNION ALL
+        SELECT p.day, p.customer_identifier,
+               p.requests + coalesce(x.requests, 0),
+               p.prompt_tokens + coalesce(x.prompt_tokens, 0),
+               p.completion_tokens + coalesce(x.completion_tokens, 0),
+               p.cost + coalesce(x.cost, 0),
+               true
+          FROM analytics._usage_customer_day_pending p
+          LEFT JOIN analytics.usage_customer_day x
+                 ON x.customer_identifier = p.customer_identifier AND x.day = p.day) x
+ WHERE x.pending
+    OR (x.customer_identifier, x.day) NOT IN (SELECT p.customer_identifier, p.day
+                                                FROM analytics._usage_customer_day_pending p);
 
 DROP FUNCTION analytics._pending_customer_day(), analytics._pending_usage(),
     analytics._period_spend(text, timestamptz, timestamptz, numeric),
@@ -1203,6 +1246,18 @@ BEGIN
                                   '= ($1.watermark, $1.last_pass, $1.last_pass_folded, $1.timezone, '
                                   '$1.retained_from, $1.last_error, $1.last_error_at) WHERE singleton',
                                   TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
+    ELSIF pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', '') OPERATOR(pg_catalog.=) 'usage_customer' THEN
+        -- Only the row of zeros that the customer's insert added (its
+        -- first_seen is null): replacing it adds the new row to zeros.
+        EXECUTE pg_catalog.format('UPDATE %I.%I SET (requests, errors, prompt_tokens, completion_tokens, '
+                                  'cost, latency_sum, latency_count, ttft_sum, ttft_count, first_seen, '
+                                  'last_seen, active_days, cached_tokens) '
+                                  '= ($1.requests, $1.errors, $1.prompt_tokens, $1.completion_tokens, '
+                                  '$1.cost, $1.latency_sum, $1.latency_count, $1.ttft_sum, $1.ttft_count, '
+                                  '$1.first_seen, $1.last_seen, $1.active_days, $1.cached_tokens) '
+                                  'WHERE customer_identifier OPERATOR(pg_catalog.=) $1.customer_identifier '
+                                  'AND first_seen IS NULL',
+                                  TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW;
     ELSE
         RAISE EXCEPTION 'replace_on_insert is not meant for table %', TG_TABLE_NAME;
     END IF;
@@ -1415,6 +1470,61 @@ END;
 $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS
     'Shards the per-customer tables by customer_identifier on a Citus cluster (co-located with customers) and makes model_prices a reference table; idempotent; on the coordinator.';
+
+-- Issue 15: the Users page and cost_by_user read in the order of an index
+-- (40_rollup.sql, 50_views.sql): a usage_customer row for every customer,
+-- zeros without logs, and the indexes of the sort orders.
+ALTER TABLE analytics.usage_customer ALTER COLUMN first_seen DROP NOT NULL,
+                                     ALTER COLUMN last_seen DROP NOT NULL;
+COMMENT ON COLUMN analytics.usage_customer.first_seen IS 'Earliest created_at; null without logs.';
+COMMENT ON COLUMN analytics.usage_customer.last_seen IS 'Latest created_at; null without logs.';
+COMMENT ON TABLE analytics.usage_customer IS 'Usage per customer over all time: usage_daily summed per customer, folded in with it; one row per customer, zeros without logs.';
+INSERT INTO analytics.usage_customer (customer_identifier)
+SELECT c.customer_identifier
+  FROM analytics.customers c
+ WHERE NOT EXISTS (SELECT 1 FROM analytics.usage_customer u
+                    WHERE u.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier);
+DROP INDEX analytics.usage_customer_cost;
+DROP INDEX analytics.usage_customer_requests;
+DROP INDEX analytics.usage_customer_tokens;
+CREATE INDEX usage_customer_cost ON analytics.usage_customer (cost, customer_identifier);
+CREATE INDEX usage_customer_requests ON analytics.usage_customer (requests, customer_identifier);
+CREATE INDEX usage_customer_tokens ON analytics.usage_customer ((prompt_tokens + completion_tokens), customer_identifier);
+CREATE INDEX usage_customer_active_days ON analytics.usage_customer (active_days, customer_identifier);
+CREATE INDEX usage_customer_active_days_desc ON analytics.usage_customer (active_days DESC, customer_identifier);
+CREATE INDEX usage_customer_first_seen ON analytics.usage_customer (first_seen DESC, customer_identifier);
+CREATE INDEX usage_customer_last_seen ON analytics.usage_customer (last_seen DESC, customer_identifier);
+
+-- The row of a new customer (zeros), with the extension owner's rights
+-- (whoever inserts the customer may not write the rollups).  On a Citus
+-- cluster the trigger runs on the customers shard and the INSERT goes to
+-- the co-located usage_customer shard.
+CREATE FUNCTION analytics._usage_customer_created() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    INSERT INTO analytics.usage_customer (customer_identifier)
+    VALUES (NEW.customer_identifier)
+    ON CONFLICT (customer_identifier) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION analytics._usage_customer_created() IS
+    'Trigger: the usage_customer row (zeros) of a new customer.';
+CREATE TRIGGER usage_customer_created AFTER INSERT ON analytics.customers
+    FOR EACH ROW EXECUTE FUNCTION analytics._usage_customer_created();
+-- The costliest (day, customer) rows of analytics.cost_by_user first.
+CREATE INDEX usage_customer_day_cost ON analytics.usage_customer_day (cost);
+
+COMMENT ON FUNCTION analytics.replace_on_insert() IS
+    'Trigger: an INSERT of an existing model price, of the rollup state, or (in record mode) of a customer''s usage_customer row of zeros replaces the row (so dumps restore).';
+COMMENT ON FUNCTION analytics._rollup_rebuild_summaries() IS
+    'Internal: rebuilds usage_customer_day, usage_day and usage_customer from usage_daily (usage_customer with a row of zeros for each customer without logs).';
+-- Restoring a dump (in record mode, docs/budgets.md): the customers come
+-- first and their insert adds each one a usage_customer row of zeros
+-- (40_rollup.sql), which the dumped row then replaces.
+CREATE TRIGGER replace_on_insert BEFORE INSERT ON analytics.usage_customer
+    FOR EACH ROW WHEN (pg_catalog.current_setting('analytics.budget_enforcement') OPERATOR(pg_catalog.=) 'record')
+    EXECUTE FUNCTION analytics.replace_on_insert();
 
 -- Roles and privileges (SPEC §13)
 --

@@ -85,6 +85,15 @@ FROM (SELECT (date_trunc('day', now()) - interval '29 days')::text AS since,
            sum(cost) AS cost
     FROM analytics.logs WHERE created_at >= $since::timestamptz
     GROUP BY 1, 2 $$, 100.0),
+ (10, 'cost_by_user, 30 days, the 100 costliest rows', 'analytics.cost_by_user', $$
+    SELECT day, customer_identifier, requests, prompt_tokens, completion_tokens, cost
+    FROM analytics.cost_by_user WHERE day >= $since::date
+    ORDER BY cost DESC, day, customer_identifier LIMIT 100 $$, $$
+    SELECT (created_at AT TIME ZONE 'UTC')::date AS day, customer_identifier, count(*) AS requests,
+           sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+           sum(cost) AS cost
+    FROM analytics.logs WHERE created_at >= $since::timestamptz
+    GROUP BY 1, 2 ORDER BY cost DESC, day, customer_identifier LIMIT 100 $$, 100.0),
  (7, 'customer_logs(heaviest customer), newest 100', 'analytics.customer_logs(', $$
     SELECT id, created_at, model, total_tokens, cost, status_code
     FROM analytics.customer_logs('cust-1', NULL, NULL, 100) $$, $$

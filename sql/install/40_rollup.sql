@@ -124,6 +124,8 @@ COMMENT ON COLUMN analytics.usage_customer_day.completion_tokens IS 'Sum of comp
 COMMENT ON COLUMN analytics.usage_customer_day.cost IS 'Sum of cost (USD, before markup).';
 -- end rollup columns
 CREATE INDEX usage_customer_day_day ON analytics.usage_customer_day (day);
+-- The costliest (day, customer) rows of analytics.cost_by_user first.
+CREATE INDEX usage_customer_day_cost ON analytics.usage_customer_day (cost);
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_customer_day', '');
 
 CREATE TABLE analytics.usage_customer (
@@ -147,7 +149,7 @@ CREATE TABLE analytics.usage_customer (
     cached_tokens bigint NOT NULL DEFAULT 0
     -- end rollup columns
 );
-COMMENT ON TABLE analytics.usage_customer IS 'Usage per customer over all time: usage_daily summed per customer, folded in with it.';
+COMMENT ON TABLE analytics.usage_customer IS 'Usage per customer over all time: usage_daily summed per customer, folded in with it; one row per customer, zeros without logs.';
 COMMENT ON COLUMN analytics.usage_customer.customer_identifier IS 'The customer.';
 -- rollup columns: comments all usage_customer
 COMMENT ON COLUMN analytics.usage_customer.requests IS 'Number of logs.';
@@ -164,11 +166,51 @@ COMMENT ON COLUMN analytics.usage_customer.last_seen IS 'Latest created_at.';
 COMMENT ON COLUMN analytics.usage_customer.cached_tokens IS 'Sum of cached_tokens (prompt tokens read from a prompt cache).';
 -- end rollup columns
 COMMENT ON COLUMN analytics.usage_customer.active_days IS 'Calendar days (rollup time zone) with at least one log: the customer''s rows in usage_customer_day.';
--- Descending orders of each top_users metric: the all-time value bounds the
--- value over any window (metrics are sums of non-negative numbers).
-CREATE INDEX usage_customer_cost ON analytics.usage_customer (cost DESC);
-CREATE INDEX usage_customer_requests ON analytics.usage_customer (requests DESC);
-CREATE INDEX usage_customer_tokens ON analytics.usage_customer ((prompt_tokens + completion_tokens) DESC);
+-- Every customer has a row, with zeros (and null first_seen, last_seen)
+-- while it has no folded log: the insert of a customer adds it (the
+-- trigger below), so that analytics.users reads every customer from this
+-- one table in the order of an index.  (The generated column list above
+-- is the one of usage_daily, where they are never null.)
+ALTER TABLE analytics.usage_customer ALTER COLUMN first_seen DROP NOT NULL,
+                                     ALTER COLUMN last_seen DROP NOT NULL;
+COMMENT ON COLUMN analytics.usage_customer.first_seen IS 'Earliest created_at; null without logs.';
+COMMENT ON COLUMN analytics.usage_customer.last_seen IS 'Latest created_at; null without logs.';
+--
+-- The sort orders of the Users page (analytics.users, ORDER BY <column>
+-- ASC or DESC, customer_identifier), one index each: read forwards or
+-- backwards, a tie of the first key ordered by the second key, or sorted
+-- in groups of equal first key (an incremental sort) when the directions
+-- differ.  active_days has both directions, because its ties are large
+-- either way (a small integer); first_seen and last_seen are descending, so
+-- that the customers without logs (null, first in DESC) come in the order
+-- of their identifier.  The descending orders of cost, requests and tokens
+-- also serve top_users: the all-time value bounds the value over any window
+-- (metrics are sums of non-negative numbers).
+CREATE INDEX usage_customer_cost ON analytics.usage_customer (cost, customer_identifier);
+CREATE INDEX usage_customer_requests ON analytics.usage_customer (requests, customer_identifier);
+CREATE INDEX usage_customer_tokens ON analytics.usage_customer ((prompt_tokens + completion_tokens), customer_identifier);
+CREATE INDEX usage_customer_active_days ON analytics.usage_customer (active_days, customer_identifier);
+CREATE INDEX usage_customer_active_days_desc ON analytics.usage_customer (active_days DESC, customer_identifier);
+CREATE INDEX usage_customer_first_seen ON analytics.usage_customer (first_seen DESC, customer_identifier);
+CREATE INDEX usage_customer_last_seen ON analytics.usage_customer (last_seen DESC, customer_identifier);
+
+-- The row of a new customer (zeros), with the extension owner's rights
+-- (whoever inserts the customer may not write the rollups).  On a Citus
+-- cluster the trigger runs on the customers shard and the INSERT goes to
+-- the co-located usage_customer shard.
+CREATE FUNCTION analytics._usage_customer_created() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    INSERT INTO analytics.usage_customer (customer_identifier)
+    VALUES (NEW.customer_identifier)
+    ON CONFLICT (customer_identifier) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION analytics._usage_customer_created() IS
+    'Trigger: the usage_customer row (zeros) of a new customer.';
+CREATE TRIGGER usage_customer_created AFTER INSERT ON analytics.customers
+    FOR EACH ROW EXECUTE FUNCTION analytics._usage_customer_created();
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_customer', '');
 
 CREATE TABLE analytics.usage_day (

@@ -83,10 +83,10 @@ COMMENT ON COLUMN analytics.status.last_served IS 'When a rollup worker last fin
 COMMENT ON COLUMN analytics.status.waiting_since IS 'Since when logs committed here wait for a worker''s pass; null when none wait. Lagging well behind now() means too few workers for the databases (analytics.max_workers).';
 COMMENT ON COLUMN analytics.status.gaps IS 'Ranges of ids below the watermark not seen committed yet (analytics.rollup_gaps): transactions that were writing logs when a pass ran. Many that stay mean a transaction left open.';
 
--- Rebuild usage_customer_day, usage_day and usage_customer from usage_daily
--- (set_timezone calls it after refolding usage_daily by the new zone's
--- days).  The caller holds the rollup_state row lock, so no fold runs
--- meanwhile.
+-- Rebuild usage_customer_day, usage_day and usage_customer from usage_daily,
+-- with the zero rows of the customers without logs (set_timezone calls it
+-- after refolding usage_daily by the new zone's days).  The caller holds
+-- the rollup_state row lock, so no fold runs meanwhile.
 CREATE FUNCTION analytics._rollup_rebuild_summaries() RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, analytics AS $$
 DELETE FROM analytics.usage_day;
@@ -168,6 +168,11 @@ SELECT d.customer_identifier,
        pg_catalog.count(DISTINCT d.day)
   FROM analytics.usage_daily d
  GROUP BY d.customer_identifier;
+INSERT INTO analytics.usage_customer (customer_identifier)
+SELECT c.customer_identifier
+  FROM analytics.customers c
+ WHERE NOT EXISTS (SELECT 1 FROM analytics.usage_customer u
+                    WHERE u.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier);
 $$;
 COMMENT ON FUNCTION analytics._rollup_rebuild_summaries() IS
-    'Internal: rebuilds usage_customer_day, usage_day and usage_customer from usage_daily.';
+    'Internal: rebuilds usage_customer_day, usage_day and usage_customer from usage_daily (usage_customer with a row of zeros for each customer without logs).';

@@ -128,43 +128,53 @@ $$;
 COMMENT ON FUNCTION analytics._calendar_months(timestamptz, timestamptz, text) IS
     'Internal: calendar months in the given time zone from the month of since through the month of as_of, both included (at least 1; null for a null since).';
 
--- One row per customer: usage_customer (all the folded logs) plus the
--- pending logs aggregated per customer; a pending (customer, day) without a
--- usage_customer_day row is one more active day.  Joined on the customer,
--- so a shard task reads all of a customer's parts.  top_model, top_models
--- and period_spend are correlated subqueries on the customer (index scans of
--- usage_daily and of the raw logs by (customer_identifier, created_at)),
--- expensive enough that the planner evaluates them after ORDER BY ...
--- LIMIT; period_spend reads the raw logs, the same sum and markup as
--- check_budget() (30_budget.sql).  average_monthly_cost divides by the
--- calendar months of the customer in the rollup time zone
--- (_calendar_months).
+-- One row per customer, as two arms of a UNION ALL joined to customers:
+--   x1, usage_customer alone (every customer has a row, zeros without
+--       logs: 40_rollup.sql), for the customers without pending logs;
+--   x2, the customers with pending logs: their usage_customer row plus the
+--       pending logs aggregated per customer (a pending (customer, day)
+--       without a usage_customer_day row is one more active day).
+-- Why this shape: the first page, ORDER BY <column> ... LIMIT 50 for the
+-- sort columns of the Users page, is then a merge of an index scan of
+-- usage_customer (whose indexes are on exactly these expressions, with the
+-- customer) and the few pending customers sorted: the planner flattens the
+-- UNION ALL into an append relation because x1 is one table without a
+-- WHERE clause, and the outer condition, which drops from x1 the customers
+-- that x2 has (a hashed subplan over the pending logs), becomes a filter of
+-- that index scan.  The cost of a page depends on the pending logs, not on
+-- the number of customers.  Both arms carry the customer in the same place
+-- and join customers on it, so a shard task of a Citus cluster reads all of
+-- a customer's parts.
+-- top_model, top_models and period_spend are correlated subqueries on the
+-- customer (index scans of usage_daily and of the raw logs by
+-- (customer_identifier, created_at)), expensive enough that the planner
+-- evaluates them after ORDER BY ... LIMIT; period_spend reads the raw logs,
+-- the same sum and markup as check_budget() (30_budget.sql).
+-- average_monthly_cost divides by the calendar months of the customer in
+-- the rollup time zone (_calendar_months).
 CREATE VIEW analytics.users AS
 SELECT c.customer_identifier,
        c.name,
        c.email,
        c.metadata,
        c.created_at,
-       LEAST(u.first_seen, p.first_seen) AS first_seen,
-       GREATEST(u.last_seen, p.last_seen) AS last_active,
-       coalesce(u.active_days, 0) + coalesce(p.new_days, 0) AS active_days,
-       coalesce(u.requests, 0) + coalesce(p.requests, 0) AS requests,
-       coalesce(u.errors, 0) + coalesce(p.errors, 0) AS errors,
-       coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0) AS prompt_tokens,
-       coalesce(u.completion_tokens, 0) + coalesce(p.completion_tokens, 0) AS completion_tokens,
-       coalesce(u.prompt_tokens + u.completion_tokens, 0)
-           + coalesce(p.prompt_tokens + p.completion_tokens, 0) AS total_tokens,
-       coalesce(u.cost, 0) + coalesce(p.cost, 0) AS cost,
-       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS billed_cost,
-       (coalesce(u.latency_sum, 0) + coalesce(p.latency_sum, 0))
-           / nullif(coalesce(u.latency_count, 0) + coalesce(p.latency_count, 0), 0) AS avg_latency,
-       (coalesce(u.ttft_sum, 0) + coalesce(p.ttft_sum, 0))
-           / nullif(coalesce(u.ttft_count, 0) + coalesce(p.ttft_count, 0), 0) AS avg_ttft,
+       x.first_seen,
+       x.last_active,
+       x.active_days,
+       x.requests,
+       x.errors,
+       x.prompt_tokens,
+       x.completion_tokens,
+       x.total_tokens,
+       x.cost,
+       x.cost * (1 + c.markup_percentage / 100) AS billed_cost,
+       x.latency_sum / nullif(x.latency_count, 0) AS avg_latency,
+       x.ttft_sum / nullif(x.ttft_count, 0) AS avg_ttft,
        analytics._top_model_in(
            (SELECT pg_catalog.array_agg(d.model ORDER BY d.day, d.model) FROM analytics.usage_daily d
-             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.models,
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || x.models,
            (SELECT pg_catalog.array_agg(d.requests ORDER BY d.day, d.model) FROM analytics.usage_daily d
-             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.model_requests)
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || x.model_requests)
            AS top_model,
        c.period_budget,
        c.budget_duration,
@@ -177,45 +187,83 @@ SELECT c.customer_identifier,
                AND l.created_at < (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2]),
            c.markup_percentage) AS period_spend,
        c.total_budget,
-       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
+       x.cost * (1 + c.markup_percentage / 100) AS total_spend,
        c.blocked,
-       coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0) AS cached_tokens,
-       (coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0))::numeric
-           / nullif(coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0), 0) AS cache_hit_rate,
-       (SELECT analytics._top_models_in(pg_catalog.array_agg(d.model) || p.models,
-                                        pg_catalog.array_agg(d.requests) || p.model_requests,
-                                        pg_catalog.array_agg(d.cost) || p.model_costs)
+       x.cached_tokens,
+       x.cached_tokens::numeric / nullif(x.prompt_tokens, 0) AS cache_hit_rate,
+       (SELECT analytics._top_models_in(pg_catalog.array_agg(d.model) || x.models,
+                                        pg_catalog.array_agg(d.requests) || x.model_requests,
+                                        pg_catalog.array_agg(d.cost) || x.model_costs)
           FROM analytics.usage_daily d
          WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) AS top_models,
-       (coalesce(u.cost, 0) + coalesce(p.cost, 0))
-           / analytics._calendar_months(LEAST(u.first_seen, p.first_seen), now(), z.timezone)
-           AS average_monthly_cost
-  FROM analytics.customers c
+       x.cost / analytics._calendar_months(x.first_seen, now(), z.timezone) AS average_monthly_cost
+  FROM (SELECT u.customer_identifier,
+               u.first_seen,
+               u.last_seen AS last_active,
+               u.active_days,
+               u.requests,
+               u.errors,
+               u.prompt_tokens,
+               u.completion_tokens,
+               u.prompt_tokens + u.completion_tokens AS total_tokens,
+               u.cost,
+               u.latency_sum,
+               u.latency_count,
+               u.ttft_sum,
+               u.ttft_count,
+               u.cached_tokens,
+               NULL::text[] AS models,
+               NULL::bigint[] AS model_requests,
+               NULL::numeric[] AS model_costs,
+               false AS pending
+          FROM analytics.usage_customer u
+        UNION ALL
+        SELECT p.customer_identifier,
+               LEAST(u.first_seen, p.first_seen),
+               GREATEST(u.last_seen, p.last_seen),
+               coalesce(u.active_days, 0) + p.new_days,
+               coalesce(u.requests, 0) + p.requests,
+               coalesce(u.errors, 0) + p.errors,
+               coalesce(u.prompt_tokens, 0) + p.prompt_tokens,
+               coalesce(u.completion_tokens, 0) + p.completion_tokens,
+               coalesce(u.prompt_tokens + u.completion_tokens, 0) + p.prompt_tokens + p.completion_tokens,
+               coalesce(u.cost, 0) + p.cost,
+               coalesce(u.latency_sum, 0) + p.latency_sum,
+               coalesce(u.latency_count, 0) + p.latency_count,
+               coalesce(u.ttft_sum, 0) + p.ttft_sum,
+               coalesce(u.ttft_count, 0) + p.ttft_count,
+               coalesce(u.cached_tokens, 0) + p.cached_tokens,
+               p.models,
+               p.model_requests,
+               p.model_costs,
+               true
+          FROM (SELECT g.customer_identifier,
+                       min(g.first_seen) AS first_seen,
+                       max(g.last_seen) AS last_seen,
+                       count(DISTINCT g.day) FILTER (WHERE d.customer_identifier IS NULL) AS new_days,
+                       sum(g.requests)::bigint AS requests,
+                       sum(g.errors)::bigint AS errors,
+                       sum(g.prompt_tokens)::bigint AS prompt_tokens,
+                       sum(g.completion_tokens)::bigint AS completion_tokens,
+                       sum(g.cost) AS cost,
+                       sum(g.latency_sum) AS latency_sum,
+                       sum(g.latency_count)::bigint AS latency_count,
+                       sum(g.ttft_sum) AS ttft_sum,
+                       sum(g.ttft_count)::bigint AS ttft_count,
+                       sum(g.cached_tokens)::bigint AS cached_tokens,
+                       array_agg(g.model) AS models,
+                       array_agg(g.requests) AS model_requests,
+                       array_agg(g.cost) AS model_costs
+                  FROM analytics._usage_pending g
+                  LEFT JOIN analytics.usage_customer_day d
+                         ON d.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
+                        AND d.day OPERATOR(pg_catalog.=) g.day
+                 GROUP BY g.customer_identifier) p
+          LEFT JOIN analytics.usage_customer u ON u.customer_identifier = p.customer_identifier) x
+  JOIN analytics.customers c ON c.customer_identifier = x.customer_identifier
  CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
-  LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
-  LEFT JOIN (SELECT g.customer_identifier,
-                    min(g.first_seen) AS first_seen,
-                    max(g.last_seen) AS last_seen,
-                    count(DISTINCT g.day) FILTER (WHERE x.customer_identifier IS NULL) AS new_days,
-                    sum(g.requests)::bigint AS requests,
-                    sum(g.errors)::bigint AS errors,
-                    sum(g.prompt_tokens)::bigint AS prompt_tokens,
-                    sum(g.completion_tokens)::bigint AS completion_tokens,
-                    sum(g.cost) AS cost,
-                    sum(g.latency_sum) AS latency_sum,
-                    sum(g.latency_count)::bigint AS latency_count,
-                    sum(g.ttft_sum) AS ttft_sum,
-                    sum(g.ttft_count)::bigint AS ttft_count,
-                    sum(g.cached_tokens)::bigint AS cached_tokens,
-                    array_agg(g.model) AS models,
-                    array_agg(g.requests) AS model_requests,
-                    array_agg(g.cost) AS model_costs
-               FROM analytics._usage_pending g
-               LEFT JOIN analytics.usage_customer_day x
-                      ON x.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
-                     AND x.day OPERATOR(pg_catalog.=) g.day
-              GROUP BY g.customer_identifier) p
-         ON p.customer_identifier = c.customer_identifier;
+ WHERE x.pending
+    OR x.customer_identifier NOT IN (SELECT g.customer_identifier FROM analytics._usage_pending g);
 
 COMMENT ON VIEW analytics.users IS
     'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs). Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
@@ -640,23 +688,30 @@ COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
 
 -- usage_customer_day rows without pending logs, and the pending (customer,
 -- day) pairs with their folded part added: one row per customer and day
--- either way.  Quals on day and customer_identifier reach both arms; both
--- are joins on the customer (pushed down on a cluster).
+-- either way.  The shape of analytics.users (see there): the first arm is
+-- the table alone, so that the costliest rows (ORDER BY cost DESC ...
+-- LIMIT n) are read in the order of its cost index, merged with the pending
+-- pairs sorted, and the outer condition drops from the first arm the pairs
+-- of the second (a hashed subplan).  Quals on day and customer_identifier
+-- reach both arms; both carry the customer (pushed down on a cluster).
 CREATE VIEW analytics.cost_by_user AS
 SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens, x.cost
-  FROM analytics.usage_customer_day x
-  LEFT JOIN analytics._usage_customer_day_pending p
-         ON p.customer_identifier = x.customer_identifier AND p.day = x.day
- WHERE p.customer_identifier IS NULL
-UNION ALL
-SELECT p.day, p.customer_identifier,
-       p.requests + coalesce(x.requests, 0),
-       p.prompt_tokens + coalesce(x.prompt_tokens, 0),
-       p.completion_tokens + coalesce(x.completion_tokens, 0),
-       p.cost + coalesce(x.cost, 0)
-  FROM analytics._usage_customer_day_pending p
-  LEFT JOIN analytics.usage_customer_day x
-         ON x.customer_identifier = p.customer_identifier AND x.day = p.day;
+  FROM (SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens,
+               x.cost, false AS pending
+          FROM analytics.usage_customer_day x
+        UNION ALL
+        SELECT p.day, p.customer_identifier,
+               p.requests + coalesce(x.requests, 0),
+               p.prompt_tokens + coalesce(x.prompt_tokens, 0),
+               p.completion_tokens + coalesce(x.completion_tokens, 0),
+               p.cost + coalesce(x.cost, 0),
+               true
+          FROM analytics._usage_customer_day_pending p
+          LEFT JOIN analytics.usage_customer_day x
+                 ON x.customer_identifier = p.customer_identifier AND x.day = p.day) x
+ WHERE x.pending
+    OR (x.customer_identifier, x.day) NOT IN (SELECT p.customer_identifier, p.day
+                                                FROM analytics._usage_customer_day_pending p);
 COMMENT ON VIEW analytics.cost_by_user IS
     'LLM usage per calendar day (rollup time zone) and customer. Filter on day and customer_identifier. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
 COMMENT ON COLUMN analytics.cost_by_user.day IS 'Calendar day in the rollup time zone.';
