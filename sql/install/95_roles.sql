@@ -50,7 +50,7 @@ GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_custom
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
-    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
+    analytics.usage_customer, analytics.usage_day, analytics.usage_day_gaps, analytics.rollup_set_aside,
     analytics.rollup_gaps, analytics.admissions, analytics.budget_events
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
@@ -88,6 +88,7 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_users_above(date, date, text, integer, text[], numeric),
     analytics._top_users_reads_totals(date, date),
     analytics._usage_window_all(date, date, boolean),
+    analytics._day_gaps_kept(),
     analytics.active_users(timestamptz, timestamptz, text),
     analytics.customer_logs(text, timestamptz, timestamptz, integer)
     TO analytics_reader;
