@@ -1584,10 +1584,10 @@ $$;
 COMMENT ON FUNCTION analytics._rollup_rebuild_summaries() IS
     'Internal: rebuilds usage_customer_day, usage_day, usage_day_gaps and usage_customer from usage_daily.';
 
-CREATE FUNCTION analytics._day_gaps_kept() RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$ SELECT true $$;
-COMMENT ON FUNCTION analytics._day_gaps_kept() IS
+CREATE VIEW analytics._day_gaps_kept AS SELECT true AS kept;
+COMMENT ON VIEW analytics._day_gaps_kept IS
     'Internal: whether usage_day_gaps is kept on this node (false on a Citus cluster).';
+COMMENT ON COLUMN analytics._day_gaps_kept.kept IS 'True on a single node, false after analytics.distribute().';
 
 CREATE OR REPLACE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
                                        bucket text DEFAULT 'day')
@@ -1613,7 +1613,7 @@ BEGIN
          ORDER BY 1;
         RETURN;
     END IF;
-    IF analytics._day_gaps_kept() THEN
+    IF (SELECT k.kept FROM analytics._day_gaps_kept k) THEN
         -- The buckets with a day of usage_day or of pending logs in the
         -- window (usage_day has a row per day with a folded log), each
         -- clipped to it.
@@ -1784,8 +1784,7 @@ BEGIN
     -- Nor are the gap counters usage_day_gaps: active_users counts weeks
     -- and months over usage_customer_day (50_views.sql).
     view := $view$
-    CREATE OR REPLACE FUNCTION analytics._day_gaps_kept() RETURNS boolean
-    LANGUAGE sql IMMUTABLE AS $f$ SELECT false $f$
+    CREATE OR REPLACE VIEW analytics._day_gaps_kept AS SELECT false AS kept
     $view$;
     EXECUTE view;
     PERFORM analytics._on_workers(view);
@@ -2418,7 +2417,7 @@ GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
 GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
     analytics._usage_pending, analytics._usage_customer_day_pending, analytics._usage_day,
     analytics.users, analytics.top_users, analytics.daily_active_users,
-    analytics.cost_by_user, analytics.logs_with_customer
+    analytics.cost_by_user, analytics.logs_with_customer, analytics._day_gaps_kept
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
@@ -2460,7 +2459,6 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_users_above(date, date, text, integer, text[], numeric),
     analytics._top_users_reads_totals(date, date),
     analytics._usage_window_all(date, date, boolean),
-    analytics._day_gaps_kept(),
     analytics.active_users(timestamptz, timestamptz, text),
     analytics.customer_logs(text, timestamptz, timestamptz, integer)
     TO analytics_reader;

@@ -589,11 +589,11 @@ COMMENT ON COLUMN analytics.daily_active_users.is_partial IS 'True for the curre
 
 -- Whether this node keeps the gap counters usage_day_gaps: true on a single
 -- node; analytics.distribute() makes it false on every node of a Citus
--- cluster, where they are not kept.
-CREATE FUNCTION analytics._day_gaps_kept() RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$ SELECT true $$;
-COMMENT ON FUNCTION analytics._day_gaps_kept() IS
+-- cluster, where they are not kept (a view, replaced as _usage_day is).
+CREATE VIEW analytics._day_gaps_kept AS SELECT true AS kept;
+COMMENT ON VIEW analytics._day_gaps_kept IS
     'Internal: whether usage_day_gaps is kept on this node (false on a Citus cluster).';
+COMMENT ON COLUMN analytics._day_gaps_kept.kept IS 'True on a single node, false after analytics.distribute().';
 
 -- Distinct customers per day, week (ISO, from Monday) or month: days from
 -- daily_active_users.  Weeks and months on a single node from the gap
@@ -630,7 +630,7 @@ BEGIN
          ORDER BY 1;
         RETURN;
     END IF;
-    IF analytics._day_gaps_kept() THEN
+    IF (SELECT k.kept FROM analytics._day_gaps_kept k) THEN
         -- The buckets with a day of usage_day or of pending logs in the
         -- window (usage_day has a row per day with a folded log), each
         -- clipped to it.

@@ -178,8 +178,7 @@ BEGIN
     -- Nor are the gap counters usage_day_gaps: active_users counts weeks
     -- and months over usage_customer_day (50_views.sql).
     view := $view$
-    CREATE OR REPLACE FUNCTION analytics._day_gaps_kept() RETURNS boolean
-    LANGUAGE sql IMMUTABLE AS $f$ SELECT false $f$
+    CREATE OR REPLACE VIEW analytics._day_gaps_kept AS SELECT false AS kept
     $view$;
     EXECUTE view;
     PERFORM analytics._on_workers(view);

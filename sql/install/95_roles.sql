@@ -46,7 +46,7 @@ GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
 GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
     analytics._usage_pending, analytics._usage_customer_day_pending, analytics._usage_day,
     analytics.users, analytics.top_users, analytics.daily_active_users,
-    analytics.cost_by_user, analytics.logs_with_customer
+    analytics.cost_by_user, analytics.logs_with_customer, analytics._day_gaps_kept
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
@@ -88,7 +88,6 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_users_above(date, date, text, integer, text[], numeric),
     analytics._top_users_reads_totals(date, date),
     analytics._usage_window_all(date, date, boolean),
-    analytics._day_gaps_kept(),
     analytics.active_users(timestamptz, timestamptz, text),
     analytics.customer_logs(text, timestamptz, timestamptz, integer)
     TO analytics_reader;

@@ -12,6 +12,10 @@ CREATE EXTENSION analytics;
 RESET client_min_messages;
 SET timezone = 'UTC';
 
+-- The raw logs with a customer and their day in the rollup time zone, as
+-- check() finds them (copied there before each comparison).
+CREATE TEMP TABLE raw_logs (customer_identifier text, cost numeric, day date);
+
 -- The reference: distinct customers, requests and cost per bucket over the
 -- raw logs of the calendar days (rollup time zone) overlapping
 -- [since, until); a bucket is complete when its first and last day are in
@@ -25,9 +29,7 @@ WITH z AS (SELECT timezone AS tz FROM analytics.rollup_state),
                   ((until AT TIME ZONE z.tz) - interval '1 microsecond')::date AS last_in,
                   (now() AT TIME ZONE z.tz)::date AS today
              FROM z),
-     l AS (SELECT x.customer_identifier, x.cost, (x.created_at AT TIME ZONE z.tz)::date AS day
-             FROM analytics.logs x, z
-            WHERE x.customer_identifier IS NOT NULL)
+     l AS (SELECT * FROM raw_logs)
 SELECT g.b, g.n, g.r, g.c,
        NOT (g.b >= coalesce(w.first_in, '-infinity')
             AND g.last_day <= coalesce(w.last_in, 'infinity')
@@ -51,6 +53,11 @@ DECLARE
     b text;
     n bigint;
 BEGIN
+    TRUNCATE raw_logs;
+    INSERT INTO raw_logs
+    SELECT x.customer_identifier, x.cost, (x.created_at AT TIME ZONE s.timezone)::date
+      FROM analytics.logs x, analytics.rollup_state s
+     WHERE x.customer_identifier IS NOT NULL;
     windows := 0;
     buckets := 0;
     mismatches := 0;
