@@ -1471,6 +1471,411 @@ $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS
     'Shards the per-customer tables by customer_identifier on a Citus cluster (co-located with customers) and makes model_prices a reference table; idempotent; on the coordinator.';
 
+-- Issue 15: WAU/MAU gap counters
+--
+-- usage_day_gaps (40_rollup.sql), kept by the fold (rollup.c), the deletion
+-- trigger of usage_customer_day and the rebuild; active_users reads it for
+-- weeks and months on a single node (50_views.sql); distribute() marks a
+-- cluster, where it is not kept (70_distribute.sql).
+CREATE TABLE analytics.usage_day_gaps (
+    day date NOT NULL,
+    prev_day date NOT NULL,
+    customers bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, prev_day)
+);
+COMMENT ON TABLE analytics.usage_day_gaps IS 'Active days by the gap since the customer''s previous one: for each day and previous day, the rows of usage_customer_day on that day whose customer was last active before it on prev_day. Folded in with usage_day; on a Citus cluster not kept (empty).';
+COMMENT ON COLUMN analytics.usage_day_gaps.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics.usage_day_gaps.prev_day IS 'The customer''s previous active day (its greatest usage_customer_day day before day); -infinity when day is its first.';
+COMMENT ON COLUMN analytics.usage_day_gaps.customers IS 'Customers active on day whose previous active day is prev_day.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.usage_day_gaps', '');
+
+CREATE OR REPLACE FUNCTION analytics._usage_customer_day_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    UPDATE analytics.usage_day d
+       SET active_users = d.active_users OPERATOR(pg_catalog.-) o.active_users,
+           -- rollup columns: subtract per_day d o last
+           requests = d.requests OPERATOR(pg_catalog.-) o.requests,
+           errors = d.errors OPERATOR(pg_catalog.-) o.errors,
+           prompt_tokens = d.prompt_tokens OPERATOR(pg_catalog.-) o.prompt_tokens,
+           completion_tokens = d.completion_tokens OPERATOR(pg_catalog.-) o.completion_tokens,
+           cost = d.cost OPERATOR(pg_catalog.-) o.cost
+           -- end rollup columns
+      FROM (SELECT x.day, pg_catalog.count(*) AS active_users,
+                   -- rollup columns: merge per_day x last
+                   pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+                   pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+                   pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+                   pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+                   pg_catalog.sum(x.cost) AS cost
+                   -- end rollup columns
+              FROM old_rows x GROUP BY x.day) o
+     WHERE d.day OPERATOR(pg_catalog.=) o.day;
+    DELETE FROM analytics.usage_day d WHERE d.active_users OPERATOR(pg_catalog.<=) 0;
+    -- The gap counters, when kept (empty on a Citus cluster, and emptied
+    -- first by a rebuild): the affected customers' pairs (day, previous
+    -- day) before the deletion (the rows left plus old_rows) come out, those
+    -- of the rows left go in, so a partial deletion is right too.
+    IF EXISTS (SELECT FROM analytics.usage_day_gaps) THEN
+        INSERT INTO analytics.usage_day_gaps AS g (day, prev_day, customers)
+        SELECT c.day, c.prev_day, pg_catalog.sum(c.delta)
+          FROM (SELECT r.day,
+                       COALESCE(pg_catalog.lag(r.day) OVER (PARTITION BY r.customer_identifier, r.kept
+                                                            ORDER BY r.day),
+                                '-infinity'::pg_catalog.date) AS prev_day,
+                       CASE WHEN r.kept THEN 1 ELSE -1 END AS delta
+                  FROM (SELECT x.customer_identifier, x.day, false AS kept FROM old_rows x
+                        UNION ALL
+                        SELECT u.customer_identifier, u.day, k.kept
+                          FROM analytics.usage_customer_day u
+                          CROSS JOIN (VALUES (false), (true)) k (kept)
+                         WHERE u.customer_identifier IN (SELECT x.customer_identifier FROM old_rows x)) r) c
+         GROUP BY c.day, c.prev_day
+        HAVING pg_catalog.sum(c.delta) OPERATOR(pg_catalog.<>) 0
+        ON CONFLICT (day, prev_day) DO UPDATE
+           SET customers = g.customers OPERATOR(pg_catalog.+) EXCLUDED.customers;
+        DELETE FROM analytics.usage_day_gaps g
+         WHERE g.day IN (SELECT x.day FROM old_rows x UNION SELECT u.day FROM analytics.usage_customer_day u
+                          WHERE u.customer_identifier IN (SELECT x.customer_identifier FROM old_rows x))
+           AND g.customers OPERATOR(pg_catalog.<=) 0;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION analytics._usage_customer_day_deleted() IS
+    'Internal: trigger keeping usage_day equal to usage_customer_day summed per day, and usage_day_gaps equal to its rows counted by day and previous day, when rows of the latter are deleted.';
+
+CREATE OR REPLACE FUNCTION analytics._rollup_rebuild_summaries() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, analytics AS $$
+DELETE FROM analytics.usage_day;
+-- Emptied first: the deletion trigger of usage_customer_day then leaves it.
+DELETE FROM analytics.usage_day_gaps;
+DELETE FROM analytics.usage_customer_day;
+DELETE FROM analytics.usage_customer;
+INSERT INTO analytics.usage_customer_day (
+    customer_identifier, day,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT d.customer_identifier, d.day,
+       -- rollup columns: merge per_day d last
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost
+       -- end rollup columns
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier, d.day;
+INSERT INTO analytics.usage_day (
+    day, active_users,
+    -- rollup columns: list per_day - last
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost
+    -- end rollup columns
+)
+SELECT x.day, pg_catalog.count(*),
+       -- rollup columns: merge per_day x last
+       pg_catalog.sum(x.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(x.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(x.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(x.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(x.cost) AS cost
+       -- end rollup columns
+  FROM analytics.usage_customer_day x
+ GROUP BY x.day;
+INSERT INTO analytics.usage_day_gaps (day, prev_day, customers)
+SELECT g.day, g.prev_day, pg_catalog.count(*)
+  FROM (SELECT x.day,
+               COALESCE(pg_catalog.lag(x.day) OVER (PARTITION BY x.customer_identifier ORDER BY x.day),
+                        '-infinity'::pg_catalog.date) AS prev_day
+          FROM analytics.usage_customer_day x) g
+ GROUP BY g.day, g.prev_day;
+INSERT INTO analytics.usage_customer (
+    customer_identifier,
+    -- rollup columns: list all -
+    requests,
+    errors,
+    prompt_tokens,
+    completion_tokens,
+    cost,
+    latency_sum,
+    latency_count,
+    ttft_sum,
+    ttft_count,
+    first_seen,
+    last_seen,
+    cached_tokens,
+    -- end rollup columns
+    active_days
+)
+SELECT d.customer_identifier,
+       -- rollup columns: merge all d
+       pg_catalog.sum(d.requests)::pg_catalog.int8 AS requests,
+       pg_catalog.sum(d.errors)::pg_catalog.int8 AS errors,
+       pg_catalog.sum(d.prompt_tokens)::pg_catalog.int8 AS prompt_tokens,
+       pg_catalog.sum(d.completion_tokens)::pg_catalog.int8 AS completion_tokens,
+       pg_catalog.sum(d.cost) AS cost,
+       pg_catalog.sum(d.latency_sum) AS latency_sum,
+       pg_catalog.sum(d.latency_count)::pg_catalog.int8 AS latency_count,
+       pg_catalog.sum(d.ttft_sum) AS ttft_sum,
+       pg_catalog.sum(d.ttft_count)::pg_catalog.int8 AS ttft_count,
+       pg_catalog.min(d.first_seen) AS first_seen,
+       pg_catalog.max(d.last_seen) AS last_seen,
+       pg_catalog.sum(d.cached_tokens)::pg_catalog.int8 AS cached_tokens,
+       -- end rollup columns
+       pg_catalog.count(DISTINCT d.day)
+  FROM analytics.usage_daily d
+ GROUP BY d.customer_identifier;
+INSERT INTO analytics.usage_customer (customer_identifier)
+SELECT c.customer_identifier
+  FROM analytics.customers c
+ WHERE NOT EXISTS (SELECT 1 FROM analytics.usage_customer u
+                    WHERE u.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier);
+$$;
+COMMENT ON FUNCTION analytics._rollup_rebuild_summaries() IS
+    'Internal: rebuilds usage_customer_day, usage_day, usage_day_gaps and usage_customer from usage_daily (usage_customer with a row of zeros for each customer without logs).';
+
+CREATE VIEW analytics._day_gaps_kept AS SELECT true AS kept;
+COMMENT ON VIEW analytics._day_gaps_kept IS
+    'Internal: whether usage_day_gaps is kept on this node (false on a Citus cluster).';
+COMMENT ON COLUMN analytics._day_gaps_kept.kept IS 'True on a single node, false after analytics.distribute().';
+
+CREATE OR REPLACE FUNCTION analytics.active_users(since timestamptz, until timestamptz,
+                                       bucket text DEFAULT 'day')
+RETURNS TABLE (bucket_start date, active_users bigint, requests bigint, cost numeric,
+               is_partial boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+#variable_conflict use_column
+DECLARE
+    d0 date;
+    d1 date;
+BEGIN
+    IF bucket IS NULL OR bucket NOT IN ('day', 'week', 'month') THEN
+        PERFORM analytics._argument_error('bucket', bucket, 'day, week or month');
+    END IF;
+    -- One snapshot for every statement (STABLE).
+    SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
+    IF bucket = 'day' THEN
+        -- A day inside the window is partial only while it is not over.
+        RETURN QUERY
+        SELECT a.day, a.active_users, a.requests, a.cost, a.is_partial
+          FROM analytics.daily_active_users a
+         WHERE a.day >= d0 AND a.day < d1
+         ORDER BY 1;
+        RETURN;
+    END IF;
+    IF (SELECT k.kept FROM analytics._day_gaps_kept k) THEN
+        -- The buckets with a day of usage_day or of pending logs in the
+        -- window (usage_day has a row per day with a folded log), each
+        -- clipped to it.
+        RETURN QUERY
+        WITH b AS MATERIALIZED (
+            SELECT k.b, greatest(k.b, d0) AS a, least((k.b + ('1 ' || bucket)::interval)::date, d1) AS e
+              FROM (SELECT DISTINCT date_trunc(bucket, x.day::timestamp)::date AS b
+                      FROM (SELECT d.day FROM analytics.usage_day d
+                             WHERE d.day >= d0 AND d.day < d1
+                            UNION
+                            SELECT p.day FROM analytics._usage_customer_day_pending p
+                             WHERE p.day >= d0 AND p.day < d1) x) k),
+        p AS MATERIALIZED (
+            SELECT q.customer_identifier, q.day, q.requests, q.cost
+              FROM analytics._usage_customer_day_pending q
+             WHERE q.day >= d0 AND q.day < d1)
+        SELECT b.b,
+               coalesce((SELECT sum(g.customers) FROM analytics.usage_day_gaps g
+                          WHERE g.day >= b.a AND g.day < b.e AND g.prev_day < b.a), 0)::bigint
+               + (SELECT count(DISTINCT p.customer_identifier) FROM p
+                   WHERE p.day >= b.a AND p.day < b.e
+                     AND NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
+                                      WHERE x.customer_identifier = p.customer_identifier
+                                        AND x.day >= b.a AND x.day < b.e)),
+               (coalesce((SELECT sum(d.requests) FROM analytics.usage_day d
+                           WHERE d.day >= b.a AND d.day < b.e), 0)
+                + coalesce((SELECT sum(p.requests) FROM p WHERE p.day >= b.a AND p.day < b.e), 0))::bigint,
+               coalesce((SELECT sum(d.cost) FROM analytics.usage_day d
+                          WHERE d.day >= b.a AND d.day < b.e), 0)
+               + coalesce((SELECT sum(p.cost) FROM p WHERE p.day >= b.a AND p.day < b.e), 0),
+               b.b < d0 OR (b.b + ('1 ' || bucket)::interval)::date
+                           > least(d1, (SELECT (now() AT TIME ZONE s.timezone)::date
+                                          FROM analytics.rollup_state s))
+          FROM b
+         ORDER BY 1;
+        RETURN;
+    END IF;
+    -- On a cluster: distinct (bucket, customer) pairs first (a hash
+    -- aggregate), then counted per bucket.
+    RETURN QUERY
+    SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost),
+           g.b < d0 OR (g.b + ('1 ' || bucket)::interval)::date
+                       > least(d1, (SELECT (now() AT TIME ZONE s.timezone)::date
+                                      FROM analytics.rollup_state s))
+      FROM (SELECT date_trunc(bucket, u.day::timestamp)::date AS b,
+                   u.customer_identifier,
+                   sum(u.requests) AS requests,
+                   sum(u.cost) AS cost
+              FROM analytics._usage_customer_day_live u
+             WHERE u.day >= d0 AND u.day < d1
+             GROUP BY 1, 2) g
+     GROUP BY 1
+     ORDER BY 1;
+END;
+$$;
+COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
+    'Distinct customers, requests and cost per day, week (from Monday) or month, over the calendar days (rollup time zone) overlapping [since, until); buckets without logs are left out. is_partial is true for a bucket whose figures are not final or not whole: it holds today (rollup time zone) or a later day, or the window leaves out some of its days. Counts are bigint and cost numeric (exact; node-postgres returns both as strings).';
+
+CREATE OR REPLACE FUNCTION analytics.distribute(shard_count integer DEFAULT 32) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    t text;
+    view text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'analytics.distribute() needs Citus'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The citus extension is not installed in this database.',
+                  HINT = 'Preload citus before analytics (shared_preload_libraries = ''citus,analytics''), CREATE EXTENSION citus, add the worker nodes, then call analytics.distribute() on the coordinator.';
+    END IF;
+    IF shard_count IS NULL OR shard_count OPERATOR(pg_catalog.<) 1
+       OR shard_count OPERATOR(pg_catalog.>) 1024 THEN
+        PERFORM analytics._argument_error('shard_count', shard_count::text, 'an integer from 1 to 1024');
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'analytics.distribute() runs on the coordinator'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Connect to the coordinator of the Citus cluster.';
+    END IF;
+    -- The triggers of the extension must run on the shards.
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.model_prices'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_reference_table('analytics.model_prices');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.customers'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_distributed_table('analytics.customers', 'customer_identifier',
+                                                    shard_count => shard_count, colocate_with => 'none');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass) THEN
+        -- Citus needs the distribution column in every unique key; the
+        -- fold reads logs by id.
+        -- Citus routes no NULL: logs without a customer go under ''.
+        ALTER TABLE analytics.logs DISABLE TRIGGER logs_guard_update;
+        UPDATE analytics.logs SET customer_identifier = ''
+         WHERE customer_identifier IS NULL;
+        ALTER TABLE analytics.logs ENABLE TRIGGER logs_guard_update;
+        ALTER TABLE analytics.logs DROP CONSTRAINT logs_pkey;
+        ALTER TABLE analytics.logs ADD CONSTRAINT logs_pkey PRIMARY KEY (customer_identifier, id);
+        CREATE INDEX logs_id ON analytics.logs (id);
+        -- Citus routes no NULL: a log without a customer is stored under
+        -- '' (src/shards.c); a COPY that leaves the column out gets it too.
+        ALTER TABLE analytics.logs ALTER COLUMN customer_identifier SET DEFAULT '';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.rollup_set_aside'::pg_catalog.regclass) THEN
+        ALTER TABLE analytics.rollup_set_aside DROP CONSTRAINT rollup_set_aside_pkey;
+        ALTER TABLE analytics.rollup_set_aside
+            ADD CONSTRAINT rollup_set_aside_pkey PRIMARY KEY (customer_identifier, log_id);
+    END IF;
+    -- Every node folds with the time zone and retention boundary of this
+    -- one: a node takes them from this reference table before it takes
+    -- over its first shard (rollup.c).
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.rollup_settings'::pg_catalog.regclass) THEN
+        INSERT INTO analytics.rollup_settings (timezone, retained_from)
+        SELECT s.timezone, s.retained_from FROM analytics.rollup_state s;
+        PERFORM pg_catalog.create_reference_table('analytics.rollup_settings');
+    END IF;
+    FOREACH t IN ARRAY ARRAY['logs', 'budget_counters', 'usage_daily', 'usage_customer_day',
+                             'usage_customer', 'rollup_set_aside', 'admissions',
+                             'budget_events'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                        WHERE logicalrelid OPERATOR(pg_catalog.=) ('analytics.' OPERATOR(pg_catalog.||) t)::pg_catalog.regclass) THEN
+            IF t OPERATOR(pg_catalog.=) 'logs' THEN
+                -- The logs already recorded were checked, priced and
+                -- budgeted when they came, and keep their ids: Citus copies
+                -- them into the shards with the insert trigger set aside.
+                -- Fold them first, so that the rollups copied with them
+                -- count them all (each node's first pass then rebuilds its
+                -- shards' rollups from them, rollup.c).
+                LOCK TABLE analytics.logs IN EXCLUSIVE MODE;
+                PERFORM analytics.rollup_now();
+                -- With every writer gone, every gap is settled: its logs
+                -- that committed were folded just now.
+                DELETE FROM analytics.rollup_gaps;
+                ALTER TABLE analytics.logs DISABLE TRIGGER logs_before_insert;
+            END IF;
+            PERFORM pg_catalog.create_distributed_table('analytics.' OPERATOR(pg_catalog.||) t,
+                                                        'customer_identifier',
+                                                        colocate_with => 'analytics.customers');
+            IF t OPERATOR(pg_catalog.=) 'logs' THEN
+                ALTER TABLE analytics.logs ENABLE TRIGGER logs_before_insert;
+            END IF;
+        END IF;
+    END LOOP;
+
+    -- The views: usage_day is node-local and not kept on a cluster, so the
+    -- per-day totals are read from usage_customer_day (41_rollup_pending.sql),
+    -- on the coordinator and on every worker (a query may enter anywhere).
+    view := $view$
+    CREATE OR REPLACE VIEW analytics._usage_day AS
+    SELECT x.customer_identifier, x.day, 1::pg_catalog.int8 AS active_users,
+           -- rollup columns: list per_day x last
+           x.requests,
+           x.errors,
+           x.prompt_tokens,
+           x.completion_tokens,
+           x.cost
+           -- end rollup columns
+      FROM analytics.usage_customer_day x
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
+    -- Nor are the gap counters usage_day_gaps: active_users counts weeks
+    -- and months over usage_customer_day (50_views.sql).
+    view := $view$
+    CREATE OR REPLACE VIEW analytics._day_gaps_kept AS SELECT false AS kept
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
+    DELETE FROM analytics.usage_day_gaps;
+END;
+$$;
+
+-- Filled from usage_customer_day, as the rebuild does, unless the database
+-- is a distributed Citus cluster (not kept there; run distribute() again
+-- after the update so that every node knows).
+DO $$
+DECLARE
+    distributed boolean := false;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid '
+                'OPERATOR(pg_catalog.=) ''analytics.usage_customer_day''::pg_catalog.regclass)'
+           INTO distributed;
+    END IF;
+    IF NOT distributed THEN
+        INSERT INTO analytics.usage_day_gaps (day, prev_day, customers)
+        SELECT g.day, g.prev_day, pg_catalog.count(*)
+          FROM (SELECT x.day,
+                       COALESCE(pg_catalog.lag(x.day) OVER (PARTITION BY x.customer_identifier ORDER BY x.day),
+                                '-infinity'::pg_catalog.date) AS prev_day
+                  FROM analytics.usage_customer_day x) g
+         GROUP BY g.day, g.prev_day;
+    END IF;
+END;
+$$;
+
 -- Issue 15: the Users page and cost_by_user read in the order of an index
 -- (40_rollup.sql, 50_views.sql): a usage_customer row for every customer,
 -- zeros without logs, and the indexes of the sort orders.
@@ -1517,8 +1922,6 @@ CREATE INDEX usage_customer_day_cost ON analytics.usage_customer_day (cost);
 
 COMMENT ON FUNCTION analytics.replace_on_insert() IS
     'Trigger: an INSERT of an existing model price, of the rollup state, or (in record mode) of a customer''s usage_customer row of zeros replaces the row (so dumps restore).';
-COMMENT ON FUNCTION analytics._rollup_rebuild_summaries() IS
-    'Internal: rebuilds usage_customer_day, usage_day and usage_customer from usage_daily (usage_customer with a row of zeros for each customer without logs).';
 -- Restoring a dump (in record mode, docs/budgets.md): the customers come
 -- first and their insert adds each one a usage_customer row of zeros
 -- (40_rollup.sql), which the dumped row then replaces.
@@ -2127,11 +2530,11 @@ GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
 GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
     analytics._usage_pending, analytics._usage_customer_day_pending, analytics._usage_day,
     analytics.users, analytics.top_users, analytics.daily_active_users,
-    analytics.cost_by_user, analytics.logs_with_customer
+    analytics.cost_by_user, analytics.logs_with_customer, analytics._day_gaps_kept
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
-    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
+    analytics.usage_customer, analytics.usage_day, analytics.usage_day_gaps, analytics.rollup_set_aside,
     analytics.rollup_gaps, analytics.admissions, analytics.budget_events
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,

@@ -243,6 +243,53 @@ PG_FUNCTION_INFO_V1(rollup_now);
 /* end rollup columns */ \
 "  )"
 
+/*
+ * gap_new: the new (customer, day) pairs of cd, each with the customer's
+ * greatest old day before it (p_old) and least old day after it (n_old),
+ * read from usage_customer_day by its primary key (the snapshot before the
+ * statement: none of the new pairs), and its previous new day (prev_new).
+ */
+#define FOLD_GAP_NEW \
+" gap_new AS (" \
+"  SELECT cd.customer_identifier, cd.day, p.day AS p_old, n.day AS n_old," \
+"    pg_catalog.lag(cd.day) OVER (PARTITION BY cd.customer_identifier ORDER BY cd.day) AS prev_new" \
+"    FROM cd" \
+"    LEFT JOIN LATERAL (SELECT x.day FROM analytics.usage_customer_day x" \
+"                        WHERE x.customer_identifier OPERATOR(pg_catalog.=) cd.customer_identifier" \
+"                          AND x.day OPERATOR(pg_catalog.<) cd.day" \
+"                        ORDER BY x.day DESC LIMIT 1) p ON true" \
+"    LEFT JOIN LATERAL (SELECT x.day FROM analytics.usage_customer_day x" \
+"                        WHERE x.customer_identifier OPERATOR(pg_catalog.=) cd.customer_identifier" \
+"                          AND x.day OPERATOR(pg_catalog.>) cd.day" \
+"                        ORDER BY x.day LIMIT 1) n ON true" \
+"   WHERE cd.new_day)"
+
+/*
+ * ins_gaps: the changes of usage_day_gaps.  A new day d counts at (d, its
+ * previous day: the greater of p_old and prev_new); the old day n_old
+ * following new days of the customer moves from (n_old, p_old) to (n_old,
+ * the greatest of those new days).  Counts that fall to 0 stay.
+ */
+#define FOLD_DAY_GAPS \
+" ins_gaps AS (" \
+"  INSERT INTO analytics.usage_day_gaps AS u (day, prev_day, customers)" \
+"  SELECT c.day, c.prev_day, pg_catalog.sum(c.delta)" \
+"    FROM (SELECT g.day," \
+"                 COALESCE(GREATEST(g.p_old, g.prev_new), '-infinity'::pg_catalog.date) AS prev_day," \
+"                 1 AS delta" \
+"            FROM gap_new g" \
+"          UNION ALL" \
+"          SELECT g.n_old, m.prev_day, m.delta" \
+"            FROM (SELECT g.n_old, g.p_old, pg_catalog.max(g.day) AS last_new FROM gap_new g" \
+"                   WHERE g.n_old IS NOT NULL" \
+"                   GROUP BY g.customer_identifier, g.n_old, g.p_old) g" \
+"            CROSS JOIN LATERAL (VALUES (COALESCE(g.p_old, '-infinity'::pg_catalog.date), -1)," \
+"                                       (g.last_new, 1)) m (prev_day, delta)) c" \
+"   GROUP BY c.day, c.prev_day" \
+"  HAVING pg_catalog.sum(c.delta) OPERATOR(pg_catalog.<>) 0" \
+"  ON CONFLICT (day, prev_day) DO UPDATE SET" \
+"    customers = u.customers OPERATOR(pg_catalog.+) EXCLUDED.customers)"
+
 /* ins_c: cd per customer added to usage_customer, with its new active days. */
 #define FOLD_CUSTOMER \
 " ins_c AS (" \
@@ -305,13 +352,14 @@ PG_FUNCTION_INFO_V1(rollup_now);
  */
 static const char *fold_sql =
 "WITH" FOLD_SRC "," FOLD_CUSTOMERS "," FOLD_DAILY ","
-FOLD_CUSTOMER_DAY_SRC "," FOLD_CUSTOMER_DAY "," FOLD_DAY "," FOLD_CUSTOMER
+FOLD_CUSTOMER_DAY_SRC "," FOLD_CUSTOMER_DAY "," FOLD_DAY "," FOLD_GAP_NEW ","
+FOLD_DAY_GAPS "," FOLD_CUSTOMER
 " SELECT COALESCE(pg_catalog.sum(src.requests), 0)::pg_catalog.int8 FROM src";
 
 /*
  * The same on a Citus node, for one logs shard and its co-located rollup
- * shards: usage_day, which has no customer to shard by, is not kept there
- * (the views sum usage_customer_day per day instead).
+ * shards: usage_day and usage_day_gaps, which have no customer to shard
+ * by, are not kept there (the views read usage_customer_day instead).
  */
 static const char *fold_shard_sql =
 "WITH" FOLD_SRC "," FOLD_CUSTOMERS "," FOLD_DAILY ","
@@ -1022,8 +1070,8 @@ rollup_fold_through(int64 lo, int64 hi, const RollupFold *fold, int64 *folded)
  * rollup_rebuild_summaries
  *		Rebuild the coarser rollups of the logs relation logs from its
  *		usage_daily: _rollup_rebuild_summaries(), or on a Citus node its
- *		statements, less those of usage_day (not kept on a cluster), on the
- *		shards co-located with logs.  Inside SPI.
+ *		statements, less those of usage_day and usage_day_gaps (not kept on
+ *		a cluster), on the shards co-located with logs.  Inside SPI.
  */
 void
 rollup_rebuild_summaries(Oid logs)
@@ -1047,7 +1095,10 @@ rollup_rebuild_summaries(Oid logs)
 	{
 		const char *day = strstr(stmt, "analytics.usage_day");
 
-		if ((day != NULL && !isalnum((unsigned char) day[19]) && day[19] != '_') ||
+		if ((day != NULL &&
+			 ((!isalnum((unsigned char) day[19]) && day[19] != '_') ||
+			  (strncmp(day + 19, "_gaps", 5) == 0 &&
+			   !isalnum((unsigned char) day[24]) && day[24] != '_'))) ||
 			strspn(stmt, " \t\n") == strlen(stmt))
 			continue;
 		spi_run(rollup_sql_for(stmt, logs), 0, NULL, NULL, NULL,

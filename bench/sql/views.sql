@@ -77,7 +77,14 @@ FROM (SELECT (date_trunc('day', now()) - interval '29 days')::text AS since,
     FROM analytics.logs
     WHERE created_at >= $since::timestamptz AND created_at < $until::timestamptz
     GROUP BY 1 $$, 100.0),
- (6, 'cost_by_user, 30 days (all rows)', 'analytics.cost_by_user', $$
+ (6, 'active_users(since, until, ''month'')', 'analytics.active_users(', $$
+    SELECT bucket_start, active_users FROM analytics.active_users($since, $until, 'month') $$, $$
+    SELECT date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS bucket,
+           count(DISTINCT customer_identifier) AS active_users
+    FROM analytics.logs
+    WHERE created_at >= $since::timestamptz AND created_at < $until::timestamptz
+    GROUP BY 1 $$, 100.0),
+ (7, 'cost_by_user, 30 days (all rows)', 'analytics.cost_by_user', $$
     SELECT day, customer_identifier, requests, prompt_tokens, completion_tokens, cost
     FROM analytics.cost_by_user WHERE day >= $since::date $$, $$
     SELECT (created_at AT TIME ZONE 'UTC')::date AS day, customer_identifier, count(*) AS requests,
@@ -94,13 +101,13 @@ FROM (SELECT (date_trunc('day', now()) - interval '29 days')::text AS since,
            sum(cost) AS cost
     FROM analytics.logs WHERE created_at >= $since::timestamptz
     GROUP BY 1, 2 ORDER BY cost DESC, day, customer_identifier LIMIT 100 $$, 100.0),
- (7, 'customer_logs(heaviest customer), newest 100', 'analytics.customer_logs(', $$
+ (8, 'customer_logs(heaviest customer), newest 100', 'analytics.customer_logs(', $$
     SELECT id, created_at, model, total_tokens, cost, status_code
     FROM analytics.customer_logs('cust-1', NULL, NULL, 100) $$, $$
     SELECT id, created_at, model, total_tokens, cost, status_code
     FROM analytics.logs WHERE customer_identifier = 'cust-1'
     ORDER BY created_at DESC, id DESC LIMIT 100 $$, NULL),
- (8, 'logs_with_customer, heaviest customer, newest 100', 'analytics.logs_with_customer', $$
+ (9, 'logs_with_customer, heaviest customer, newest 100', 'analytics.logs_with_customer', $$
     SELECT id, customer_identifier, name, email, model, cost
     FROM analytics.logs_with_customer WHERE customer_identifier = 'cust-1'
     ORDER BY created_at DESC, id DESC LIMIT 100 $$, $$

@@ -236,6 +236,25 @@ COMMENT ON COLUMN analytics.usage_day.cost IS 'Sum of cost (USD, before markup).
 -- end rollup columns
 SELECT pg_catalog.pg_extension_config_dump('analytics.usage_day', '');
 
+-- The gap counters: with them the distinct customers active in any range of
+-- days [a, b) is one indexed sum, whatever the number of customers:
+--   sum(customers) over the rows with a <= day < b AND prev_day < a
+-- (a customer counts once, at its first active day inside the range).  The
+-- fold keeps them with usage_day (rollup.c); node-local, not kept on a
+-- Citus cluster (the views count usage_customer_day there).  Rows whose
+-- count falls to 0 are left (at most one per pair of days).
+CREATE TABLE analytics.usage_day_gaps (
+    day date NOT NULL,
+    prev_day date NOT NULL,
+    customers bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, prev_day)
+);
+COMMENT ON TABLE analytics.usage_day_gaps IS 'Active days by the gap since the customer''s previous one: for each day and previous day, the rows of usage_customer_day on that day whose customer was last active before it on prev_day. Folded in with usage_day; on a Citus cluster not kept (empty).';
+COMMENT ON COLUMN analytics.usage_day_gaps.day IS 'Calendar day in the rollup time zone.';
+COMMENT ON COLUMN analytics.usage_day_gaps.prev_day IS 'The customer''s previous active day (its greatest usage_customer_day day before day); -infinity when day is its first.';
+COMMENT ON COLUMN analytics.usage_day_gaps.customers IS 'Customers active on day whose previous active day is prev_day.';
+SELECT pg_catalog.pg_extension_config_dump('analytics.usage_day_gaps', '');
+
 -- A customer's rows of usage_customer_day leave (delete_customer, or the
 -- cascade of any deletion of a customer): take them out of usage_day too,
 -- and drop the days left without a customer.  Statement level, so one
@@ -263,11 +282,38 @@ BEGIN
               FROM old_rows x GROUP BY x.day) o
      WHERE d.day OPERATOR(pg_catalog.=) o.day;
     DELETE FROM analytics.usage_day d WHERE d.active_users OPERATOR(pg_catalog.<=) 0;
+    -- The gap counters, when kept (empty on a Citus cluster, and emptied
+    -- first by a rebuild): the affected customers' pairs (day, previous
+    -- day) before the deletion (the rows left plus old_rows) come out, those
+    -- of the rows left go in, so a partial deletion is right too.
+    IF EXISTS (SELECT FROM analytics.usage_day_gaps) THEN
+        INSERT INTO analytics.usage_day_gaps AS g (day, prev_day, customers)
+        SELECT c.day, c.prev_day, pg_catalog.sum(c.delta)
+          FROM (SELECT r.day,
+                       COALESCE(pg_catalog.lag(r.day) OVER (PARTITION BY r.customer_identifier, r.kept
+                                                            ORDER BY r.day),
+                                '-infinity'::pg_catalog.date) AS prev_day,
+                       CASE WHEN r.kept THEN 1 ELSE -1 END AS delta
+                  FROM (SELECT x.customer_identifier, x.day, false AS kept FROM old_rows x
+                        UNION ALL
+                        SELECT u.customer_identifier, u.day, k.kept
+                          FROM analytics.usage_customer_day u
+                          CROSS JOIN (VALUES (false), (true)) k (kept)
+                         WHERE u.customer_identifier IN (SELECT x.customer_identifier FROM old_rows x)) r) c
+         GROUP BY c.day, c.prev_day
+        HAVING pg_catalog.sum(c.delta) OPERATOR(pg_catalog.<>) 0
+        ON CONFLICT (day, prev_day) DO UPDATE
+           SET customers = g.customers OPERATOR(pg_catalog.+) EXCLUDED.customers;
+        DELETE FROM analytics.usage_day_gaps g
+         WHERE g.day IN (SELECT x.day FROM old_rows x UNION SELECT u.day FROM analytics.usage_customer_day u
+                          WHERE u.customer_identifier IN (SELECT x.customer_identifier FROM old_rows x))
+           AND g.customers OPERATOR(pg_catalog.<=) 0;
+    END IF;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION analytics._usage_customer_day_deleted() IS
-    'Internal: trigger keeping usage_day equal to usage_customer_day summed per day when rows of the latter are deleted.';
+    'Internal: trigger keeping usage_day equal to usage_customer_day summed per day, and usage_day_gaps equal to its rows counted by day and previous day, when rows of the latter are deleted.';
 CREATE TRIGGER usage_customer_day_deleted
     AFTER DELETE ON analytics.usage_customer_day
     REFERENCING OLD TABLE AS old_rows

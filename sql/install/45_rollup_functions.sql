@@ -83,13 +83,16 @@ COMMENT ON COLUMN analytics.status.last_served IS 'When a rollup worker last fin
 COMMENT ON COLUMN analytics.status.waiting_since IS 'Since when logs committed here wait for a worker''s pass; null when none wait. Lagging well behind now() means too few workers for the databases (analytics.max_workers).';
 COMMENT ON COLUMN analytics.status.gaps IS 'Ranges of ids below the watermark not seen committed yet (analytics.rollup_gaps): transactions that were writing logs when a pass ran. Many that stay mean a transaction left open.';
 
--- Rebuild usage_customer_day, usage_day and usage_customer from usage_daily,
--- with the zero rows of the customers without logs (set_timezone calls it
--- after refolding usage_daily by the new zone's days).  The caller holds
--- the rollup_state row lock, so no fold runs meanwhile.
+-- Rebuild usage_customer_day, usage_day, usage_day_gaps and usage_customer
+-- from usage_daily, with the zero rows of the customers without logs
+-- (set_timezone calls it after refolding usage_daily by the new zone's
+-- days).  The caller holds the rollup_state row lock, so no fold runs
+-- meanwhile.
 CREATE FUNCTION analytics._rollup_rebuild_summaries() RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, analytics AS $$
 DELETE FROM analytics.usage_day;
+-- Emptied first: the deletion trigger of usage_customer_day then leaves it.
+DELETE FROM analytics.usage_day_gaps;
 DELETE FROM analytics.usage_customer_day;
 DELETE FROM analytics.usage_customer;
 INSERT INTO analytics.usage_customer_day (
@@ -132,6 +135,13 @@ SELECT x.day, pg_catalog.count(*),
        -- end rollup columns
   FROM analytics.usage_customer_day x
  GROUP BY x.day;
+INSERT INTO analytics.usage_day_gaps (day, prev_day, customers)
+SELECT g.day, g.prev_day, pg_catalog.count(*)
+  FROM (SELECT x.day,
+               COALESCE(pg_catalog.lag(x.day) OVER (PARTITION BY x.customer_identifier ORDER BY x.day),
+                        '-infinity'::pg_catalog.date) AS prev_day
+          FROM analytics.usage_customer_day x) g
+ GROUP BY g.day, g.prev_day;
 INSERT INTO analytics.usage_customer (
     customer_identifier,
     -- rollup columns: list all -
@@ -175,4 +185,4 @@ SELECT c.customer_identifier
                     WHERE u.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier);
 $$;
 COMMENT ON FUNCTION analytics._rollup_rebuild_summaries() IS
-    'Internal: rebuilds usage_customer_day, usage_day and usage_customer from usage_daily (usage_customer with a row of zeros for each customer without logs).';
+    'Internal: rebuilds usage_customer_day, usage_day, usage_day_gaps and usage_customer from usage_daily (usage_customer with a row of zeros for each customer without logs).';

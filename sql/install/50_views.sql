@@ -635,8 +635,21 @@ COMMENT ON COLUMN analytics.daily_active_users.requests IS 'Number of logs of cu
 COMMENT ON COLUMN analytics.daily_active_users.cost IS 'USD before markup that day.';
 COMMENT ON COLUMN analytics.daily_active_users.is_partial IS 'True for the current day in the rollup time zone (and a later one): the day is not over and its figures still grow.';
 
+-- Whether this node keeps the gap counters usage_day_gaps: true on a single
+-- node; analytics.distribute() makes it false on every node of a Citus
+-- cluster, where they are not kept (a view, replaced as _usage_day is).
+CREATE VIEW analytics._day_gaps_kept AS SELECT true AS kept;
+COMMENT ON VIEW analytics._day_gaps_kept IS
+    'Internal: whether usage_day_gaps is kept on this node (false on a Citus cluster).';
+COMMENT ON COLUMN analytics._day_gaps_kept.kept IS 'True on a single node, false after analytics.distribute().';
+
 -- Distinct customers per day, week (ISO, from Monday) or month: days from
--- daily_active_users, weeks and months counted distinct over
+-- daily_active_users.  Weeks and months on a single node from the gap
+-- counters (usage_day_gaps): each bucket clipped to the window, R = [a, e),
+-- counts the folded customers by one indexed sum (those active in R whose
+-- previous active day is before a), plus the customers with pending logs in
+-- R and no usage_customer_day row in R; requests and cost from usage_day
+-- and the pending logs.  On a Citus cluster counted distinct over
 -- usage_customer_day and the pending logs.  A bucket is partial unless all
 -- its days are over (before today in the rollup time zone) and inside the
 -- window: the current day, week or month, and a first or last bucket that
@@ -665,8 +678,46 @@ BEGIN
          ORDER BY 1;
         RETURN;
     END IF;
-    -- Distinct (bucket, customer) pairs first (a hash aggregate), then
-    -- counted per bucket.
+    IF (SELECT k.kept FROM analytics._day_gaps_kept k) THEN
+        -- The buckets with a day of usage_day or of pending logs in the
+        -- window (usage_day has a row per day with a folded log), each
+        -- clipped to it.
+        RETURN QUERY
+        WITH b AS MATERIALIZED (
+            SELECT k.b, greatest(k.b, d0) AS a, least((k.b + ('1 ' || bucket)::interval)::date, d1) AS e
+              FROM (SELECT DISTINCT date_trunc(bucket, x.day::timestamp)::date AS b
+                      FROM (SELECT d.day FROM analytics.usage_day d
+                             WHERE d.day >= d0 AND d.day < d1
+                            UNION
+                            SELECT p.day FROM analytics._usage_customer_day_pending p
+                             WHERE p.day >= d0 AND p.day < d1) x) k),
+        p AS MATERIALIZED (
+            SELECT q.customer_identifier, q.day, q.requests, q.cost
+              FROM analytics._usage_customer_day_pending q
+             WHERE q.day >= d0 AND q.day < d1)
+        SELECT b.b,
+               coalesce((SELECT sum(g.customers) FROM analytics.usage_day_gaps g
+                          WHERE g.day >= b.a AND g.day < b.e AND g.prev_day < b.a), 0)::bigint
+               + (SELECT count(DISTINCT p.customer_identifier) FROM p
+                   WHERE p.day >= b.a AND p.day < b.e
+                     AND NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day x
+                                      WHERE x.customer_identifier = p.customer_identifier
+                                        AND x.day >= b.a AND x.day < b.e)),
+               (coalesce((SELECT sum(d.requests) FROM analytics.usage_day d
+                           WHERE d.day >= b.a AND d.day < b.e), 0)
+                + coalesce((SELECT sum(p.requests) FROM p WHERE p.day >= b.a AND p.day < b.e), 0))::bigint,
+               coalesce((SELECT sum(d.cost) FROM analytics.usage_day d
+                          WHERE d.day >= b.a AND d.day < b.e), 0)
+               + coalesce((SELECT sum(p.cost) FROM p WHERE p.day >= b.a AND p.day < b.e), 0),
+               b.b < d0 OR (b.b + ('1 ' || bucket)::interval)::date
+                           > least(d1, (SELECT (now() AT TIME ZONE s.timezone)::date
+                                          FROM analytics.rollup_state s))
+          FROM b
+         ORDER BY 1;
+        RETURN;
+    END IF;
+    -- On a cluster: distinct (bucket, customer) pairs first (a hash
+    -- aggregate), then counted per bucket.
     RETURN QUERY
     SELECT g.b, count(*), sum(g.requests)::bigint, sum(g.cost),
            g.b < d0 OR (g.b + ('1 ' || bucket)::interval)::date

@@ -175,6 +175,14 @@ BEGIN
     $view$;
     EXECUTE view;
     PERFORM analytics._on_workers(view);
+    -- Nor are the gap counters usage_day_gaps: active_users counts weeks
+    -- and months over usage_customer_day (50_views.sql).
+    view := $view$
+    CREATE OR REPLACE VIEW analytics._day_gaps_kept AS SELECT false AS kept
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
+    DELETE FROM analytics.usage_day_gaps;
 END;
 $$;
 COMMENT ON FUNCTION analytics.distribute(integer) IS

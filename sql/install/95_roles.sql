@@ -46,11 +46,11 @@ GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
 GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
     analytics._usage_pending, analytics._usage_customer_day_pending, analytics._usage_day,
     analytics.users, analytics.top_users, analytics.daily_active_users,
-    analytics.cost_by_user, analytics.logs_with_customer
+    analytics.cost_by_user, analytics.logs_with_customer, analytics._day_gaps_kept
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
-    analytics.usage_customer, analytics.usage_day, analytics.rollup_set_aside,
+    analytics.usage_customer, analytics.usage_day, analytics.usage_day_gaps, analytics.rollup_set_aside,
     analytics.rollup_gaps, analytics.admissions, analytics.budget_events
     TO analytics_reader;
 GRANT SELECT (id, created_at, customer_identifier, model, prompt_tokens, completion_tokens,
