@@ -183,6 +183,48 @@ COMMENT ON COLUMN analytics._usage_customer_day_pending.cost IS 'Sum of cost (US
 -- end rollup columns
 COMMENT ON COLUMN analytics._usage_customer_day_pending.new_day IS 'True when usage_customer_day has no row for the customer and day yet: one more active day.';
 
+-- The keys of the pending logs, for the outer condition of analytics.users
+-- and analytics.cost_by_user (50_views.sql), which drops the rollup rows
+-- that their pending arm replaces: the customers, and the (customer, day)
+-- pairs, with logs not folded in yet.  The condition must stay a hashed
+-- subplan (one hash table, a probe per row), whatever the planner expects
+-- of the pending logs: estimated large (after a bulk load, all of it
+-- pending) it would be a plain subplan, a scan of the whole list per row,
+-- quadratic over the Users page.  So on a single node the keys come from a
+-- set-returning function estimated at 100 rows; the hash table holds what
+-- it returns, however many.  STABLE: it reads the caller's snapshot.  (A
+-- Citus cluster reads users and cost_by_user in another shape, which does
+-- not use these: 50_views.sql.)
+CREATE FUNCTION analytics._pending_customer_keys()
+RETURNS TABLE (customer_identifier text)
+LANGUAGE plpgsql STABLE ROWS 100 SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RETURN QUERY SELECT DISTINCT g.customer_identifier FROM analytics._usage_pending g;
+END;
+$$;
+COMMENT ON FUNCTION analytics._pending_customer_keys() IS
+    'Internal: the customers with logs not folded in yet (estimated small, so that the condition reading it stays a hashed subplan).';
+CREATE FUNCTION analytics._pending_customer_day_keys()
+RETURNS TABLE (customer_identifier text, day date)
+LANGUAGE plpgsql STABLE ROWS 100 SET search_path = pg_catalog, analytics AS $$
+BEGIN
+    RETURN QUERY SELECT DISTINCT g.customer_identifier, g.day FROM analytics._usage_pending g;
+END;
+$$;
+COMMENT ON FUNCTION analytics._pending_customer_day_keys() IS
+    'Internal: the (customer, day) pairs with logs not folded in yet (estimated small, so that the condition reading it stays a hashed subplan).';
+CREATE VIEW analytics._pending_customers AS
+SELECT k.customer_identifier FROM analytics._pending_customer_keys() k;
+COMMENT ON VIEW analytics._pending_customers IS
+    'Internal: the customers with logs not folded in yet.';
+COMMENT ON COLUMN analytics._pending_customers.customer_identifier IS 'The customer.';
+CREATE VIEW analytics._pending_customer_days AS
+SELECT k.customer_identifier, k.day FROM analytics._pending_customer_day_keys() k;
+COMMENT ON VIEW analytics._pending_customer_days IS
+    'Internal: the (customer, day) pairs with logs not folded in yet.';
+COMMENT ON COLUMN analytics._pending_customer_days.customer_identifier IS 'The customer.';
+COMMENT ON COLUMN analytics._pending_customer_days.day IS 'Calendar day of created_at in the rollup time zone.';
+
 -- usage_customer_day plus the logs not folded in yet, in its shape.  A
 -- (customer, day) may appear twice: callers sum.
 CREATE VIEW analytics._usage_customer_day_live AS

@@ -145,6 +145,12 @@ COMMENT ON FUNCTION analytics._calendar_months(timestamptz, timestamptz, text) I
 -- the number of customers.  Both arms carry the customer in the same place
 -- and join customers on it, so a shard task of a Citus cluster reads all of
 -- a customer's parts.
+-- The pending customers read their usage_customer row and their
+-- usage_customer_day rows by primary key probes, one per customer and day
+-- (a lateral subquery that cannot be flattened, a correlated NOT EXISTS),
+-- never a scan of those tables: a hash join would read every customer.
+-- On a Citus cluster distribute() makes this view read _users_on_cluster,
+-- the shape Citus pushes down (a LEFT JOIN by customer).
 -- top_model, top_models and period_spend are correlated subqueries on the
 -- customer (index scans of usage_daily and of the raw logs by
 -- (customer_identifier, created_at)), expensive enough that the planner
@@ -240,7 +246,10 @@ SELECT c.customer_identifier,
           FROM (SELECT g.customer_identifier,
                        min(g.first_seen) AS first_seen,
                        max(g.last_seen) AS last_seen,
-                       count(DISTINCT g.day) FILTER (WHERE d.customer_identifier IS NULL) AS new_days,
+                       count(DISTINCT g.day) FILTER (
+                           WHERE NOT EXISTS (SELECT 1 FROM analytics.usage_customer_day d
+                                              WHERE d.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
+                                                AND d.day OPERATOR(pg_catalog.=) g.day)) AS new_days,
                        sum(g.requests)::bigint AS requests,
                        sum(g.errors)::bigint AS errors,
                        sum(g.prompt_tokens)::bigint AS prompt_tokens,
@@ -255,15 +264,14 @@ SELECT c.customer_identifier,
                        array_agg(g.requests) AS model_requests,
                        array_agg(g.cost) AS model_costs
                   FROM analytics._usage_pending g
-                  LEFT JOIN analytics.usage_customer_day d
-                         ON d.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
-                        AND d.day OPERATOR(pg_catalog.=) g.day
                  GROUP BY g.customer_identifier) p
-          LEFT JOIN analytics.usage_customer u ON u.customer_identifier = p.customer_identifier) x
+          LEFT JOIN LATERAL (SELECT u.* FROM analytics.usage_customer u
+                              WHERE u.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                             OFFSET 0) u ON true) x
   JOIN analytics.customers c ON c.customer_identifier = x.customer_identifier
  CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
  WHERE x.pending
-    OR x.customer_identifier NOT IN (SELECT g.customer_identifier FROM analytics._usage_pending g);
+    OR x.customer_identifier NOT IN (SELECT k.customer_identifier FROM analytics._pending_customers k);
 
 COMMENT ON VIEW analytics.users IS
     'The Users page: one row per customer, including customers with no logs, with usage over all time (real time: rollups plus pending logs). Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
@@ -367,30 +375,43 @@ $$;
 COMMENT ON FUNCTION analytics._top_users_metric(text, boolean) IS
     'Internal: the expression of a top_users metric over usage_customer (u) or _usage_window (a).';
 
--- The customers with pending logs in the days [d0, d1) and a customers row
--- (like every customer of usage_customer: the ranking joins customers).
--- Few when the worker keeps up: the pending logs are read by the primary
--- key.
-CREATE FUNCTION analytics._top_users_pending(d0 date, d1 date)
+-- The customers with logs not folded in yet in the days [d0, d1) that can
+-- reach the threshold (see top_users): those whose all-time value, plus
+-- the most that any one customer has pending in the window, reaches it (an
+-- index range scan of usage_customer joined to the pending customers).  A
+-- customer's value over the window is at most its folded all-time value
+-- plus its own pending value.
+CREATE FUNCTION analytics._top_users_near(d0 date, d1 date, metric text, threshold numeric)
 RETURNS text[] LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
+DECLARE
+    near text[];
 BEGIN
-    RETURN ARRAY(SELECT DISTINCT p.customer_identifier
-                   FROM analytics._usage_customer_day_pending p
-                   JOIN analytics.customers c
-                     ON c.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
-                  WHERE p.day >= d0 AND p.day < d1);
+    EXECUTE format(
+        'WITH p AS MATERIALIZED ('
+        '       SELECT p.customer_identifier, sum(%s) AS v '
+        '         FROM analytics._usage_customer_day_pending p '
+        '        WHERE p.day >= $1 AND p.day < $2 '
+        '        GROUP BY p.customer_identifier) '
+        'SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
+        '              WHERE %s >= ($3 - (SELECT coalesce(max(p.v), 0) FROM p))::%s '
+        '                AND u.customer_identifier IN (SELECT p.customer_identifier FROM p))',
+        CASE metric WHEN 'cost' THEN 'p.cost' WHEN 'requests' THEN 'p.requests'
+                    ELSE 'p.prompt_tokens + p.completion_tokens' END,
+        analytics._top_users_metric(metric, true),
+        CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END)
+       INTO near USING d0, d1, threshold;
+    RETURN near;
 END;
 $$;
-COMMENT ON FUNCTION analytics._top_users_pending(date, date) IS
-    'Internal: the customers with logs not folded in yet in the days [d0, d1).';
+COMMENT ON FUNCTION analytics._top_users_near(date, date, text, numeric) IS
+    'Internal: the customers with logs not folded in yet in the days [d0, d1) that can reach the threshold of top_users.';
 
 -- Step one of the threshold top-n (see top_users): the window values of the
--- k customers with the highest all-time value plus the pending ones; when n
--- of them are active in the window, the n-th best is the threshold T.
+-- k customers with the highest all-time value, from their folded rows; when
+-- n of them are active in the window, the n-th best is the threshold T.
 -- Otherwise k grows x4.  Null when every customer was taken (or k passed a
 -- million) before n were found.
-CREATE FUNCTION analytics._top_users_threshold(d0 date, d1 date, metric text, n integer,
-                                               pending text[])
+CREATE FUNCTION analytics._top_users_threshold(d0 date, d1 date, metric text, n integer)
 RETURNS numeric LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 DECLARE
     top text[];
@@ -400,12 +421,13 @@ DECLARE
 BEGIN
     LOOP
         EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
-                       'ORDER BY %s DESC LIMIT $1)', analytics._top_users_metric(metric, true))
+                       'WHERE u.requests OPERATOR(pg_catalog.>) 0 ORDER BY %s DESC LIMIT $1)',
+                       analytics._top_users_metric(metric, true))
            INTO top USING k;
         EXECUTE format('SELECT count(*), min(t.v) FROM (SELECT %s AS v '
-                       'FROM analytics._usage_window($1, $2, $3, $5) a ORDER BY 1 DESC LIMIT $4) t',
+                       'FROM analytics._usage_window($1, $2, $3, false) a ORDER BY 1 DESC LIMIT $4) t',
                        analytics._top_users_metric(metric, false))
-           INTO found_n, threshold USING top || pending, d0, d1, n, cardinality(pending) > 0;
+           INTO found_n, threshold USING top, d0, d1, n;
         IF found_n >= n THEN
             RETURN threshold;
         END IF;
@@ -415,14 +437,15 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION analytics._top_users_threshold(date, date, text, integer, text[]) IS
+COMMENT ON FUNCTION analytics._top_users_threshold(date, date, text, integer) IS
     'Internal: the n-th best window value among the customers of highest all-time value (top_users'' threshold), or null.';
 
 -- Step two: only customers whose all-time value is at least the threshold
--- (an index range scan of usage_customer) and the pending ones can be in
--- the first n rows or rank above one of them; their window values, ranked.
+-- (an index range scan of usage_customer) and the pending ones that can
+-- reach it (near) can be in the first n rows or rank above one of them;
+-- their window values, with their pending logs, ranked.
 CREATE FUNCTION analytics._top_users_above(d0 date, d1 date, metric text, n integer,
-                                           pending text[], threshold numeric)
+                                           near text[], threshold numeric)
 RETURNS TABLE (rank bigint, customer_identifier text, name text, email text,
                requests bigint, total_tokens bigint, cost numeric)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
@@ -430,10 +453,11 @@ DECLARE
     top text[];
 BEGIN
     EXECUTE format('SELECT ARRAY(SELECT u.customer_identifier FROM analytics.usage_customer u '
-                   'WHERE %s >= $1::%s)', analytics._top_users_metric(metric, true),
+                   'WHERE %s >= $1::%s AND u.requests OPERATOR(pg_catalog.>) 0)',
+                   analytics._top_users_metric(metric, true),
                    CASE metric WHEN 'cost' THEN 'numeric' ELSE 'bigint' END)
        INTO top USING threshold;
-    -- Every candidate has a customers row (see _top_users_pending), so the
+    -- Every candidate has a customers row (a usage_customer row), so the
     -- join can come after the LIMIT.  The ranked rows are a materialized CTE:
     -- computed first (on a cluster, on the coordinator from the window's
     -- per-customer rows) and then joined to customers.
@@ -448,11 +472,11 @@ BEGIN
         '       r.requests, r.total_tokens, r.cost '
         '  FROM r JOIN analytics.customers c ON c.customer_identifier OPERATOR(pg_catalog.=) r.customer_identifier '
         ' ORDER BY r.rank, r.customer_identifier', analytics._top_users_metric(metric, false))
-    USING top || pending, d0, d1, n, cardinality(pending) > 0;
+    USING top || near, d0, d1, n, true;
 END;
 $$;
 COMMENT ON FUNCTION analytics._top_users_above(date, date, text, integer, text[], numeric) IS
-    'Internal: top_users ranked among the customers whose all-time value reaches the threshold, plus the pending ones.';
+    'Internal: top_users ranked among the customers whose all-time value reaches the threshold, plus the pending ones that can reach it.';
 
 -- When every customer active in the days [d0, d1) is ranked: whether to
 -- read them as all-time totals minus the rows outside the window rather
@@ -530,12 +554,15 @@ COMMENT ON FUNCTION analytics._usage_window_all(date, date, boolean) IS
 -- With n given, the threshold algorithm (exact): a customer's all-time
 -- value (usage_customer, indexed in descending order) bounds its value over
 -- any window, every metric being a sum of non-negative numbers.  Take the k
--- customers with the highest all-time values plus every customer with
--- pending logs in the window, compute their window values; if n of them are
--- active in the window, the n-th best value T is a lower bound of the n-th
--- best overall (_top_users_threshold), so only customers whose all-time
--- value is at least T and the pending ones can be in the first n rows or
--- rank above one of them (_top_users_above).  A row's rank counts the
+-- customers with the highest all-time values and compute their window
+-- values from their folded rows (at most their true values); if n of them
+-- are active in the window, the n-th best value T is a lower bound of the
+-- n-th best overall (_top_users_threshold), so only customers whose
+-- all-time value is at least T, and customers with pending logs whose
+-- all-time value plus the largest pending value of a customer reaches T
+-- (_top_users_near), can be in the first n rows or rank above one of them;
+-- their window values with their pending logs are ranked
+-- (_top_users_above).  A row's rank counts the
 -- customers with a strictly higher value, all of which are candidates; ties
 -- at the n-th value are all candidates too, so the order by
 -- customer_identifier among them is the same.  When every customer was
@@ -551,7 +578,6 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, analytics AS $$
 DECLARE
     d0 date;
     d1 date;
-    pending text[];
     threshold numeric;
     from_totals boolean;
 BEGIN
@@ -566,10 +592,14 @@ BEGIN
     END IF;
     SELECT w.d0, w.d1 INTO d0, d1 FROM analytics._window_days(since, until) w;
     IF n IS NOT NULL THEN
-        pending := analytics._top_users_pending(d0, d1);
-        threshold := analytics._top_users_threshold(d0, d1, metric, n, pending);
+        -- The threshold from the folded rows alone: the n-th best window
+        -- value of customers read without their pending logs is at most the
+        -- true one, so it bounds the rows to rank; the pending customers
+        -- are ranked only when they can reach it (_top_users_near).
+        threshold := analytics._top_users_threshold(d0, d1, metric, n);
         IF threshold IS NOT NULL THEN
-            RETURN QUERY SELECT * FROM analytics._top_users_above(d0, d1, metric, n, pending, threshold);
+            RETURN QUERY SELECT * FROM analytics._top_users_above(
+                d0, d1, metric, n, analytics._top_users_near(d0, d1, metric, threshold), threshold);
             RETURN;
         END IF;
     END IF;
@@ -743,8 +773,11 @@ COMMENT ON FUNCTION analytics.active_users(timestamptz, timestamptz, text) IS
 -- the table alone, so that the costliest rows (ORDER BY cost DESC ...
 -- LIMIT n) are read in the order of its cost index, merged with the pending
 -- pairs sorted, and the outer condition drops from the first arm the pairs
--- of the second (a hashed subplan).  Quals on day and customer_identifier
--- reach both arms; both carry the customer (pushed down on a cluster).
+-- of the second (a hashed subplan).  The pending pairs read their folded
+-- part by primary key probes (a lateral subquery that cannot be
+-- flattened).  Quals on day and customer_identifier reach both arms.  On a
+-- Citus cluster distribute() makes this view read
+-- _cost_by_user_on_cluster, the shape Citus pushes down.
 CREATE VIEW analytics.cost_by_user AS
 SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens, x.cost
   FROM (SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens,
@@ -758,11 +791,13 @@ SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_t
                p.cost + coalesce(x.cost, 0),
                true
           FROM analytics._usage_customer_day_pending p
-          LEFT JOIN analytics.usage_customer_day x
-                 ON x.customer_identifier = p.customer_identifier AND x.day = p.day) x
+          LEFT JOIN LATERAL (SELECT x.* FROM analytics.usage_customer_day x
+                              WHERE x.customer_identifier OPERATOR(pg_catalog.=) p.customer_identifier
+                                AND x.day OPERATOR(pg_catalog.=) p.day
+                             OFFSET 0) x ON true) x
  WHERE x.pending
-    OR (x.customer_identifier, x.day) NOT IN (SELECT p.customer_identifier, p.day
-                                                FROM analytics._usage_customer_day_pending p);
+    OR (x.customer_identifier, x.day) NOT IN (SELECT k.customer_identifier, k.day
+                                                FROM analytics._pending_customer_days k);
 COMMENT ON VIEW analytics.cost_by_user IS
     'LLM usage per calendar day (rollup time zone) and customer. Filter on day and customer_identifier. Counts are bigint (they can pass 2^31) and USD amounts numeric (exact sums); drivers without a native 64-bit integer or decimal type, node-postgres among them, return both as strings.';
 COMMENT ON COLUMN analytics.cost_by_user.day IS 'Calendar day in the rollup time zone.';
@@ -771,6 +806,131 @@ COMMENT ON COLUMN analytics.cost_by_user.requests IS 'Number of logs.';
 COMMENT ON COLUMN analytics.cost_by_user.prompt_tokens IS 'Sum of prompt tokens.';
 COMMENT ON COLUMN analytics.cost_by_user.completion_tokens IS 'Sum of completion tokens.';
 COMMENT ON COLUMN analytics.cost_by_user.cost IS 'USD before markup.';
+
+-- The shapes of analytics.users and analytics.cost_by_user that a Citus
+-- cluster pushes down to the shards: customers, usage_customer and the
+-- pending logs per customer LEFT JOINed by customer (a shard task reads all
+-- of a customer's parts); the same rows as the views above, which
+-- distribute() points at these (70_distribute.sql).  The single-node shapes
+-- are not planned by Citus: an uncorrelated NOT IN over distributed tables
+-- becomes a subplan whose result goes to every shard, and a lateral
+-- subquery with OFFSET is not pushed down.
+CREATE VIEW analytics._users_on_cluster AS
+SELECT c.customer_identifier,
+       c.name,
+       c.email,
+       c.metadata,
+       c.created_at,
+       LEAST(u.first_seen, p.first_seen) AS first_seen,
+       GREATEST(u.last_seen, p.last_seen) AS last_active,
+       coalesce(u.active_days, 0) + coalesce(p.new_days, 0) AS active_days,
+       coalesce(u.requests, 0) + coalesce(p.requests, 0) AS requests,
+       coalesce(u.errors, 0) + coalesce(p.errors, 0) AS errors,
+       coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0) AS prompt_tokens,
+       coalesce(u.completion_tokens, 0) + coalesce(p.completion_tokens, 0) AS completion_tokens,
+       coalesce(u.prompt_tokens + u.completion_tokens, 0)
+           + coalesce(p.prompt_tokens + p.completion_tokens, 0) AS total_tokens,
+       coalesce(u.cost, 0) + coalesce(p.cost, 0) AS cost,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS billed_cost,
+       (coalesce(u.latency_sum, 0) + coalesce(p.latency_sum, 0))
+           / nullif(coalesce(u.latency_count, 0) + coalesce(p.latency_count, 0), 0) AS avg_latency,
+       (coalesce(u.ttft_sum, 0) + coalesce(p.ttft_sum, 0))
+           / nullif(coalesce(u.ttft_count, 0) + coalesce(p.ttft_count, 0), 0) AS avg_ttft,
+       analytics._top_model_in(
+           (SELECT pg_catalog.array_agg(d.model ORDER BY d.day, d.model) FROM analytics.usage_daily d
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.models,
+           (SELECT pg_catalog.array_agg(d.requests ORDER BY d.day, d.model) FROM analytics.usage_daily d
+             WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) || p.model_requests)
+           AS top_model,
+       c.period_budget,
+       c.budget_duration,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[1] AS period_start,
+       (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2] AS period_end,
+       analytics._budget_billed(
+           (SELECT coalesce(sum(l.cost), 0) FROM analytics.logs l
+             WHERE l.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier
+               AND l.created_at >= (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[1]
+               AND l.created_at < (analytics._period_bounds(c.period_start, c.budget_duration, now(), z.timezone))[2]),
+           c.markup_percentage) AS period_spend,
+       c.total_budget,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0)) * (1 + c.markup_percentage / 100) AS total_spend,
+       c.blocked,
+       coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0) AS cached_tokens,
+       (coalesce(u.cached_tokens, 0) + coalesce(p.cached_tokens, 0))::numeric
+           / nullif(coalesce(u.prompt_tokens, 0) + coalesce(p.prompt_tokens, 0), 0) AS cache_hit_rate,
+       (SELECT analytics._top_models_in(pg_catalog.array_agg(d.model) || p.models,
+                                        pg_catalog.array_agg(d.requests) || p.model_requests,
+                                        pg_catalog.array_agg(d.cost) || p.model_costs)
+          FROM analytics.usage_daily d
+         WHERE d.customer_identifier OPERATOR(pg_catalog.=) c.customer_identifier) AS top_models,
+       (coalesce(u.cost, 0) + coalesce(p.cost, 0))
+           / analytics._calendar_months(LEAST(u.first_seen, p.first_seen), now(), z.timezone)
+           AS average_monthly_cost
+  FROM analytics.customers c
+ CROSS JOIN (SELECT s.timezone FROM analytics.rollup_state s) z
+  LEFT JOIN analytics.usage_customer u ON u.customer_identifier = c.customer_identifier
+  LEFT JOIN (SELECT g.customer_identifier,
+                    min(g.first_seen) AS first_seen,
+                    max(g.last_seen) AS last_seen,
+                    count(DISTINCT g.day) FILTER (WHERE x.customer_identifier IS NULL) AS new_days,
+                    sum(g.requests)::bigint AS requests,
+                    sum(g.errors)::bigint AS errors,
+                    sum(g.prompt_tokens)::bigint AS prompt_tokens,
+                    sum(g.completion_tokens)::bigint AS completion_tokens,
+                    sum(g.cost) AS cost,
+                    sum(g.latency_sum) AS latency_sum,
+                    sum(g.latency_count)::bigint AS latency_count,
+                    sum(g.ttft_sum) AS ttft_sum,
+                    sum(g.ttft_count)::bigint AS ttft_count,
+                    sum(g.cached_tokens)::bigint AS cached_tokens,
+                    array_agg(g.model) AS models,
+                    array_agg(g.requests) AS model_requests,
+                    array_agg(g.cost) AS model_costs
+               FROM analytics._usage_pending g
+               LEFT JOIN analytics.usage_customer_day x
+                      ON x.customer_identifier OPERATOR(pg_catalog.=) g.customer_identifier
+                     AND x.day OPERATOR(pg_catalog.=) g.day
+              GROUP BY g.customer_identifier) p
+         ON p.customer_identifier = c.customer_identifier;
+
+CREATE VIEW analytics._cost_by_user_on_cluster AS
+SELECT x.day, x.customer_identifier, x.requests, x.prompt_tokens, x.completion_tokens, x.cost
+  FROM analytics.usage_customer_day x
+  LEFT JOIN analytics._usage_customer_day_pending p
+         ON p.customer_identifier = x.customer_identifier AND p.day = x.day
+ WHERE p.customer_identifier IS NULL
+UNION ALL
+SELECT p.day, p.customer_identifier,
+       p.requests + coalesce(x.requests, 0),
+       p.prompt_tokens + coalesce(x.prompt_tokens, 0),
+       p.completion_tokens + coalesce(x.completion_tokens, 0),
+       p.cost + coalesce(x.cost, 0)
+  FROM analytics._usage_customer_day_pending p
+  LEFT JOIN analytics.usage_customer_day x
+         ON x.customer_identifier = p.customer_identifier AND x.day = p.day;
+COMMENT ON VIEW analytics._users_on_cluster IS
+    'Internal: analytics.users in the shape a Citus cluster pushes down (read by analytics.users after distribute()).';
+COMMENT ON VIEW analytics._cost_by_user_on_cluster IS
+    'Internal: analytics.cost_by_user in the shape a Citus cluster pushes down (read by analytics.cost_by_user after distribute()).';
+-- Their columns carry the comments of the views they stand for.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT v.relname AS view, a.attname, d.description
+               FROM pg_catalog.pg_class v
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) v.oid
+               JOIN pg_catalog.pg_description d ON d.objoid OPERATOR(pg_catalog.=) v.oid
+                    AND d.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND d.objsubid OPERATOR(pg_catalog.=) a.attnum
+              WHERE v.oid IN ('analytics.users'::pg_catalog.regclass, 'analytics.cost_by_user'::pg_catalog.regclass)
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON COLUMN analytics.%I.%I IS %L',
+                                  CASE r.view WHEN 'users' THEN '_users_on_cluster' ELSE '_cost_by_user_on_cluster' END,
+                                  r.attname, r.description);
+    END LOOP;
+END;
+$$;
 
 CREATE VIEW analytics.logs_with_customer AS
 SELECT l.id, l.created_at, l.customer_identifier, l.model,

@@ -91,13 +91,34 @@ BEGIN
     PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
 
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass) THEN
+        -- Fold every log recorded so far, before any table is distributed
+        -- (the single-node fold reads customers with the logs, which
+        -- Citus cannot plan once one of them is distributed), so that the
+        -- rollups copied with the logs count them all (each node's first
+        -- pass then rebuilds its shards' rollups from them, rollup.c).  No
+        -- writer may add one until the logs are distributed.
+        LOCK TABLE analytics.logs IN EXCLUSIVE MODE;
+        PERFORM analytics.rollup_now();
+        -- With every writer gone, every gap is settled: its logs that
+        -- committed were folded just now.
+        DELETE FROM analytics.rollup_gaps;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
                     WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.model_prices'::pg_catalog.regclass) THEN
         PERFORM pg_catalog.create_reference_table('analytics.model_prices');
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
                     WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.customers'::pg_catalog.regclass) THEN
+        -- The customers already there have their usage_customer row (and
+        -- their budget events): Citus copies them with the insert triggers
+        -- set aside.
+        ALTER TABLE analytics.customers DISABLE TRIGGER usage_customer_created;
+        ALTER TABLE analytics.customers DISABLE TRIGGER budget_customer_created_blocked;
         PERFORM pg_catalog.create_distributed_table('analytics.customers', 'customer_identifier',
                                                     shard_count => shard_count, colocate_with => 'none');
+        ALTER TABLE analytics.customers ENABLE TRIGGER usage_customer_created;
+        ALTER TABLE analytics.customers ENABLE TRIGGER budget_customer_created_blocked;
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
                     WHERE logicalrelid OPERATOR(pg_catalog.=) 'analytics.logs'::pg_catalog.regclass) THEN
@@ -138,15 +159,8 @@ BEGIN
             IF t OPERATOR(pg_catalog.=) 'logs' THEN
                 -- The logs already recorded were checked, priced and
                 -- budgeted when they came, and keep their ids: Citus copies
-                -- them into the shards with the insert trigger set aside.
-                -- Fold them first, so that the rollups copied with them
-                -- count them all (each node's first pass then rebuilds its
-                -- shards' rollups from them, rollup.c).
-                LOCK TABLE analytics.logs IN EXCLUSIVE MODE;
-                PERFORM analytics.rollup_now();
-                -- With every writer gone, every gap is settled: its logs
-                -- that committed were folded just now.
-                DELETE FROM analytics.rollup_gaps;
+                -- them into the shards with the insert trigger set aside
+                -- (they were folded first, above).
                 ALTER TABLE analytics.logs DISABLE TRIGGER logs_before_insert;
             END IF;
             PERFORM pg_catalog.create_distributed_table('analytics.' OPERATOR(pg_catalog.||) t,
@@ -179,6 +193,18 @@ BEGIN
     -- and months over usage_customer_day (50_views.sql).
     view := $view$
     CREATE OR REPLACE VIEW analytics._day_gaps_kept AS SELECT false AS kept
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
+    -- analytics.users and analytics.cost_by_user in the shape Citus pushes
+    -- down (50_views.sql).
+    view := $view$
+    CREATE OR REPLACE VIEW analytics.users AS SELECT * FROM analytics._users_on_cluster
+    $view$;
+    EXECUTE view;
+    PERFORM analytics._on_workers(view);
+    view := $view$
+    CREATE OR REPLACE VIEW analytics.cost_by_user AS SELECT * FROM analytics._cost_by_user_on_cluster
     $view$;
     EXECUTE view;
     PERFORM analytics._on_workers(view);

@@ -46,7 +46,9 @@ GRANT USAGE ON SCHEMA analytics TO analytics_reader, analytics_writer;
 GRANT SELECT ON analytics.status, analytics._usage_live, analytics._usage_customer_day_live,
     analytics._usage_pending, analytics._usage_customer_day_pending, analytics._usage_day,
     analytics.users, analytics.top_users, analytics.daily_active_users,
-    analytics.cost_by_user, analytics.logs_with_customer, analytics._day_gaps_kept
+    analytics.cost_by_user, analytics.logs_with_customer, analytics._day_gaps_kept,
+    analytics._pending_customers, analytics._pending_customer_days,
+    analytics._users_on_cluster, analytics._cost_by_user_on_cluster
     TO analytics_reader;
 GRANT SELECT ON analytics.customers, analytics.model_prices, analytics.budget_counters,
     analytics.rollup_state, analytics.usage_daily, analytics.usage_customer_day,
@@ -78,13 +80,15 @@ GRANT EXECUTE ON FUNCTION
     analytics._top_model(text, bigint),
     analytics._top_model_in(text[], bigint[]),
     analytics._top_models_in(text[], bigint[], numeric[]),
+    analytics._pending_customer_keys(),
+    analytics._pending_customer_day_keys(),
     analytics._calendar_months(timestamptz, timestamptz, text),
     analytics.top_users(timestamptz, timestamptz, text, integer),
     analytics._usage_window(text[], date, date, boolean),
     analytics._window_days(timestamptz, timestamptz),
     analytics._top_users_metric(text, boolean),
-    analytics._top_users_pending(date, date),
-    analytics._top_users_threshold(date, date, text, integer, text[]),
+    analytics._top_users_near(date, date, text, numeric),
+    analytics._top_users_threshold(date, date, text, integer),
     analytics._top_users_above(date, date, text, integer, text[], numeric),
     analytics._top_users_reads_totals(date, date),
     analytics._usage_window_all(date, date, boolean),

@@ -139,6 +139,12 @@ sub copy_in
 	return ($? >> 8, $stderr);
 }
 
+note 'a database with customers and logs before distribute()';
+query(q{INSERT INTO analytics.customers (customer_identifier) VALUES ('pre_no_logs')});
+query(q{INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('pre_logged', 'gpt-4o', 0.25), ('pre_logged', 'gpt-4o', 0.5)});
+query('SELECT analytics.rollup_now()');
+query(q{INSERT INTO analytics.logs (customer_identifier, model, cost) VALUES ('pre_logged', 'o3-mini', 1)});
+
 note 'distribute()';
 my $placement = q{SELECT string_agg(format('%s %s %s %s', p.logicalrelid, p.partmethod, p.colocationid,
                                       (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid)),
@@ -162,6 +168,13 @@ is( query(q{SELECT count(DISTINCT colocationid) FROM pg_dist_partition
 	'1', 'and co-located');
 is(query(q{SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'analytics.logs'::regclass}),
 	'32', 'logs has 32 shards (the default shard_count)');
+is( query(q{SELECT string_agg(format('%s %s %s', u.customer_identifier, u.requests, u.cost), ', '
+                               ORDER BY u.customer_identifier)
+              FROM analytics.users u WHERE u.customer_identifier LIKE 'pre%'}),
+	'pre_logged 3 1.75, pre_no_logs 0 0',
+	'the customers and logs from before distribute() are in users (folded, pending, none)');
+is( query(q{SELECT count(*) FROM analytics.usage_customer WHERE customer_identifier LIKE 'pre%'}),
+	'2', 'and each has one usage_customer row');
 my $placed = query($placement);
 ($ret, $out) = psql_verbose($coord, 'postgres', 'SELECT analytics.distribute()');
 is($ret, 0, 'a second distribute() succeeds') or diag $out;
@@ -448,7 +461,8 @@ SELECT 'c' || (g % 13), (ARRAY['gpt-4o', 'gpt-4o-mini', 'other'])[1 + g % 3], g 
   FROM generate_series(1, 3000) g};
 query(q{SELECT analytics.upsert_customer('{"customer_identifier": "c1", "name": "One", "markup_percentage": 10}')});
 query($bulk_sql);
-is(query('SELECT count(*) FROM analytics.usage_daily'), '0', 'nothing is folded yet');
+is(query(q{SELECT count(*) FROM analytics.usage_daily WHERE customer_identifier NOT LIKE 'pre%'}), '0',
+	'nothing is folded yet (but the logs from before distribute())');
 check_views('nothing folded');
 check_pages('nothing folded', 'UTC');
 
