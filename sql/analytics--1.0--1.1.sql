@@ -1141,7 +1141,7 @@ COMMENT ON FUNCTION analytics._usage_window(text[], date, date, boolean) IS
 -- Customers ranked by a metric over the days overlapping [since, until).
 --
 -- With n given, the threshold algorithm (exact): a customer's all-time
--- value (usage_customer, indexed in descending order) bounds its value over
+-- value (usage_customer, indexed by each metric) bounds its value over
 -- any window, every metric being a sum of non-negative numbers.  Take the k
 -- customers with the highest all-time values and compute their window
 -- values from their folded rows (at most their true values); if n of them
@@ -1946,29 +1946,15 @@ BEGIN
 END;
 $$;
 
--- Filled from usage_customer_day, as the rebuild does, unless the database
--- is a distributed Citus cluster (not kept there; run distribute() again
--- after the update so that every node knows).
-DO $$
-DECLARE
-    distributed boolean := false;
-BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
-        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid '
-                'OPERATOR(pg_catalog.=) ''analytics.usage_customer_day''::pg_catalog.regclass)'
-           INTO distributed;
-    END IF;
-    IF NOT distributed THEN
-        INSERT INTO analytics.usage_day_gaps (day, prev_day, customers)
-        SELECT g.day, g.prev_day, pg_catalog.count(*)
-          FROM (SELECT x.day,
-                       COALESCE(pg_catalog.lag(x.day) OVER (PARTITION BY x.customer_identifier ORDER BY x.day),
-                                '-infinity'::pg_catalog.date) AS prev_day
-                  FROM analytics.usage_customer_day x) g
-         GROUP BY g.day, g.prev_day;
-    END IF;
-END;
-$$;
+-- Filled from usage_customer_day, as the rebuild does (a 1.0 database is
+-- never distributed: distribute() came with 1.1).
+INSERT INTO analytics.usage_day_gaps (day, prev_day, customers)
+SELECT g.day, g.prev_day, pg_catalog.count(*)
+  FROM (SELECT x.day,
+               COALESCE(pg_catalog.lag(x.day) OVER (PARTITION BY x.customer_identifier ORDER BY x.day),
+                        '-infinity'::pg_catalog.date) AS prev_day
+          FROM analytics.usage_customer_day x) g
+ GROUP BY g.day, g.prev_day;
 
 -- Issue 15: the Users page and cost_by_user read in the order of an index
 -- (40_rollup.sql, 50_views.sql): a usage_customer row for every customer,
@@ -1996,8 +1982,8 @@ CREATE INDEX usage_customer_last_seen ON analytics.usage_customer (last_seen DES
 
 -- The row of a new customer (zeros), with the extension owner's rights
 -- (whoever inserts the customer may not write the rollups).  On a Citus
--- cluster the trigger runs on the customers shard and the INSERT goes to
--- the co-located usage_customer shard.
+-- cluster the trigger runs on the customers shard and Citus routes the
+-- INSERT to the co-located usage_customer shard.
 CREATE FUNCTION analytics._usage_customer_created() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, analytics AS $$
 BEGIN

@@ -196,8 +196,8 @@ CREATE INDEX usage_customer_last_seen ON analytics.usage_customer (last_seen DES
 
 -- The row of a new customer (zeros), with the extension owner's rights
 -- (whoever inserts the customer may not write the rollups).  On a Citus
--- cluster the trigger runs on the customers shard and the INSERT goes to
--- the co-located usage_customer shard.
+-- cluster the trigger runs on the customers shard and Citus routes the
+-- INSERT to the co-located usage_customer shard.
 CREATE FUNCTION analytics._usage_customer_created() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, analytics AS $$
 BEGIN

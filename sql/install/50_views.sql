@@ -552,7 +552,7 @@ COMMENT ON FUNCTION analytics._usage_window_all(date, date, boolean) IS
 -- Customers ranked by a metric over the days overlapping [since, until).
 --
 -- With n given, the threshold algorithm (exact): a customer's all-time
--- value (usage_customer, indexed in descending order) bounds its value over
+-- value (usage_customer, indexed by each metric) bounds its value over
 -- any window, every metric being a sum of non-negative numbers.  Take the k
 -- customers with the highest all-time values and compute their window
 -- values from their folded rows (at most their true values); if n of them
