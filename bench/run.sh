@@ -589,48 +589,50 @@ view_case() {
 	fi
 }
 
-# tail_start AT: the realistic tail of SPEC 8 for the view measurements:
-# with the worker off and everything folded, TAIL logs of the last 2 s
-# (customers drawn like the reference logs') that stay pending while the
-# views are timed; ours and the raw queries both see them.  tail_end: the
-# worker on again, and the logs still pending reported.
-tail_start() {
+# tail_add N: N logs created in the last 2 s, of customers drawn like the
+# reference logs', inserted in record mode, then ANALYZE.
+tail_add() {
 	local gen
-	q $R -c "ALTER SYSTEM SET analytics.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
-	sleep 1
-	settle $R
-	[ "$TAIL" -gt 0 ] || return 0
-	gen="$(q $R -c "SELECT bench.gen_logs_sql($TAIL, $NCUST, false)")"
+	gen="$(q $R -c "SELECT bench.gen_logs_sql($1, $NCUST, false)")"
 	q $R -c "SET analytics.budget_enforcement = 'record'" -c "INSERT INTO analytics.logs ($(q $R -c "SELECT bench.log_columns()"))
 		SELECT now() - random() * interval '2 seconds', g.customer_identifier, g.model, g.prompt_tokens,
 		       g.completion_tokens, g.cost, g.latency, g.time_to_first_token, g.status_code, g.error_message
 		FROM ($gen) g" >/dev/null
 	q $R -c "ANALYZE analytics.logs" >/dev/null
 }
+# page_info WHAT AT: an info row, the median of 3 warm runs of the Users
+# page's first page by cost DESC (view case 20), ours only, as it stands.
+page_info() {
+	local ms
+	q $R -c "SELECT bench.time_query(ours) FROM bench.view_cases WHERE ord = 20" >/dev/null
+	ms="$(q $R -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t)
+	               FROM (SELECT bench.time_query(ours) AS t FROM bench.view_cases, generate_series(1, 3) WHERE ord = 20) s")"
+	row "view: users: first page by cost DESC with $1 @ $2 (info)" \
+		"$(awk -v ms="$ms" 'BEGIN { printf "%.2f ms", ms }')" "" "" "< 20 ms" "—" \
+		"median of 3 warm runs, ours only; $(q $R -c "SELECT logs_pending FROM analytics.status") logs pending"
+}
+# tail_start AT: the realistic tail of SPEC 8 for the view measurements:
+# with the worker off and everything folded, TAIL logs of the last 2 s
+# (customers drawn like the reference logs') that stay pending while the
+# views are timed; ours and the raw queries both see them.  tail_end: the
+# worker on again, and the logs still pending reported.
+tail_start() {
+	q $R -c "ALTER SYSTEM SET analytics.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 1
+	settle $R
+	[ "$TAIL" -gt 0 ] || return 0
+	tail_add "$TAIL"
+}
 tail_end() {
-	local pending gen ms
+	local pending
 	pending="$(q $R -c "SELECT logs_pending FROM analytics.status")"
 	if [ "$TAIL" -gt 0 ] && has $R 'analytics.users'; then
-		# The same page with the tail grown to 4 times as many logs.
-		gen="$(q $R -c "SELECT bench.gen_logs_sql($(( TAIL * 3 )), $NCUST, false)")"
-		q $R -c "SET analytics.budget_enforcement = 'record'" -c "INSERT INTO analytics.logs ($(q $R -c "SELECT bench.log_columns()"))
-			SELECT now() - random() * interval '2 seconds', g.customer_identifier, g.model, g.prompt_tokens,
-			       g.completion_tokens, g.cost, g.latency, g.time_to_first_token, g.status_code, g.error_message
-			FROM ($gen) g" >/dev/null
-		q $R -c "ANALYZE analytics.logs" >/dev/null
-		ms="$(q $R -c "SELECT bench.time_query(ours) FROM bench.view_cases WHERE ord = 20" >/dev/null;
-		      q $R -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t)
-		               FROM (SELECT bench.time_query(ours) AS t FROM bench.view_cases, generate_series(1, 3) WHERE ord = 20) s")"
-		row "view: users: first page by cost DESC with $(( TAIL * 4 )) logs not folded @ $1 (info)" \
-			"$(awk -v ms="$ms" 'BEGIN { printf "%.2f ms", ms }')" "" "" "< 20 ms" "—" \
-			"median of 3 warm runs, ours only; $(q $R -c "SELECT logs_pending FROM analytics.status") logs pending"
-		# And with every log folded: what the page costs without a tail.
+		# The same page with the tail grown to 4 times as many logs, and
+		# with every log folded: what the page costs without a tail.
+		tail_add "$(( TAIL * 3 ))"
+		page_info "$(( TAIL * 4 )) logs not folded" "$1"
 		settle $R
-		ms="$(q $R -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t)
-		               FROM (SELECT bench.time_query(ours) AS t FROM bench.view_cases, generate_series(1, 3) WHERE ord = 20) s")"
-		row "view: users: first page by cost DESC with no log pending @ $1 (info)" \
-			"$(awk -v ms="$ms" 'BEGIN { printf "%.2f ms", ms }')" "" "" "< 20 ms" "—" \
-			"median of 3 warm runs, ours only; $(q $R -c "SELECT logs_pending FROM analytics.status") logs pending"
+		page_info "no log pending" "$1"
 	fi
 	q $R -c "ALTER SYSTEM RESET analytics.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
 	row "logs not folded while the views @ $1 were timed (info)" "$pending logs" "" "" "" "—" \
