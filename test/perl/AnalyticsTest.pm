@@ -6,6 +6,7 @@
 package AnalyticsTest;
 
 use strict;
+use Cwd ();
 use warnings;
 
 use Exporter 'import';
@@ -60,8 +61,8 @@ sub wait_until
 }
 
 # kill9_server(NODE): SIGKILL to the postmaster and all its children at
-# once, as a power loss would, then wait (15 s at most) until they are gone
-# or zombies.  A zombie postmaster (where nothing reaps it) leaves a stale
+# once, as a power loss would (and to any child forked meanwhile), then
+# wait (15 s at most) until they are gone or zombies.  A zombie postmaster (where nothing reaps it) leaves a stale
 # postmaster.pid and socket lock, which are removed so the node can start.
 sub kill9_server
 {
@@ -82,8 +83,28 @@ sub kill9_server
 		}
 		return 0;
 	};
+	# A backend the postmaster forked after the pgrep above (a connection
+	# accepted in the last moment) is not in @children, and, orphaned,
+	# keeps the shared memory attached, so the node would refuse to start
+	# ("pre-existing shared memory block is still in use").  Find those by
+	# their process title, which carries the node's cluster_name, and their
+	# working directory, the node's data directory (so that a node of the
+	# same name in another test run is left alone).
+	my $name = $node->name;
+	my $dir = Cwd::realpath($node->data_dir);
+	my $stray = sub {
+		return grep { (readlink("/proc/$_/cwd") // '') eq $dir }
+		  split ' ', `pgrep -f '^postgres: \Q$name\E:'`;
+	};
 	my $deadline = time + 15;
-	usleep(100_000) while $alive->($pm, @children) && time < $deadline;
+	while (time < $deadline)
+	{
+		my @rest = $stray->();
+		kill 'KILL', @rest if @rest;
+		push @children, @rest;
+		last unless $alive->($pm, @children);
+		usleep(100_000);
+	}
 	return 0 if $alive->($pm, @children);
 	if (-e "/proc/$pm")
 	{
